@@ -1,0 +1,30 @@
+"""cffi build script: compiles ocirt._shim._ocirt_shim (API mode) at install.
+
+setup.py also builds ``ocirt-init`` (stage2.c) as a static executable next
+to the extension; see docs/architecture.md for why it exists.
+"""
+
+from pathlib import Path
+
+from cffi import FFI
+
+HERE = Path(__file__).resolve().parent
+
+ffibuilder = FFI()
+# The cdef is shim.h minus the includes (cffi parses only declarations).
+ffibuilder.cdef(
+    "\n".join(
+        line
+        for line in (HERE / "shim.h").read_text().splitlines()
+        if not line.startswith("#")
+    )
+)
+ffibuilder.set_source(
+    "ocirt._shim._ocirt_shim",
+    '#include "shim.h"\n' + (HERE / "shim.c").read_text().replace('#include "shim.h"', ""),
+    include_dirs=[str(HERE)],
+    extra_compile_args=["-O2", "-Wall"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

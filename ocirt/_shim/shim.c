@@ -1,0 +1,153 @@
+/* The syscalls Python 3.11 does not expose.  Thin on purpose: policy lives in
+ * Python (ocirt/linux/), this file only crosses into the kernel.           */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <Python.h>
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/capability.h>
+#include <linux/sched.h>
+
+#include "shim.h"
+
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+
+struct ocirt_clone_args {  /* struct clone_args, spelled out for old headers */
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
+        set_tid, set_tid_size, cgroup;
+};
+
+static long raw_fork(uint64_t flags, int cgroup_fd)
+{
+    if (cgroup_fd >= 0 || (flags >> 32) != 0) {
+        struct ocirt_clone_args args;
+        memset(&args, 0, sizeof(args));
+        args.flags = flags;
+        args.exit_signal = SIGCHLD;
+        if (cgroup_fd >= 0) {
+            args.flags |= 0x200000000ULL; /* CLONE_INTO_CGROUP */
+            args.cgroup = (uint64_t)cgroup_fd;
+        }
+        return syscall(SYS_clone3, &args, sizeof(args));
+    }
+    /* x86-64 and arm64 raw clone: (flags, stack, parent_tid, child_tid, tls);
+     * with a NULL stack the child continues on a copy of ours, like fork(). */
+    return syscall(SYS_clone, (unsigned long)flags | SIGCHLD, NULL, NULL, NULL, 0);
+}
+
+long ocirt_fork(uint64_t flags, int cgroup_fd)
+{
+    /* cffi released the GIL around this call; CPython's fork hooks need it. */
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyOS_BeforeFork();
+    long pid = raw_fork(flags, cgroup_fd);
+    int saved = errno;
+    if (pid == 0) {
+        PyOS_AfterFork_Child();
+    } else {
+        PyOS_AfterFork_Parent();
+    }
+    PyGILState_Release(gil);
+    errno = saved;
+    return pid;
+}
+
+int ocirt_unshare(int flags) { return unshare(flags); }
+int ocirt_setns(int fd, int nstype) { return setns(fd, nstype); }
+int ocirt_pivot_root(const char *new_root, const char *put_old)
+{
+    return (int)syscall(SYS_pivot_root, new_root, put_old);
+}
+int ocirt_mount(const char *source, const char *target, const char *fstype, unsigned long flags,
+                const char *data)
+{
+    return mount(source, target, fstype, flags, data);
+}
+int ocirt_umount2(const char *target, int flags) { return umount2(target, flags); }
+int ocirt_sethostname(const char *name, size_t len) { return sethostname(name, len); }
+int ocirt_setdomainname(const char *name, size_t len) { return setdomainname(name, len); }
+
+int ocirt_capget(uint32_t pid, uint32_t *effective, uint32_t *permitted, uint32_t *inheritable)
+{
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, (int)pid};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof(data));
+    if (syscall(SYS_capget, &hdr, data) < 0)
+        return -1;
+    for (int i = 0; i < 2; i++) {
+        effective[i] = data[i].effective;
+        permitted[i] = data[i].permitted;
+        inheritable[i] = data[i].inheritable;
+    }
+    return 0;
+}
+
+int ocirt_capset(const uint32_t *effective, const uint32_t *permitted, const uint32_t *inheritable)
+{
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    for (int i = 0; i < 2; i++) {
+        data[i].effective = effective[i];
+        data[i].permitted = permitted[i];
+        data[i].inheritable = inheritable[i];
+    }
+    return (int)syscall(SYS_capset, &hdr, data);
+}
+
+int ocirt_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)
+{
+    return prctl(option, a2, a3, a4, a5);
+}
+
+int ocirt_personality(unsigned long persona) { return personality(persona); }
+
+int ocirt_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve)
+{
+    uint64_t how[3] = {flags, mode, resolve}; /* struct open_how */
+    return (int)syscall(SYS_openat2, dirfd, path, how, sizeof(how));
+}
+int ocirt_open_tree(int dirfd, const char *path, unsigned int flags)
+{
+    return (int)syscall(SYS_open_tree, dirfd, path, flags);
+}
+int ocirt_move_mount(int from_dirfd, const char *from_path, int to_dirfd, const char *to_path,
+                     unsigned int flags)
+{
+    return (int)syscall(SYS_move_mount, from_dirfd, from_path, to_dirfd, to_path, flags);
+}
+int ocirt_mount_setattr(int dirfd, const char *path, unsigned int flags, uint64_t attr_set,
+                        uint64_t attr_clr, uint64_t propagation, uint64_t userns_fd)
+{
+    uint64_t attr[4] = {attr_set, attr_clr, propagation, userns_fd}; /* struct mount_attr */
+    return (int)syscall(SYS_mount_setattr, dirfd, path, flags, attr, sizeof(attr));
+}
+int ocirt_fsopen(const char *fsname, unsigned int flags)
+{
+    return (int)syscall(SYS_fsopen, fsname, flags);
+}
+int ocirt_fsconfig(int fd, unsigned int cmd, const char *key, const char *value, int aux)
+{
+    return (int)syscall(SYS_fsconfig, fd, cmd, key, value, aux);
+}
+int ocirt_fsmount(int fd, unsigned int flags, unsigned int attr_flags)
+{
+    return (int)syscall(SYS_fsmount, fd, flags, attr_flags);
+}
+int ocirt_close_range(unsigned int first, unsigned int last, unsigned int flags)
+{
+    return (int)syscall(SYS_close_range, first, last, flags);
+}
+int ocirt_ioprio_set(int which, int who, int ioprio)
+{
+    return (int)syscall(SYS_ioprio_set, which, who, ioprio);
+}

@@ -1,0 +1,32 @@
+/* Declarations shared by the cffi cdef (build.py) and shim.c.
+ * Every function returns -1 and leaves errno set on failure, like libc;
+ * ocirt/linux/syscalls.py turns that into OSError(errno, "call: ...").   */
+#include <stdint.h>
+
+/* fork(2) with namespace flags (clone3 when a cgroup fd is given, so the
+ * child starts life inside its cgroup: CLONE_INTO_CGROUP).  Runs CPython's
+ * own before/after-fork handlers exactly as os.fork() does.               */
+long ocirt_fork(uint64_t flags, int cgroup_fd);
+
+int ocirt_unshare(int flags);
+int ocirt_setns(int fd, int nstype);
+int ocirt_pivot_root(const char *new_root, const char *put_old);
+int ocirt_mount(const char *source, const char *target, const char *fstype,
+                unsigned long flags, const char *data);
+int ocirt_umount2(const char *target, int flags);
+int ocirt_sethostname(const char *name, size_t len);
+int ocirt_setdomainname(const char *name, size_t len);
+int ocirt_capget(uint32_t pid, uint32_t *effective, uint32_t *permitted, uint32_t *inheritable);
+int ocirt_capset(const uint32_t *effective, const uint32_t *permitted, const uint32_t *inheritable);
+int ocirt_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5);
+int ocirt_personality(unsigned long persona);
+int ocirt_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
+int ocirt_open_tree(int dirfd, const char *path, unsigned int flags);
+int ocirt_move_mount(int from_dirfd, const char *from_path, int to_dirfd, const char *to_path, unsigned int flags);
+int ocirt_mount_setattr(int dirfd, const char *path, unsigned int flags,
+                        uint64_t attr_set, uint64_t attr_clr, uint64_t propagation, uint64_t userns_fd);
+int ocirt_fsopen(const char *fsname, unsigned int flags);
+int ocirt_fsconfig(int fd, unsigned int cmd, const char *key, const char *value, int aux);
+int ocirt_fsmount(int fd, unsigned int flags, unsigned int attr_flags);
+int ocirt_close_range(unsigned int first, unsigned int last, unsigned int flags);
+int ocirt_ioprio_set(int which, int who, int ioprio);

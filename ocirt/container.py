@@ -1,0 +1,259 @@
+"""The library API: ``Container`` and its lifecycle.
+
+The CLI is a thin layer over this module; so can any Python program be::
+
+    from ocirt.container import Container, CreateOptions
+    c = Container.create("/run/ocirt", "web", CreateOptions(bundle="/srv/web"))
+    c.start()
+    c.kill(signal.SIGTERM)
+    c.delete(force=True)
+
+The short commands (state, start, kill, delete, list) import only this
+module, ``ocirt.state`` and the standard library: ``create`` pulls in the
+rest (validation, the init) lazily.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+from ocirt.errors import ContainerNotExist, ContainerNotRunning, OcirtError
+from ocirt.state import (
+    START_SOCKET,
+    StateDir,
+    derive_status,
+    init_is_alive,
+    list_ids,
+)
+
+if TYPE_CHECKING:
+    from ocirt.process.parent import CreateOptions
+
+KILL_WAIT_SECONDS = 10.0
+
+
+class Container:
+    def __init__(self, state_dir: StateDir, record: dict[str, Any]) -> None:
+        self._dir = state_dir
+        self.record = record
+
+    # -- constructors ---------------------------------------------------------
+    @classmethod
+    def create(cls, root: str, container_id: str, opts: CreateOptions) -> Container:
+        from ocirt.process.parent import create
+
+        record, _pid = create(root, container_id, opts)
+        return cls(StateDir(root, container_id), record)
+
+    @classmethod
+    def load(cls, root: str, container_id: str, lock: bool = True) -> Container:
+        state_dir = StateDir(root, container_id)
+        state_dir.open(lock=lock)
+        try:
+            record = state_dir.read()
+        except BaseException:
+            state_dir.close()
+            raise
+        return cls(state_dir, record)
+
+    def close(self) -> None:
+        """Release the lock on the state dir."""
+        self._dir.close()
+
+    def __enter__(self) -> Container:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- queries --------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.record["id"]
+
+    @property
+    def pid(self) -> int:
+        return self.record["pid"]
+
+    @property
+    def status(self) -> str:
+        return derive_status(self.record)
+
+    def state(self) -> dict[str, Any]:
+        from ocirt.process.parent import public_state
+
+        return public_state(self.record, self.status)
+
+    def processes(self) -> list[int]:
+        """Host pids of every process of the container (init first)."""
+        if not init_is_alive(self.record):
+            return []
+        pids = [self.pid]
+        try:
+            own = os.stat(f"/proc/{self.pid}/ns/pid").st_ino
+            if own == os.stat("/proc/self/ns/pid").st_ino:
+                return pids  # the host's pid namespace: only the init is known to be ours
+        except OSError:
+            return pids
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) == self.pid:
+                continue
+            try:
+                if os.stat(f"/proc/{name}/ns/pid").st_ino == own:
+                    pids.append(int(name))
+            except OSError:
+                continue
+        return pids
+
+    # -- lifecycle ------------------------------------------------------------
+    def start(self) -> None:
+        status = self.status
+        if status == "stopped":
+            raise OcirtError("cannot start a container that has stopped")
+        if status != "created":
+            raise OcirtError("cannot start an already running container")
+        reply = self._release_init()
+        if reply:
+            errno_text, _, message = reply.decode(errors="replace").partition("\n")
+            raise OcirtError(message or f"container init failed (errno {errno_text})")
+        try:
+            os.unlink(self._dir.file(START_SOCKET))
+        except FileNotFoundError:
+            pass
+        self._run_hooks("poststart", "running", fatal=True)
+
+    def _release_init(self) -> bytes:
+        """Connect to the waiting stage 2; its reply is empty when exec worked."""
+        state_json = json.dumps(self.state()).encode()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
+            try:
+                s.connect(self._dir.file(START_SOCKET))
+            except OSError as e:
+                raise OcirtError(f"cannot start container: {e.strerror}") from e
+            s.sendall(state_json)
+            s.shutdown(socket.SHUT_WR)
+            chunks = []
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    def kill(self, sig: int, all_processes: bool = False) -> None:
+        if not init_is_alive(self.record):
+            if all_processes:
+                return  # the shim's `kill --all ID 9` after the init died
+            raise ContainerNotRunning()
+        targets = self.processes() if all_processes else [self.pid]
+        for pid in targets:
+            self._signal(pid, sig, is_init=pid == self.pid)
+
+    def _signal(self, pid: int, sig: int, is_init: bool) -> None:
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            if is_init:
+                raise ContainerNotRunning() from None
+            return
+        try:
+            # The pidfd pins the process: re-check it is still our init, then signal.
+            if is_init and not init_is_alive(self.record):
+                raise ContainerNotRunning()
+            signal.pidfd_send_signal(pidfd, sig)
+        except ProcessLookupError:
+            if is_init:
+                raise ContainerNotRunning() from None
+        except OSError as e:
+            raise OcirtError(f"unable to signal init: {e.strerror.lower()}") from e
+        finally:
+            os.close(pidfd)
+
+    def delete(self, force: bool = False) -> list[str]:
+        """Remove the container; returns warnings (failed poststop hooks)."""
+        status = self.status
+        if status in ("running", "paused") and not force:
+            raise OcirtError(f"cannot delete container {self.id} that is not stopped: {status}")
+        if status != "stopped":
+            self.kill(signal.SIGKILL, all_processes=True)
+            self._wait_for_init_exit()
+        warnings = self._run_hooks("poststop", "stopped", fatal=False)
+        self._dir.remove()
+        return warnings
+
+    def _wait_for_init_exit(self) -> None:
+        try:
+            pidfd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            return
+        try:
+            deadline = time.monotonic() + KILL_WAIT_SECONDS
+            while init_is_alive(self.record) and time.monotonic() < deadline:
+                select.select([pidfd], [], [], 0.05)
+        finally:
+            os.close(pidfd)
+        if init_is_alive(self.record):
+            raise OcirtError(f"container {self.id} did not exit after SIGKILL")
+
+    def _run_hooks(self, kind: str, status: str, fatal: bool) -> list[str]:
+        hooks_config = (self.record.get("config") or {}).get("hooks") or {}
+        if not hooks_config.get(kind):
+            return []
+        from ocirt.linux import hooks
+        from ocirt.process.parent import public_state
+        from ocirt.spec import Hook
+
+        state_json = json.dumps(public_state(self.record, status)).encode()
+        warnings = []
+        for entry in hooks_config[kind]:
+            try:
+                hooks.run(Hook.from_dict(entry), state_json, kind)
+            except OcirtError as e:
+                if fatal:
+                    raise
+                warnings.append(str(e))
+        return warnings
+
+    def wait(self) -> int:
+        """Exit code of the init; only for the process that created it (run)."""
+        while True:
+            try:
+                _, status = os.waitpid(self.pid, 0)
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                return 0
+            if os.WIFEXITED(status):
+                return os.WEXITSTATUS(status)
+            if os.WIFSIGNALED(status):
+                return 128 + os.WTERMSIG(status)
+
+
+def list_containers(root: str) -> list[dict[str, Any]]:
+    """State of every container under ROOT, with its owner's name."""
+    from ocirt.process.parent import public_state
+
+    result = []
+    for container_id in list_ids(root):
+        try:
+            c = Container.load(root, container_id, lock=False)
+        except ContainerNotExist:
+            continue
+        with c:
+            state = public_state(c.record, c.status)
+            state["owner"] = _owner_name(c._dir.path)
+            result.append(state)
+    return result
+
+
+def _owner_name(path: str) -> str:
+    uid = os.stat(path).st_uid
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, ImportError):
+        return f"#{uid}"

@@ -1,0 +1,49 @@
+"""Errors raised by the ocirt library.
+
+The library never prints or exits: it raises these, and the CLI turns them into
+runc's stderr line, the ``--log`` record and exit status 1.  Messages follow
+runc's wording where container managers string-match them (see
+``../shared/reference/contract.md``): "container does not exist",
+"container not running", "no such process", "permission denied".
+"""
+
+from __future__ import annotations
+
+
+class OcirtError(Exception):
+    """A failure to report to the user as one sentence."""
+
+    exit_code = 1
+
+
+class ConfigError(OcirtError):
+    """config.json (or another input file) is wrong.
+
+    The message names the file, the field as a dotted JSON path, what is wrong
+    and, where there is one, the fix:
+    ``config.json: process.user.uid: 'x' is not of type 'integer'``.
+    """
+
+    def __init__(self, filename: str, json_path: str, problem: str, fix: str = "") -> None:
+        self.filename = filename
+        self.json_path = json_path
+        self.problem = problem
+        self.fix = fix
+        where = f"{filename}: {json_path}: " if json_path else f"{filename}: "
+        super().__init__(where + problem + (f" ({fix})" if fix else ""))
+
+
+class ContainerNotExist(OcirtError):
+    def __init__(self, container_id: str) -> None:
+        super().__init__("container does not exist")
+        self.container_id = container_id
+
+
+class ContainerExists(OcirtError):
+    def __init__(self, container_id: str) -> None:
+        super().__init__(f"container with id exists: {container_id}")
+
+
+class ContainerNotRunning(OcirtError):
+    def __init__(self) -> None:
+        super().__init__("container not running")

@@ -1,0 +1,82 @@
+"""Running OCI hooks: state JSON on stdin, args[0] as argv[0], env, timeout.
+
+A hook that never reads its stdin must not break the runtime: the state is
+written from a thread-free loop that tolerates EPIPE, and SIGPIPE is ignored
+for the runtime itself (Python already does so).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+
+from ocirt.errors import OcirtError
+from ocirt.spec import Hook
+
+
+class HookError(OcirtError):
+    pass
+
+
+def run(hook: Hook, state_json: bytes, kind: str) -> None:
+    """Run HOOK to completion; raise HookError on failure or timeout."""
+    stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
+    argv = list(hook.args) or [hook.path]
+    env = dict(e.split("=", 1) for e in hook.env if "=" in e)
+    try:
+        pid = os.fork()
+    except OSError as e:
+        raise HookError(f"error running {kind} hook {hook.path}: {e.strerror}") from e
+    if pid == 0:  # child: stdin from the pipe, stdout/stderr shared with us
+        try:
+            os.dup2(stdin_r, 0)
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            os.execve(hook.path, argv, env)
+        except OSError as e:
+            os.write(2, f"{kind} hook {hook.path}: {e.strerror}\n".encode())
+        os._exit(127)
+    os.close(stdin_r)
+    _feed(stdin_w, state_json)
+    status = _wait(pid, hook.timeout)
+    if status is None:
+        raise HookError(f"{kind} hook {hook.path} timed out after {hook.timeout}s")
+    if status != 0:
+        raise HookError(f"error running {kind} hook {hook.path}: exit status {status}")
+
+
+def _feed(fd: int, data: bytes) -> None:
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    except BrokenPipeError:
+        pass  # the hook did not want its stdin
+    finally:
+        os.close(fd)
+
+
+def _wait(pid: int, timeout: int | None) -> int | None:
+    """Exit status (128+sig when killed), or None after killing it on timeout."""
+    if timeout is None:
+        return _exit_code(os.waitpid(pid, 0)[1])
+    pidfd = os.pidfd_open(pid)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([pidfd], [], [], left)[0]:
+                if time.monotonic() >= deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    return None
+                continue
+            return _exit_code(os.waitpid(pid, 0)[1])
+    finally:
+        os.close(pidfd)
+
+
+def _exit_code(status: int) -> int:
+    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)

@@ -1,0 +1,105 @@
+"""Resolving paths inside the container's rootfs without ever leaving it.
+
+Every mount destination, device path and masked path is opened with
+openat2(RESOLVE_IN_ROOT) against an fd of the rootfs: a symlink (absolute or
+with ``..``) is resolved as if the rootfs were ``/``, so a hostile image
+cannot point a mount at the host (runc's CVE-2021-30465 and friends).  What
+is mounted is then mounted on ``/proc/self/fd/N``, the fd we resolved, never
+on a path that could be swapped between check and use.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from ocirt.linux import syscalls as sc
+
+MAX_SYMLINK_DEPTH = 40
+
+
+def fd_path(fd: int) -> str:
+    return f"/proc/self/fd/{fd}"
+
+
+def open_in_root(root_fd: int, path: str, flags: int = os.O_PATH) -> int:
+    rel = path.lstrip("/") or "."
+    return sc.openat2(root_fd, rel, flags | os.O_CLOEXEC, 0, sc.RESOLVE_IN_ROOT)
+
+
+def ensure_dir(root_fd: int, path: str, mode: int = 0o755, _depth: int = 0) -> int:
+    """O_PATH fd of directory PATH inside the root, created (mkdir -p) if missing."""
+    if _depth > MAX_SYMLINK_DEPTH:
+        raise OSError(errno.ELOOP, f"too many symlinks creating {path}")
+    try:
+        return open_in_root(root_fd, path, os.O_PATH | os.O_DIRECTORY)
+    except FileNotFoundError:
+        pass
+    parent, name = os.path.split(os.path.normpath("/" + path))
+    parent_fd = ensure_dir(root_fd, parent, mode, _depth + 1)
+    try:
+        try:
+            os.mkdir(name, mode, dir_fd=parent_fd)
+        except FileExistsError:
+            # A dangling symlink: create what it points at, inside the root.
+            target = os.readlink(name, dir_fd=parent_fd)
+            return ensure_dir(root_fd, os.path.join(parent, target), mode, _depth + 1)
+        return open_in_root(root_fd, path, os.O_PATH | os.O_DIRECTORY)
+    finally:
+        os.close(parent_fd)
+
+
+def ensure_file(root_fd: int, path: str, mode: int = 0o644) -> int:
+    """O_PATH fd of a non-directory at PATH inside the root, created if missing."""
+    try:
+        fd = open_in_root(root_fd, path, os.O_PATH)
+    except FileNotFoundError:
+        parent, _name = os.path.split(os.path.normpath("/" + path))
+        os.close(ensure_dir(root_fd, parent))
+        created = sc.openat2(
+            root_fd,
+            path.lstrip("/"),
+            os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+            mode,
+            sc.RESOLVE_IN_ROOT,
+        )
+        os.close(created)
+        fd = open_in_root(root_fd, path, os.O_PATH)
+    return fd
+
+
+def is_dir_fd(fd: int) -> bool:
+    return stat.S_ISDIR(os.fstat(fd).st_mode)
+
+
+def resolve_in_root(root: str, path: str) -> str:
+    """Host path of PATH resolved inside ROOT (symlinks clamped to ROOT).
+
+    For read-only look-ups before the rootfs is entered (the executable check):
+    it walks the components with readlink, as the kernel would in a chroot.
+    """
+    parts = [p for p in path.split("/") if p]
+    resolved: list[str] = []
+    depth = 0
+    while parts:
+        part = parts.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = os.path.join(root, *resolved, part)
+        try:
+            target = os.readlink(candidate)
+        except OSError:
+            resolved.append(part)
+            continue
+        depth += 1
+        if depth > MAX_SYMLINK_DEPTH:
+            raise OSError(errno.ELOOP, f"too many levels of symbolic links: {path}")
+        if target.startswith("/"):
+            resolved = []
+        parts = [p for p in target.split("/") if p] + parts
+    return os.path.join(root, *resolved)

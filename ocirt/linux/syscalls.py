@@ -1,0 +1,213 @@
+"""Pythonic wrappers over the cffi shim: bytes/str in, ``OSError`` out.
+
+Every failure raises ``OSError(errno, "call(args): strerror")`` so that a
+message reaching the user says which call failed on what, the way mkosi's
+sandbox layer reads.  Nothing here decides policy.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+from ocirt._shim._ocirt_shim import ffi, lib
+
+# clone(2) / unshare(2) / setns(2) namespace flags.
+CLONE_NEWTIME = 0x00000080
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+# mount(2) flags.
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_SYNCHRONOUS = 0x10
+MS_REMOUNT = 0x20
+MS_MANDLOCK = 0x40
+MS_DIRSYNC = 0x80
+MS_NOSYMFOLLOW = 0x100
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
+MS_REC = 0x4000
+MS_SILENT = 0x8000
+MS_UNBINDABLE = 0x20000
+MS_PRIVATE = 0x40000
+MS_SLAVE = 0x80000
+MS_SHARED = 0x100000
+MS_RELATIME = 0x200000
+MS_I_VERSION = 0x800000
+MS_STRICTATIME = 0x1000000
+MS_LAZYTIME = 0x2000000
+MNT_DETACH = 0x2
+
+# openat2(2) resolve flags.
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+
+# open_tree(2) / move_mount(2) / mount_setattr(2).
+OPEN_TREE_CLONE = 0x1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+AT_SYMLINK_NOFOLLOW = 0x100
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR__ATIME = 0x70
+MOUNT_ATTR_RELATIME = 0x0
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_IDMAP = 0x100000
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+
+# prctl(2).
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_SET_NAME = 15
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_GET_NO_NEW_PRIVS = 39
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+CLOSE_RANGE_CLOEXEC = 1 << 2
+
+
+def _check(result: int, call: str, *detail: object) -> int:
+    if result < 0:
+        err = ffi.errno
+        where = f"{call}({', '.join(str(d) for d in detail)})" if detail else call
+        raise OSError(err, f"{where}: {os.strerror(err)}")
+    return result
+
+
+def _c(value: str | bytes | None):
+    if value is None:
+        return ffi.NULL
+    return value.encode() if isinstance(value, str) else value
+
+
+def fork_with_flags(flags: int, cgroup_fd: int = -1) -> int:
+    """fork(2) whose child starts in new namespaces (and a cgroup on v2)."""
+    return _check(lib.ocirt_fork(flags, cgroup_fd), "clone", hex(flags))
+
+
+def unshare(flags: int) -> None:
+    _check(lib.ocirt_unshare(flags), "unshare", hex(flags))
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    _check(lib.ocirt_setns(fd, nstype), "setns", hex(nstype))
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    _check(lib.ocirt_pivot_root(_c(new_root), _c(put_old)), "pivot_root", new_root)
+
+
+def mount(
+    source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None
+) -> None:
+    result = lib.ocirt_mount(_c(source), _c(target), _c(fstype), flags, _c(data))
+    _check(result, "mount", source, target, fstype, hex(flags), data or "")
+
+
+def umount2(target: str, flags: int = 0) -> None:
+    _check(lib.ocirt_umount2(_c(target), flags), "umount2", target)
+
+
+def sethostname(name: str) -> None:
+    raw = name.encode()
+    _check(lib.ocirt_sethostname(raw, len(raw)), "sethostname", name)
+
+
+def setdomainname(name: str) -> None:
+    raw = name.encode()
+    _check(lib.ocirt_setdomainname(raw, len(raw)), "setdomainname", name)
+
+
+def _split64(mask: int) -> list[int]:
+    return [mask & 0xFFFFFFFF, (mask >> 32) & 0xFFFFFFFF]
+
+
+def capget(pid: int = 0) -> tuple[int, int, int]:
+    """(effective, permitted, inheritable) as 64-bit masks."""
+    eff = ffi.new("uint32_t[2]")
+    perm = ffi.new("uint32_t[2]")
+    inh = ffi.new("uint32_t[2]")
+    _check(lib.ocirt_capget(pid, eff, perm, inh), "capget", pid)
+    join = lambda a: a[0] | (a[1] << 32)  # noqa: E731
+    return join(eff), join(perm), join(inh)
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    eff = ffi.new("uint32_t[2]", _split64(effective))
+    perm = ffi.new("uint32_t[2]", _split64(permitted))
+    inh = ffi.new("uint32_t[2]", _split64(inheritable))
+    _check(lib.ocirt_capset(eff, perm, inh), "capset")
+
+
+def prctl(option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
+    return _check(lib.ocirt_prctl(option, a2, a3, a4, a5), "prctl", option, a2)
+
+
+def personality(persona: int) -> int:
+    return _check(lib.ocirt_personality(persona), "personality", hex(persona))
+
+
+def openat2(dirfd: int, path: str, flags: int, mode: int = 0, resolve: int = 0) -> int:
+    return _check(lib.ocirt_openat2(dirfd, _c(path), flags, mode, resolve), "openat2", path)
+
+
+def open_tree(dirfd: int, path: str, flags: int) -> int:
+    return _check(lib.ocirt_open_tree(dirfd, _c(path), flags), "open_tree", path)
+
+
+def move_mount(from_dirfd: int, from_path: str, to_dirfd: int, to_path: str, flags: int) -> None:
+    result = lib.ocirt_move_mount(from_dirfd, _c(from_path), to_dirfd, _c(to_path), flags)
+    _check(result, "move_mount", to_path)
+
+
+def mount_setattr(
+    dirfd: int,
+    path: str,
+    flags: int,
+    attr_set: int = 0,
+    attr_clr: int = 0,
+    propagation: int = 0,
+    userns_fd: int = 0,
+) -> None:
+    result = lib.ocirt_mount_setattr(
+        dirfd, _c(path), flags, attr_set, attr_clr, propagation, userns_fd
+    )
+    _check(result, "mount_setattr", path, hex(attr_set), hex(attr_clr))
+
+
+def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
+    _check(lib.ocirt_close_range(first, last, flags), "close_range", first)
+
+
+def ioprio_set(which: int, who: int, ioprio: int) -> None:
+    _check(lib.ocirt_ioprio_set(which, who, ioprio), "ioprio_set", ioprio)
+
+
+def errno_name(err: int) -> str:
+    return _errno.errorcode.get(err, str(err))

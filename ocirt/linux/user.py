@@ -1,0 +1,28 @@
+"""process.user: supplementary groups, gid, uid, umask; and oomScoreAdj."""
+
+from __future__ import annotations
+
+import os
+
+from ocirt.spec import User
+
+
+def switch(user: User, in_user_ns: bool = False) -> None:
+    """setgroups, setresgid, setresuid: groups first, uid last (needs CAP_SETUID)."""
+    # In a user namespace without a gid map writable setgroups, setgroups fails
+    # with EPERM when /proc/self/setgroups says "deny"; skip empty lists then.
+    if user.additional_gids or not in_user_ns:
+        os.setgroups(list(user.additional_gids))
+    os.setresgid(user.gid, user.gid, user.gid)
+    os.setresuid(user.uid, user.uid, user.uid)
+
+
+def set_umask(user: User) -> None:
+    os.umask(user.umask if user.umask is not None else 0o022)
+
+
+def set_oom_score_adj(value: int | None) -> None:
+    if value is None:
+        return
+    with open("/proc/self/oom_score_adj", "w") as f:
+        f.write(str(value))

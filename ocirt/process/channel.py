@@ -1,0 +1,89 @@
+"""Typed messages between the runtime (parent) and the container init (child).
+
+One SOCK_SEQPACKET socketpair: each message is one datagram, a one-byte
+type followed by a JSON body, so a message is never split or merged.  Both
+ends are close-on-exec: when the init execs the stage-2 program, the parent
+reads EOF, which is how it learns that exec succeeded (CPython's subprocess
+errpipe works the same way).  A failure travels as ERROR {errno, message}.
+
+Sequence (docs/architecture.md has the diagram):
+
+    child  -> parent  NEED_ID_MAPS        new user ns exists; write uid/gid maps
+    parent -> child   ID_MAPS_DONE
+    parent -> child   PROCEED             the init's cgroup is ready
+    child  -> parent  RUN_RUNTIME_HOOKS   mounts done: prestart + createRuntime
+    parent -> child   HOOKS_DONE
+    child  -> parent  READY               set up; about to exec stage 2
+    child  -> parent  ERROR               instead of any of the above, then exit
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import socket
+from typing import Any
+
+MAX_MESSAGE = 64 * 1024
+
+
+class Msg(enum.IntEnum):
+    NEED_ID_MAPS = 1
+    ID_MAPS_DONE = 2
+    PROCEED = 3
+    RUN_RUNTIME_HOOKS = 4
+    HOOKS_DONE = 5
+    READY = 6
+    ERROR = 7
+
+
+class ChannelClosed(Exception):
+    """The other end is gone (for the parent after READY: exec succeeded)."""
+
+
+class ChildError(Exception):
+    """The init reported a failure."""
+
+    def __init__(self, errno: int, message: str) -> None:
+        super().__init__(message)
+        self.errno = errno
+        self.message = message
+
+
+class Channel:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    @classmethod
+    def pair(cls) -> tuple[Channel, Channel]:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return cls(parent), cls(child)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, kind: Msg, body: dict[str, Any] | None = None) -> None:
+        payload = json.dumps(body or {}, separators=(",", ":")).encode()
+        self.sock.send(bytes([kind]) + payload)
+
+    def send_error(self, errno: int, message: str) -> None:
+        self.send(Msg.ERROR, {"errno": errno, "message": message})
+
+    def recv(self) -> tuple[Msg, dict[str, Any]]:
+        data = self.sock.recv(MAX_MESSAGE)
+        if not data:
+            raise ChannelClosed()
+        kind = Msg(data[0])
+        body = json.loads(data[1:]) if len(data) > 1 else {}
+        if kind is Msg.ERROR:
+            raise ChildError(body.get("errno", 0), body.get("message", "unknown error"))
+        return kind, body
+
+    def expect(self, kind: Msg) -> dict[str, Any]:
+        got, body = self.recv()
+        if got is not kind:
+            raise ChildError(0, f"protocol error: expected {kind.name}, got {got.name}")
+        return body

@@ -1,0 +1,258 @@
+"""The container's init, Python stage: everything between clone() and stage 2.
+
+Runs in the child of ``clone()``, already in the new namespaces.  Every
+module it needs is imported at the top of this file, i.e. in the runtime
+before the fork: after pivot_root the host's Python files are out of reach.
+Numbered steps mirror the messages in ``ocirt.process.channel``:
+
+  1. user namespace: ask the parent for id maps, become root in it
+  2. wait until the parent has placed us in our cgroup (PROCEED)
+  3. join namespaces given by path; unshare cgroup/time namespaces
+  4. hostname, domainname, loopback
+  5. rootfs: mounts, /dev  -> parent runs prestart/createRuntime hooks
+  6. createContainer hooks, pivot_root, read-only root, masked/readonly paths
+  7. console, rlimits, oom_score_adj, umask, fds, user, capabilities, nnp
+  8. READY, then fexecve the stage-2 program, which waits for ``start``
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import stat
+import sys
+import traceback
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+from ocirt.errors import OcirtError
+from ocirt.linux import (
+    capabilities,
+    console,
+    devices,
+    hooks,
+    namespaces,
+    network,
+    rlimits,
+    rootfs,
+    user,
+)
+from ocirt.linux import syscalls as sc
+from ocirt.linux.paths import ensure_dir
+from ocirt.process.channel import Channel, Msg
+from ocirt.spec import Spec
+
+
+@dataclass
+class InitPlan:
+    spec: Spec
+    bundle: str
+    container_id: str
+    channel: Channel
+    listen_fd: int
+    stage2_fd: int
+    ns_fds: dict[str, int] = field(default_factory=dict)
+    preserve_fds: int = 0
+    no_pivot: bool = False
+    console_sock: socket.socket | None = None
+    state_json: bytes = b""
+
+    @property
+    def new_user_ns(self) -> bool:
+        return self.spec.linux.has_new_namespace("user")
+
+    @property
+    def in_user_ns(self) -> bool:
+        return self.spec.linux.namespace("user") is not None
+
+
+def run(plan: InitPlan) -> NoReturn:
+    """The child's entry point; never returns."""
+    try:
+        sc.prctl(sc.PR_SET_PDEATHSIG, 9)  # die with `ocirt create` until READY
+        argv, env = _setup(plan)
+        sc.prctl(sc.PR_SET_PDEATHSIG, 0)
+        plan.channel.send(Msg.READY)
+        os.execve(plan.stage2_fd, argv, env)
+        raise OSError(0, "stage 2 returned")
+    except OcirtError as e:
+        _report(plan, 0, str(e))
+    except OSError as e:
+        _report(plan, e.errno or 0, e.strerror or str(e))
+    except BaseException as e:  # a bug: the parent must still hear about it
+        _report(plan, 0, "".join(traceback.format_exception_only(e)).strip())
+    os._exit(1)
+
+
+def _report(plan: InitPlan, errno: int, message: str) -> None:
+    try:
+        plan.channel.send_error(errno, message)
+    except OSError:
+        pass
+
+
+def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
+    spec = plan.spec
+    process = spec.process
+    assert process is not None
+    linux = spec.linux
+
+    # 1. user namespace
+    if plan.new_user_ns:
+        plan.channel.send(Msg.NEED_ID_MAPS)
+        plan.channel.expect(Msg.ID_MAPS_DONE)
+    elif "user" in plan.ns_fds:
+        namespaces.join(plan.ns_fds, skip=tuple(t for t in plan.ns_fds if t != "user"))
+    if plan.in_user_ns:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+
+    # 2. the parent places us in our cgroup first
+    plan.channel.expect(Msg.PROCEED)
+
+    # 3. namespaces
+    namespaces.join(plan.ns_fds, skip=("user", "pid"))
+    namespaces.unshare_late(linux)
+
+    # 4. identity and network
+    if spec.hostname:
+        sc.sethostname(spec.hostname)
+    if spec.domainname:
+        sc.setdomainname(spec.domainname)
+    if linux.has_new_namespace("network"):
+        network.bring_up_loopback()
+
+    # 5. rootfs
+    cgroup_paths = rootfs.current_cgroup_paths()
+    root_fd = rootfs.prepare(spec, plan.bundle, cgroup_paths)
+    if devices.needs_dev_setup(spec):
+        devices.create_devices(root_fd, spec, plan.in_user_ns)
+        devices.create_symlinks(root_fd)
+    _ensure_cwd(root_fd, process.cwd)
+    if spec.hooks.get("prestart") or spec.hooks.get("createRuntime"):
+        plan.channel.send(Msg.RUN_RUNTIME_HOOKS)
+        plan.channel.expect(Msg.HOOKS_DONE)
+
+    # 6. createContainer hooks run in our namespaces, before pivot_root
+    for hook in spec.hooks.get("createContainer", ()):
+        hooks.run(hook, plan.state_json, "createContainer")
+    rootfs.enter(root_fd, spec.root_path, plan.no_pivot)
+    os.close(root_fd)
+    if spec.root_readonly:
+        rootfs.make_root_readonly()
+    rootfs.mask_paths(linux.masked_paths)
+    rootfs.readonly_paths(linux.readonly_paths)
+
+    # 7. the process's own attributes
+    if process.terminal:
+        _setup_terminal(plan)
+    rlimits.apply(process.rlimits)
+    user.set_oom_score_adj(process.oom_score_adj)
+    _prepare_fds(plan)
+    caps = process.capabilities
+    if caps is not None:
+        capabilities.drop_bounding(caps)
+        capabilities.keep_caps_across_setuid(True)
+    user.switch(process.user, plan.in_user_ns)
+    user.set_umask(process.user)
+    _chdir(process.cwd)
+    path = _look_path(process.args[0], process.env_value("PATH", ""))
+    if caps is not None:
+        capabilities.keep_caps_across_setuid(False)
+        capabilities.apply_sets(caps)
+    if process.no_new_privileges:
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+
+    _reset_signals()
+    argv = ["ocirt-init", str(plan.listen_fd), "-1", path, *process.args]
+    env = dict(e.split("=", 1) if "=" in e else (e, "") for e in process.env)
+    return argv, env
+
+
+def _reset_signals() -> None:
+    """Python ignores SIGPIPE and SIGXFSZ; ignored signals survive execve."""
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def _ensure_cwd(root_fd: int, cwd: str) -> None:
+    """runc creates a missing cwd inside the rootfs; so do we."""
+    try:
+        os.close(ensure_dir(root_fd, cwd))
+    except OSError:
+        pass  # reported by the chdir after the user switch, with runc's words
+
+
+def _chdir(cwd: str) -> None:
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise OSError(
+            e.errno, f'chdir to cwd ("{cwd}") set in config.json failed: {_lower(e.strerror)}'
+        ) from e
+
+
+def _lower(text: str | None) -> str:
+    text = text or ""
+    return text[:1].lower() + text[1:]
+
+
+def _look_path(arg0: str, path_env: str) -> str:
+    """Go's exec.LookPath, inside the container, with runc's error wording."""
+    if "/" in arg0:
+        if _is_executable(arg0):
+            return arg0
+        err = _exec_error(arg0)
+        raise OSError(err.errno, f'exec: "{arg0}": {_lower(err.strerror)}')
+    for directory in path_env.split(":") if path_env else ():
+        candidate = os.path.join(directory or ".", arg0)
+        if _is_executable(candidate):
+            return candidate
+    raise OSError(2, f'exec: "{arg0}": executable file not found in $PATH')
+
+
+def _is_executable(path: str) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and bool(st.st_mode & 0o111)
+
+
+def _exec_error(path: str) -> OSError:
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return e
+    if stat.S_ISDIR(st.st_mode):
+        return OSError(21, "is a directory")
+    return OSError(13, "permission denied")
+
+
+def _setup_terminal(plan: InitPlan) -> None:
+    master, slave_path = console.open_pty()
+    try:
+        console.set_size(master, plan.spec.process.console_size if plan.spec.process else None)
+        console.mount_console(slave_path)
+        if plan.console_sock is not None:
+            console.send_master(plan.console_sock, master, slave_path)
+    finally:
+        os.close(master)
+        if plan.console_sock is not None:
+            plan.console_sock.close()
+    console.become_session_leader_on(slave_path)
+
+
+def _prepare_fds(plan: InitPlan) -> None:
+    """Only 0-2, the preserved fds and stage 2's socket survive the execs."""
+    first_closed = 3 + plan.preserve_fds
+    sc.close_range(first_closed, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
+    for fd in range(3, first_closed):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+    os.set_inheritable(plan.listen_fd, True)
+    sys.stdout.flush()

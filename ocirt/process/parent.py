@@ -1,0 +1,313 @@
+"""The runtime's side of ``create``: numbered steps, one straight path.
+
+  1. state dir: mkdir + lock (refuses a duplicate id)
+  2. read and validate config.json
+  3. the start socket, the stage-2 memfd, the console socket, namespace fds
+  4. clone() the init into its new namespaces (``ocirt.process.init``)
+  5. answer the init's messages: id maps, cgroup, runtime hooks
+  6. READY then EOF: the init is now stage 2, blocked until ``start``
+  7. pid file and state.json; unlock; exit (the init is re-parented to our
+     caller's subreaper: conmon or the containerd shim wait() for it)
+
+Any failure kills and reaps the child and removes the state dir: nothing is
+left behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from ocirt import validate
+from ocirt.errors import OcirtError
+from ocirt.linux import hooks, namespaces
+from ocirt.linux import syscalls as sc
+from ocirt.process import init as init_stage
+from ocirt.process.channel import Channel, ChannelClosed, ChildError, Msg
+from ocirt.spec import Spec
+from ocirt.state import (
+    OCI_VERSION,
+    START_SOCKET,
+    STAGE2_MEMFD_NAME,
+    StateDir,
+    process_start_time,
+    rfc3339_now,
+)
+
+STAGE2_PATH = os.path.join(os.path.dirname(__file__), os.pardir, "_shim", "ocirt-init")
+MFD_ALLOW_SEALING = 0x2
+F_SEAL_ALL = 0x1 | 0x2 | 0x4 | 0x8  # SEAL, SHRINK, GROW, WRITE
+
+
+@dataclass
+class CreateOptions:
+    bundle: str
+    pid_file: str = ""
+    console_socket: str = ""
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    preserve_fds: int = 0
+    rootless: bool = False
+    systemd_cgroup: bool = False
+
+
+class CreateError(OcirtError):
+    pass
+
+
+def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str, Any], int]:
+    """Create the container; return its state record and the init's pid."""
+    bundle = os.path.abspath(opts.bundle)
+    state_dir = StateDir(root, container_id)
+    if not os.path.isdir(bundle):
+        raise CreateError(f"chdir {opts.bundle}: no such file or directory")
+    state_dir.create()  # step 1
+    child_pid = 0
+    try:
+        config, raw = validate.load_config(bundle)  # step 2
+        validate.validate_config(
+            config, raw, bundle=bundle, cache_dir=os.path.join(root, ".validated")
+        )
+        spec = Spec.from_dict(config, bundle)
+        if spec.process is None:
+            raise OcirtError("config.json: process: missing (create needs a process to run)")
+        record = _record(spec, config, container_id, bundle)
+        child_pid = _start_init(state_dir, spec, bundle, container_id, record, opts)
+        record["pid"] = child_pid
+        record["init_start_time"] = process_start_time(child_pid)
+        if opts.pid_file:  # step 7
+            _write_pid_file(opts.pid_file, child_pid)
+        state_dir.write(record)
+        return record, child_pid
+    except BaseException:
+        if child_pid:
+            _kill_and_reap(child_pid)
+        state_dir.remove()
+        raise
+    finally:
+        state_dir.close()
+
+
+def _record(spec: Spec, config: dict[str, Any], container_id: str, bundle: str) -> dict[str, Any]:
+    return {
+        "ociVersion": OCI_VERSION,
+        "id": container_id,
+        "pid": 0,
+        "init_start_time": None,
+        "bundle": bundle,
+        "rootfs": spec.root_path,
+        "created": rfc3339_now(),
+        "owner": "",
+        "annotations": spec.annotations,
+        "config": config,
+    }
+
+
+def public_state(record: dict[str, Any], status: str) -> dict[str, Any]:
+    """The runtime-spec state (what `ocirt state` prints and hooks read)."""
+    state = {
+        "ociVersion": record["ociVersion"],
+        "id": record["id"],
+        "pid": record["pid"] if status != "stopped" else 0,
+        "status": status,
+        "bundle": record["bundle"],
+        "rootfs": record["rootfs"],
+        "created": record["created"],
+        "owner": record.get("owner", ""),
+    }
+    if record.get("annotations"):
+        state["annotations"] = record["annotations"]
+    return state
+
+
+def _high_fd(fd: int, floor: int) -> int:
+    """Move FD to >= FLOOR so it never collides with a preserved fd."""
+    if fd >= floor:
+        return fd
+    new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
+    os.close(fd)
+    return new
+
+
+def _stage2_memfd(floor: int) -> int:
+    """A sealed in-memory copy of ocirt-init: the init's /proc/self/exe.
+
+    Executing the installed file directly would let a container process
+    reopen /proc/<init>/exe and overwrite the host's binary (CVE-2019-5736).
+    """
+    fd = os.memfd_create(STAGE2_MEMFD_NAME, os.MFD_CLOEXEC | MFD_ALLOW_SEALING)
+    with open(STAGE2_PATH, "rb") as src:
+        size = os.fstat(src.fileno()).st_size
+        offset = 0
+        while offset < size:
+            offset += os.sendfile(fd, src.fileno(), offset, size - offset)
+    fcntl.fcntl(fd, 1033, F_SEAL_ALL)  # F_ADD_SEALS
+    return _high_fd(fd, floor)
+
+
+def _start_socket(state_dir: StateDir, floor: int) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock.bind(state_dir.file(START_SOCKET))
+    sock.listen(1)
+    fd = _high_fd(sock.detach(), floor)
+    return socket.socket(fileno=fd)
+
+
+def _console_socket(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(path)
+    except OSError as e:
+        sock.close()
+        raise CreateError(f"failed to connect to console socket {path}: {e.strerror}") from e
+    return sock
+
+
+def _start_init(
+    state_dir: StateDir,
+    spec: Spec,
+    bundle: str,
+    container_id: str,
+    record: dict[str, Any],
+    opts: CreateOptions,
+) -> int:
+    floor = 3 + opts.preserve_fds
+    listen = _start_socket(state_dir, floor)  # step 3
+    stage2_fd = _stage2_memfd(floor)
+    console_sock = _console_socket(opts.console_socket) if opts.console_socket else None
+    ns_fds = namespaces.open_paths(spec.linux)
+    parent_end, child_end = Channel.pair()
+    for ch in (parent_end, child_end):
+        moved = _high_fd(ch.sock.detach(), floor)
+        ch.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=moved)
+    state_json = json.dumps(public_state(record, "creating")).encode()
+    plan = init_stage.InitPlan(
+        spec=spec,
+        bundle=bundle,
+        container_id=container_id,
+        channel=child_end,
+        listen_fd=listen.fileno(),
+        stage2_fd=stage2_fd,
+        ns_fds=ns_fds,
+        preserve_fds=opts.preserve_fds,
+        no_pivot=opts.no_pivot,
+        console_sock=console_sock,
+        state_json=state_json,
+    )
+    try:
+        pid = _clone_init(plan)  # step 4
+        child_end.close()
+        try:
+            _converse(parent_end, pid, spec, record)  # steps 5-6
+        except BaseException:
+            _kill_and_reap(pid)
+            raise
+        return pid
+    finally:
+        parent_end.close()
+        listen.close()
+        os.close(stage2_fd)
+        if console_sock is not None:
+            console_sock.close()
+        for fd in ns_fds.values():
+            os.close(fd)
+
+
+def _clone_init(plan: init_stage.InitPlan) -> int:
+    flags = namespaces.clone_flags(plan.spec.linux)
+    pid_ns_fd = plan.ns_fds.get("pid")
+    own_pid_ns = -1
+    if pid_ns_fd is not None:
+        # Joining a pid namespace only affects our children: switch ours,
+        # fork, and switch back so hooks we run later stay in the host's.
+        own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        sc.setns(pid_ns_fd, sc.CLONE_NEWPID)
+    try:
+        pid = sc.fork_with_flags(flags)
+        if pid == 0:
+            init_stage.run(plan)  # never returns
+    finally:
+        if own_pid_ns >= 0:
+            sc.setns(own_pid_ns, sc.CLONE_NEWPID)
+            os.close(own_pid_ns)
+    return pid
+
+
+def _converse(channel: Channel, pid: int, spec: Spec, record: dict[str, Any]) -> None:
+    try:
+        if spec.linux.has_new_namespace("user"):
+            channel.expect(Msg.NEED_ID_MAPS)
+            _write_id_maps(pid, spec)
+            channel.send(Msg.ID_MAPS_DONE)
+        channel.send(Msg.PROCEED)
+        while True:
+            kind, _body = channel.recv()
+            if kind is Msg.RUN_RUNTIME_HOOKS:
+                _run_runtime_hooks(spec, record, pid)
+                channel.send(Msg.HOOKS_DONE)
+            elif kind is Msg.READY:
+                break
+        channel.recv()  # EOF once stage 2 is executing; ERROR if exec failed
+    except ChannelClosed:
+        if not _exec_succeeded(pid):
+            raise CreateError(
+                "unable to start container process: container init exited prematurely"
+            ) from None
+    except ChildError as e:
+        raise CreateError(f"unable to start container process: {e.message}") from None
+
+
+def _exec_succeeded(pid: int) -> bool:
+    try:
+        return os.readlink(f"/proc/{pid}/exe").startswith("/memfd:" + STAGE2_MEMFD_NAME)
+    except OSError:
+        return False
+
+
+def _write_id_maps(pid: int, spec: Spec) -> None:
+    def fmt(maps: tuple) -> str:
+        return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
+
+    try:
+        with open(f"/proc/{pid}/uid_map", "w") as f:
+            f.write(fmt(spec.linux.uid_mappings))
+        with open(f"/proc/{pid}/gid_map", "w") as f:
+            f.write(fmt(spec.linux.gid_mappings))
+    except OSError as e:
+        raise CreateError(f"failed to write uid/gid mappings for pid {pid}: {e.strerror}") from e
+
+
+def _run_runtime_hooks(spec: Spec, record: dict[str, Any], pid: int) -> None:
+    state = public_state({**record, "pid": pid}, "creating")
+    state_json = json.dumps(state).encode()
+    for kind in ("prestart", "createRuntime"):
+        for hook in spec.hooks.get(kind, ()):
+            hooks.run(hook, state_json, kind)
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    """Digits only, no newline, replaced atomically (conmon reads it once)."""
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, str(pid).encode())
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def _kill_and_reap(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass

@@ -1,0 +1,805 @@
+"""Validation of a bundle's config.json before ``ocirt create`` / ``ocirt run``.
+
+Two layers:
+
+* a JSON Schema check against ``schemas/`` (OCI runtime-spec v1.3.0, written for
+  ocirt).  jsonschema costs ~100 ms to import, so it is imported inside
+  :func:`validate_config` / :func:`validate_process` only, and its verdict can
+  be cached per config content (``cache_dir``).  ``import ocirt.validate`` must
+  stay cheap because ``ocirt state/start/kill/delete`` never validate.
+* semantic checks the schema cannot express (the rootfs exists, the program is
+  in the rootfs, namespace files are namespaces, ...).  They are cheap and
+  always run.
+
+Every failure is a :class:`ocirt.errors.ConfigError` naming the file, the
+dotted JSON path (``mounts[2].destination``) and the problem, plus a fix where
+there is an obvious one.  Wording follows runc where container managers match
+on it (``executable file not found in $PATH`` -> podman exit 127).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import posixpath
+import re
+import stat
+from collections import deque
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ocirt.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# Bump the suffix when the schemas change in a way that could turn a cached
+# "valid" verdict into "invalid": it is part of the cache key.
+SCHEMA_VERSION = "1.3.0+ocirt.1"
+SCHEMA_BASE_URI = "https://ocirt.dev/schemas/"
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Linux follows at most 40 symlinks in one lookup (MAXSYMLINKS); so do we.
+MAX_SYMLINKS = 40
+
+# ociVersion values we run: any 1.x from 1.0.0 to 1.3.x, with optional
+# pre-release / build suffixes (runc writes "1.0.2-dev").
+SUPPORTED_MAJOR = 1
+MAX_SUPPORTED_MINOR = 3
+_SEMVER = re.compile(
+    r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+    r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
+)
+
+# capabilities(7) as of Linux 5.9 (CAP_CHECKPOINT_RESTORE = 40): 41 names.
+KNOWN_CAPABILITIES: frozenset[str] = frozenset(
+    {
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETPCAP",
+        "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_MKNOD",
+        "CAP_LEASE",
+        "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN",
+        "CAP_SYSLOG",
+        "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND",
+        "CAP_AUDIT_READ",
+        "CAP_PERFMON",
+        "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE",
+    }
+)
+CAPABILITY_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
+
+# getrlimit(2) resources.
+KNOWN_RLIMITS: frozenset[str] = frozenset(
+    {
+        "RLIMIT_AS",
+        "RLIMIT_CORE",
+        "RLIMIT_CPU",
+        "RLIMIT_DATA",
+        "RLIMIT_FSIZE",
+        "RLIMIT_LOCKS",
+        "RLIMIT_MEMLOCK",
+        "RLIMIT_MSGQUEUE",
+        "RLIMIT_NICE",
+        "RLIMIT_NOFILE",
+        "RLIMIT_NPROC",
+        "RLIMIT_RSS",
+        "RLIMIT_RTPRIO",
+        "RLIMIT_RTTIME",
+        "RLIMIT_SIGPENDING",
+        "RLIMIT_STACK",
+    }
+)
+
+# Namespace type -> (name under /proc/self/ns, CLONE_NEW* flag that the
+# NS_GET_NSTYPE ioctl returns).
+NAMESPACES: dict[str, tuple[str, int]] = {
+    "mount": ("mnt", 0x00020000),
+    "cgroup": ("cgroup", 0x02000000),
+    "uts": ("uts", 0x04000000),
+    "ipc": ("ipc", 0x08000000),
+    "user": ("user", 0x10000000),
+    "pid": ("pid", 0x20000000),
+    "network": ("net", 0x40000000),
+    "time": ("time", 0x00000080),
+}
+_NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3), linux/nsfs.h
+
+# Hooks run before the container program starts and may add files to the
+# rootfs (e.g. the NVIDIA hook injects nvidia-smi).  Docker's own prestart hook
+# only configures networking, so it does not count.
+_ROOTFS_CHANGING_HOOKS = ("prestart", "createRuntime", "createContainer", "startContainer")
+_HARMLESS_HOOK_NAMES = frozenset({"libnetwork-setkey"})
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+# --------------------------------------------------------------------------
+# Loading
+
+
+def load_config(bundle: str, filename: str = "config.json") -> tuple[dict[str, Any], bytes]:
+    """Read and parse ``<bundle>/<filename>``; return the object and its raw bytes.
+
+    The raw bytes are kept because the schema-check cache is keyed on them.
+    """
+    path = os.path.join(bundle, filename)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        # runc: "JSON specification file config.json not found"
+        raise ConfigError(
+            filename,
+            "",
+            f"JSON specification file {os.path.abspath(path)} not found",
+            "run `ocirt spec` in the bundle directory to create one, or pass --bundle",
+        ) from None
+    except OSError as e:
+        raise ConfigError(
+            filename, "", f"cannot read {os.path.abspath(path)}: {e.strerror}"
+        ) from None
+    return parse_json_object(raw, filename), raw
+
+
+def parse_json_object(raw: bytes, filename: str) -> dict[str, Any]:
+    """Parse ``raw`` as a JSON object, reporting syntax errors as line:column."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise ConfigError(
+            filename,
+            "",
+            f"invalid JSON at line {e.lineno}:{e.colno}: {e.msg}",
+            "fix the JSON syntax",
+        ) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            filename, "", f"invalid JSON: not UTF-8 text ({e.reason} at byte {e.start})"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            filename, "", f"the top level must be a JSON object, not {_json_type(data)}"
+        )
+    return data
+
+
+# --------------------------------------------------------------------------
+# Public validation entry points
+
+
+def validate_config(
+    config: dict[str, Any],
+    raw: bytes,
+    *,
+    bundle: str,
+    filename: str = "config.json",
+    cache_dir: str | None = None,
+) -> None:
+    """Check a config for ``create``/``run``: schema (maybe cached), then semantics."""
+    marker = _cache_marker(cache_dir, raw) if cache_dir else None
+    if marker is None or not os.path.exists(marker):
+        _schema_check(config, "config-schema.json", filename, prefix="")
+        if marker is not None:
+            _write_marker(marker)
+    _semantic_checks(config, bundle=bundle, filename=filename)
+
+
+def validate_process(process: dict[str, Any], filename: str) -> None:
+    """Check a process description on its own (``ocirt exec --process FILE``).
+
+    JSON paths are relative to the file (``user.uid``), which holds only the
+    process object.  The program lookup needs the container's rootfs, so the
+    caller does that once it knows the container.
+    """
+    if not isinstance(process, dict):
+        raise ConfigError(
+            filename, "", f"the top level must be a JSON object, not {_json_type(process)}"
+        )
+    _schema_check(process, "config-schema.json#/$defs/Process", filename, prefix="")
+    _check_process_fields(process, filename, prefix="")
+
+
+def validate_resources(resources: dict[str, Any], filename: str) -> None:
+    """Schema-check a ``linux.resources`` object (``ocirt update --resources``)."""
+    if not isinstance(resources, dict):
+        raise ConfigError(
+            filename, "", f"the top level must be a JSON object, not {_json_type(resources)}"
+        )
+    _schema_check(resources, "config-linux.json#/$defs/Resources", filename, prefix="")
+
+
+def validate_against(instance: Any, ref: str, filename: str) -> None:
+    """Schema-check any document against one of our schemas.
+
+    ``ref`` is a file name under ``schemas/`` with an optional JSON pointer
+    fragment: ``state-schema.json``, ``features-schema.json``,
+    ``config-schema.json#/$defs/Process``.
+    """
+    _schema_check(instance, ref, filename, prefix="")
+
+
+def resolve_in_root(root: str, path: str) -> str:
+    """Resolve ``path`` as the container would see it, with ``root`` as ``/``.
+
+    Symlinks are followed inside ``root``: an absolute target restarts at
+    ``root`` and ``..`` never climbs above it, so a hostile rootfs cannot make
+    us look at host files.  Components that do not exist are kept as they are,
+    so the caller's ``stat`` reports the missing file.  Raises ``OSError(ELOOP)``
+    after :data:`MAX_SYMLINKS` links.
+    """
+    root = os.path.abspath(root)
+    pending: deque[str] = deque(c for c in path.split("/") if c)
+    done: list[str] = []
+    links = 0
+    while pending:
+        name = pending.popleft()
+        if name == ".":
+            continue
+        if name == "..":
+            if done:
+                done.pop()
+            continue
+        try:
+            target = os.readlink(os.path.join(root, *done, name))
+        except OSError:
+            # Not a symlink (EINVAL) or missing (ENOENT): take it literally.
+            done.append(name)
+            continue
+        links += 1
+        if links > MAX_SYMLINKS:
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+        if target.startswith("/"):
+            done = []
+        pending.extendleft(reversed([c for c in target.split("/") if c]))
+    return os.path.join(root, *done)
+
+
+# --------------------------------------------------------------------------
+# Schema layer
+
+
+_validators: dict[str, Any] = {}
+
+
+def schema_dir() -> Path:
+    """Where the JSON Schemas live: ``ocirt/schemas`` if packaged, else the checkout's."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "schemas", here.parent / "schemas"):
+        if (candidate / "config-schema.json").is_file():
+            return candidate
+    raise ConfigError(
+        "schemas",
+        "",
+        f"ocirt's JSON schemas are missing (looked in {here}/schemas and {here.parent}/schemas)",
+    )
+
+
+def _get_validator(ref: str) -> Any:
+    """Build (once per process) a draft 2020-12 validator for ``ref`` in our schemas."""
+    if ref in _validators:
+        return _validators[ref]
+    # Imported here, not at module level: see the module docstring.
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    resources = []
+    for path in sorted(schema_dir().glob("*.json")):
+        contents = json.loads(path.read_text())
+        resource = Resource.from_contents(contents, default_specification=DRAFT202012)
+        resources.append((contents.get("$id", SCHEMA_BASE_URI + path.name), resource))
+    registry = Registry().with_resources(resources)
+    validator = Draft202012Validator({"$ref": SCHEMA_BASE_URI + ref}, registry=registry)
+    _validators[ref] = validator
+    return validator
+
+
+def _schema_check(instance: Any, ref: str, filename: str, *, prefix: str) -> None:
+    from jsonschema.exceptions import best_match
+
+    error = best_match(_get_validator(ref).iter_errors(instance))
+    if error is None:
+        return
+    path = format_json_path(error.absolute_path, prefix)
+    problem, fix = _describe_schema_error(error)
+    raise ConfigError(filename, path, problem, fix)
+
+
+def format_json_path(parts: Iterable[str | int], prefix: str = "") -> str:
+    """``["mounts", 2, "destination"]`` -> ``mounts[2].destination``."""
+    out = prefix
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _IDENT.match(part):
+            out += f".{part}" if out else part
+        else:
+            # Keys such as sysctl names or annotations contain dots.
+            out += f"[{json.dumps(part)}]"
+    return out
+
+
+def _describe_schema_error(error: Any) -> tuple[str, str]:
+    """Turn a jsonschema error into (problem, fix); the message is already short."""
+    kind = error.validator
+    instance = error.instance
+    if kind == "pattern" and error.validator_value == "^/":
+        return f"{json.dumps(instance)} is not an absolute path", "start it with /"
+    if kind == "pattern" and "ociVersion" in list(error.absolute_path)[-1:]:
+        return f"{json.dumps(instance)} is not a SemVer version", 'use e.g. "1.0.2" or "1.3.0"'
+    quoted_number = isinstance(instance, str) and instance.lstrip("-").isdigit()
+    if kind == "type" and error.validator_value == "integer" and quoted_number:
+        return error.message, "write the number without quotes"
+    if kind == "required":
+        missing = re.match(r"^'([^']+)'", error.message)
+        if missing:
+            return error.message, f'add "{missing.group(1)}"'
+    if kind == "enum":
+        return error.message, ""
+    return error.message, ""
+
+
+def _cache_marker(cache_dir: str, raw: bytes) -> str:
+    digest = hashlib.sha256(raw + b"\0" + SCHEMA_VERSION.encode()).hexdigest()
+    return os.path.join(cache_dir, digest)
+
+
+def _write_marker(marker: str) -> None:
+    """Record a passed schema check; the cache is an optimisation, so never fail."""
+    try:
+        os.makedirs(os.path.dirname(marker), mode=0o700, exist_ok=True)
+        with open(marker, "wb"):
+            pass
+    except OSError as e:
+        log.debug("cannot write schema cache marker %s: %s", marker, e)
+
+
+# --------------------------------------------------------------------------
+# Semantic layer
+
+
+def _semantic_checks(config: dict[str, Any], *, bundle: str, filename: str) -> None:
+    _check_oci_version(config, filename)
+    rootfs = _check_root(config, bundle, filename)
+    process = config.get("process")
+    if process is None:
+        # runc refuses create/run without a process; so do we.
+        raise ConfigError(
+            filename,
+            "process",
+            "process property must not be empty",
+            'add a "process" object (`ocirt spec` shows one)',
+        )
+    _check_process_fields(process, filename, prefix="process")
+    linux = config.get("linux") or {}
+    _check_namespaces(linux, filename)
+    _check_mounts(config.get("mounts") or [], bundle, filename)
+    _check_executable(config, rootfs, bundle, filename)
+
+
+def _check_oci_version(config: dict[str, Any], filename: str) -> None:
+    version = config.get("ociVersion")
+    newest = f"{SUPPORTED_MAJOR}.{MAX_SUPPORTED_MINOR}"
+    fix = f'set ociVersion to a 1.x version up to {newest}.x, e.g. "{newest}.0"'
+    if not isinstance(version, str):
+        raise ConfigError(filename, "ociVersion", "missing: the spec version is required", fix)
+    m = _SEMVER.match(version)
+    if m is None:
+        raise ConfigError(
+            filename, "ociVersion", f"{json.dumps(version)} is not a SemVer version", fix
+        )
+    major, minor = int(m.group(1)), int(m.group(2))
+    if major != SUPPORTED_MAJOR or minor > MAX_SUPPORTED_MINOR:
+        raise ConfigError(
+            filename,
+            "ociVersion",
+            f"{json.dumps(version)} is not supported: ocirt implements runtime-spec 1.0.0 to "
+            f"{SUPPORTED_MAJOR}.{MAX_SUPPORTED_MINOR}.x",
+            fix,
+        )
+
+
+def _check_root(config: dict[str, Any], bundle: str, filename: str) -> str:
+    """The rootfs must be an existing directory; return its absolute path."""
+    root = config.get("root")
+    if not isinstance(root, dict) or not root.get("path"):
+        raise ConfigError(
+            filename,
+            "root.path",
+            "missing: create and run need a root filesystem",
+            'add "root": {"path": "rootfs"}',
+        )
+    rootfs = os.path.abspath(os.path.join(bundle, root["path"]))
+    try:
+        st = os.stat(rootfs)
+    except OSError as e:
+        raise ConfigError(
+            filename,
+            "root.path",
+            f"{rootfs}: {e.strerror}",
+            "create the root filesystem there or fix root.path",
+        ) from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConfigError(
+            filename, "root.path", f"{rootfs} is not a directory", "root.path must name a directory"
+        )
+    return rootfs
+
+
+def _check_process_fields(process: dict[str, Any], filename: str, *, prefix: str) -> None:
+    """Checks on the process object that need no rootfs (shared with exec -p)."""
+
+    def at(field: str) -> str:
+        return f"{prefix}.{field}" if prefix else field
+
+    cwd = process.get("cwd")
+    if not cwd:
+        raise ConfigError(filename, at("cwd"), "cwd property must not be empty", 'set "cwd": "/"')
+    if not cwd.startswith("/"):
+        raise ConfigError(
+            filename,
+            at("cwd"),
+            f"cwd must be an absolute path, not {json.dumps(cwd)}",
+            "start it with /",
+        )
+    args = process.get("args")
+    if not args:
+        raise ConfigError(
+            filename, at("args"), "args must not be empty", 'give the program to run, e.g. ["sh"]'
+        )
+    if not args[0]:
+        raise ConfigError(filename, at("args[0]"), "the program name is empty")
+    _check_capabilities(process.get("capabilities") or {}, filename, at("capabilities"))
+    _check_rlimits(process.get("rlimits") or [], filename, at("rlimits"))
+
+
+def _check_capabilities(caps: dict[str, Any], filename: str, path: str) -> None:
+    for set_name in CAPABILITY_SETS:
+        for i, name in enumerate(caps.get(set_name) or []):
+            if name not in KNOWN_CAPABILITIES:
+                hint = "capability names look like CAP_NET_ADMIN (see capabilities(7))"
+                if isinstance(name, str) and f"CAP_{name.upper()}" in KNOWN_CAPABILITIES:
+                    hint = f"did you mean CAP_{name.upper()}?"
+                raise ConfigError(
+                    filename,
+                    f"{path}.{set_name}[{i}]",
+                    f"unknown capability {json.dumps(name)}",
+                    hint,
+                )
+
+
+def _check_rlimits(rlimits: Sequence[dict[str, Any]], filename: str, path: str) -> None:
+    seen: dict[str, int] = {}
+    for i, rl in enumerate(rlimits):
+        kind = rl.get("type")
+        if kind not in KNOWN_RLIMITS:
+            raise ConfigError(
+                filename,
+                f"{path}[{i}].type",
+                f"unknown rlimit type {json.dumps(kind)}",
+                "see getrlimit(2), e.g. RLIMIT_NOFILE",
+            )
+        if kind in seen:
+            # The spec: duplicated rlimit types MUST be an error.
+            raise ConfigError(
+                filename,
+                f"{path}[{i}].type",
+                f"{kind} is already set by {path}[{seen[kind]}]",
+                "keep one entry per type",
+            )
+        seen[kind] = i
+        soft, hard = rl.get("soft"), rl.get("hard")
+        if isinstance(soft, int) and isinstance(hard, int) and soft > hard:
+            raise ConfigError(
+                filename,
+                f"{path}[{i}].soft",
+                f"soft limit {soft} is above the hard limit {hard} for {kind}",
+                "make soft <= hard",
+            )
+
+
+def _check_namespaces(linux: dict[str, Any], filename: str) -> None:
+    namespaces = linux.get("namespaces") or []
+    seen: dict[str, int] = {}
+    for i, ns in enumerate(namespaces):
+        kind = ns.get("type")
+        if kind in seen:
+            raise ConfigError(
+                filename,
+                f"linux.namespaces[{i}].type",
+                f"duplicate {kind} namespace (also linux.namespaces[{seen[kind]}])",
+                "list each namespace type once",
+            )
+        seen[kind] = i
+        if ns.get("path"):
+            _check_namespace_path(kind, ns["path"], filename, f"linux.namespaces[{i}].path")
+
+    user = namespaces[seen["user"]] if "user" in seen else None
+    has_uid, has_gid = bool(linux.get("uidMappings")), bool(linux.get("gidMappings"))
+    if user is None:
+        if has_uid or has_gid:
+            which = "linux.uidMappings" if has_uid else "linux.gidMappings"
+            raise ConfigError(
+                filename,
+                which,
+                "user namespace mappings specified, but user namespace isn't enabled in the config",
+                'add {"type": "user"} to linux.namespaces or drop the mappings',
+            )
+    elif not user.get("path"):
+        # A new user namespace needs mappings; a joined one (path) has its own.
+        for field, present, kind in (
+            ("uidMappings", has_uid, "uid"),
+            ("gidMappings", has_gid, "gid"),
+        ):
+            if not present:
+                raise ConfigError(
+                    filename,
+                    f"linux.{field}",
+                    f"user namespaces enabled, but no {kind} mappings found",
+                    "add linux.uidMappings and linux.gidMappings, or join a user namespace by path",
+                )
+
+
+def _check_namespace_path(kind: str, path: str, filename: str, json_path: str) -> None:
+    """``path`` must be a namespace file of type ``kind`` (spec: MUST error otherwise)."""
+    what = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} namespace"
+    if not path.startswith("/"):
+        raise ConfigError(
+            filename, json_path, f"{json.dumps(path)} is not an absolute path", "start it with /"
+        )
+    proc_name, clone_flag = NAMESPACES[kind]
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ConfigError(
+            filename,
+            json_path,
+            f"{path} does not exist",
+            f"give the path of {what}, e.g. /proc/<pid>/ns/{proc_name}",
+        ) from None
+    except PermissionError:
+        return  # cannot look; the join itself will report the real error
+    except OSError as e:
+        raise ConfigError(filename, json_path, f"{path}: {e.strerror}") from None
+    # Every namespace file lives on the single nsfs superblock: compare st_dev
+    # with one of our own namespace files.
+    try:
+        nsfs_dev = os.stat(f"/proc/self/ns/{proc_name}").st_dev
+    except OSError:
+        return  # kernel without this namespace type or /proc: nothing to compare
+    if st.st_dev != nsfs_dev:
+        raise ConfigError(
+            filename,
+            json_path,
+            f"{path} is not {what}",
+            f"give the path of {what}, e.g. /proc/<pid>/ns/{proc_name}",
+        )
+    actual = _namespace_type_of(path)
+    if actual is not None and actual != clone_flag:
+        other = next((k for k, (_, flag) in NAMESPACES.items() if flag == actual), "another")
+        raise ConfigError(
+            filename,
+            json_path,
+            f"{path} is not {what} (it is a {other} namespace)",
+            "fix the type or the path",
+        )
+
+
+def _namespace_type_of(path: str) -> int | None:
+    """The CLONE_NEW* flag of a namespace file via NS_GET_NSTYPE; None if unknown."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return fcntl.ioctl(fd, _NS_GET_NSTYPE)
+    except OSError:
+        return None  # kernel < 4.11
+    finally:
+        os.close(fd)
+
+
+def _is_bind(mount: dict[str, Any]) -> bool:
+    options = mount.get("options") or []
+    return mount.get("type") == "bind" or "bind" in options or "rbind" in options
+
+
+def _check_mounts(mounts: Sequence[dict[str, Any]], bundle: str, filename: str) -> None:
+    for i, mount in enumerate(mounts):
+        dest = mount.get("destination", "")
+        if not dest.startswith("/"):
+            # runtime-spec 1.3 allows (deprecated) relative destinations on
+            # Linux, relative to "/"; runc 1.2+ warns and goes on.  So do we.
+            log.warning(
+                "%s: mounts[%d].destination: %r is not absolute; taken relative to / (deprecated)",
+                filename,
+                i,
+                dest,
+            )
+        if _is_bind(mount):
+            source = mount.get("source")
+            if not source:
+                raise ConfigError(
+                    filename,
+                    f"mounts[{i}].source",
+                    "a bind mount needs a source",
+                    "set the host path to bind",
+                )
+            host = os.path.join(bundle, source)  # relative sources are relative to the bundle
+            if not os.path.lexists(host):
+                raise ConfigError(
+                    filename,
+                    f"mounts[{i}].source",
+                    f"bind mount source {os.path.abspath(host)} does not exist",
+                    f"create it or fix the mount for {dest}",
+                )
+
+
+# -- the program to run ------------------------------------------------------
+
+
+def _check_executable(config: dict[str, Any], rootfs: str, bundle: str, filename: str) -> None:
+    """``process.args[0]`` must name an executable regular file in the container.
+
+    Resolved like execvp(3) in the container: with a ``/`` relative to cwd,
+    else through the ``PATH`` of ``process.env``.  Bind mounts from the config
+    are honoured (docker --init binds docker-init over the rootfs); paths under
+    other mounts, and configs whose hooks may add files, are not judged.
+    """
+    process = config["process"]
+    prog: str = process["args"][0]
+    cwd: str = process["cwd"]
+    mounts = config.get("mounts") or []
+    where = "process.args[0]"
+    uncertain = _hooks_may_change_rootfs(config)
+
+    if "/" in prog:
+        candidates = [posixpath.join(cwd, prog)]
+    else:
+        candidates = [
+            posixpath.join(cwd, d or ".", prog)
+            for d in _env_path(process.get("env") or []).split(":")
+        ]
+
+    first_problem: str | None = None
+    for container_path in candidates:
+        verdict = _probe_program(container_path, rootfs, mounts, bundle)
+        if verdict is None or verdict == "ok":
+            return
+        first_problem = first_problem or verdict
+    if uncertain:
+        log.debug("%s: %s not found in the rootfs, but hooks may add it", filename, prog)
+        return
+
+    if "/" not in prog:
+        path_value = _env_path(process.get("env") or [])
+        raise ConfigError(
+            filename,
+            where,
+            f'exec: "{prog}": executable file not found in $PATH',
+            f"the rootfs {rootfs} has no such program in PATH={path_value}; "
+            "fix process.args or process.env PATH",
+        )
+    assert first_problem is not None
+    raise ConfigError(
+        filename,
+        where,
+        f'exec: "{prog}": {first_problem}',
+        f"the rootfs {rootfs} has no such program; fix process.args",
+    )
+
+
+def _env_path(env: Sequence[str]) -> str:
+    """The PATH the container process will get (last PATH= wins, like setenv)."""
+    value = None
+    for entry in env:
+        if entry.startswith("PATH="):
+            value = entry[5:]
+    return DEFAULT_PATH if value is None else value
+
+
+def _probe_program(
+    container_path: str, rootfs: str, mounts: Sequence[dict[str, Any]], bundle: str
+) -> str | None:
+    """ "ok", None (cannot judge), or runc-style problem text for one candidate."""
+    try:
+        host_path = resolve_in_root(rootfs, container_path)
+    except OSError as e:
+        return f"stat {container_path}: {e.strerror.lower()}"
+    inside = "/" + os.path.relpath(host_path, rootfs) if host_path != rootfs else "/"
+    mounted = _host_path_via_mounts(inside, mounts, bundle)
+    if mounted is False:
+        return None  # under a tmpfs or similar: not ours to judge
+    if mounted is not None:
+        host_path = mounted
+    try:
+        st = os.stat(host_path)
+    except OSError as e:
+        return f"stat {container_path}: {(e.strerror or 'error').lower()}"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a directory"
+    if not stat.S_ISREG(st.st_mode) or not st.st_mode & 0o111:
+        return "permission denied"
+    return "ok"
+
+
+def _host_path_via_mounts(
+    inside: str, mounts: Sequence[dict[str, Any]], bundle: str
+) -> str | bool | None:
+    """Map a container path covered by a mount from the config.
+
+    Returns the host path for bind mounts, ``False`` for other mount types
+    (contents unknown before mounting) and ``None`` when no mount covers it.
+    The last matching mount wins, as later mounts shadow earlier ones.
+    """
+    for mount in reversed(mounts):
+        # normpath keeps a leading "//" (POSIX allows it to be special): strip it.
+        dest = "/" + posixpath.normpath("/" + mount.get("destination", "")).lstrip("/")
+        if inside != dest and not inside.startswith(dest.rstrip("/") + "/"):
+            continue
+        if not _is_bind(mount):
+            return False
+        rest = inside[len(dest) :].lstrip("/")
+        source = os.path.join(bundle, mount.get("source", ""))
+        return resolve_in_root(source, rest) if rest else source
+    return None
+
+
+def _hooks_may_change_rootfs(config: dict[str, Any]) -> bool:
+    hooks = config.get("hooks") or {}
+    for name in _ROOTFS_CHANGING_HOOKS:
+        for hook in hooks.get(name) or []:
+            args = hook.get("args") or [hook.get("path", "")]
+            if os.path.basename(args[0]) not in _HARMLESS_HOOK_NAMES:
+                return True
+    return False
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if value is None:
+        return "null"
+    return "an object"
