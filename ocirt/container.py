@@ -15,14 +15,10 @@ rest (validation, the init) lazily.
 
 from __future__ import annotations
 
-import json
 import os
-import select
-import signal
-import socket
 import time
-from typing import TYPE_CHECKING, Any
 
+from ocirt import _fastjson
 from ocirt.errors import ContainerNotExist, ContainerNotRunning, OcirtError
 from ocirt.state import (
     START_SOCKET,
@@ -30,10 +26,16 @@ from ocirt.state import (
     derive_status,
     init_is_alive,
     list_ids,
+    public_state,
 )
 
+TYPE_CHECKING = False  # `typing`, `signal`, `socket`, `json` cost ms each: see _fastjson
 if TYPE_CHECKING:
+    from typing import Any
+
     from ocirt.process.parent import CreateOptions
+
+SIGKILL = 9
 
 KILL_WAIT_SECONDS = 10.0
 
@@ -86,8 +88,6 @@ class Container:
         return derive_status(self.record)
 
     def state(self) -> dict[str, Any]:
-        from ocirt.process.parent import public_state
-
         return public_state(self.record, self.status)
 
     def processes(self) -> list[int]:
@@ -130,17 +130,22 @@ class Container:
 
     def _release_init(self) -> bytes:
         """Connect to the waiting stage 2; its reply is empty when exec worked."""
-        state_json = json.dumps(self.state()).encode()
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
+        import _socket  # the C module: `socket` imports enum, selectors...
+
+        state_json = _fastjson.dumps(self.state()).encode()
+        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        try:
             try:
                 s.connect(self._dir.file(START_SOCKET))
             except OSError as e:
                 raise OcirtError(f"cannot start container: {e.strerror}") from e
             s.sendall(state_json)
-            s.shutdown(socket.SHUT_WR)
+            s.shutdown(_socket.SHUT_WR)
             chunks = []
             while chunk := s.recv(65536):
                 chunks.append(chunk)
+        finally:
+            s.close()
         return b"".join(chunks)
 
     def kill(self, sig: int, all_processes: bool = False) -> None:
@@ -153,6 +158,8 @@ class Container:
             self._signal(pid, sig, is_init=pid == self.pid)
 
     def _signal(self, pid: int, sig: int, is_init: bool) -> None:
+        import _signal
+
         try:
             pidfd = os.pidfd_open(pid)
         except ProcessLookupError:
@@ -163,7 +170,7 @@ class Container:
             # The pidfd pins the process: re-check it is still our init, then signal.
             if is_init and not init_is_alive(self.record):
                 raise ContainerNotRunning()
-            signal.pidfd_send_signal(pidfd, sig)
+            _signal.pidfd_send_signal(pidfd, sig)
         except ProcessLookupError:
             if is_init:
                 raise ContainerNotRunning() from None
@@ -178,13 +185,15 @@ class Container:
         if status in ("running", "paused") and not force:
             raise OcirtError(f"cannot delete container {self.id} that is not stopped: {status}")
         if status != "stopped":
-            self.kill(signal.SIGKILL, all_processes=True)
+            self.kill(SIGKILL, all_processes=True)
             self._wait_for_init_exit()
         warnings = self._run_hooks("poststop", "stopped", fatal=False)
         self._dir.remove()
         return warnings
 
     def _wait_for_init_exit(self) -> None:
+        import select
+
         try:
             pidfd = os.pidfd_open(self.pid)
         except ProcessLookupError:
@@ -203,10 +212,9 @@ class Container:
         if not hooks_config.get(kind):
             return []
         from ocirt.linux import hooks
-        from ocirt.process.parent import public_state
         from ocirt.spec import Hook
 
-        state_json = json.dumps(public_state(self.record, status)).encode()
+        state_json = _fastjson.dumps(public_state(self.record, status)).encode()
         warnings = []
         for entry in hooks_config[kind]:
             try:
@@ -234,8 +242,6 @@ class Container:
 
 def list_containers(root: str) -> list[dict[str, Any]]:
     """State of every container under ROOT, with its owner's name."""
-    from ocirt.process.parent import public_state
-
     result = []
     for container_id in list_ids(root):
         try:

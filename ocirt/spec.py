@@ -11,8 +11,58 @@ stay raw dicts here and get their own typed view in that layer.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class _Record:
+    """A small frozen-ish record: fields from ``_fields`` (name -> default).
+
+    Not a dataclass: building a dataclass runs generated code at import, and
+    the spec's dozen classes cost ~10 ms on every ``create`` (measured).
+    A default that is a class (dict, User, Linux) is called for a fresh value.
+    """
+
+    __slots__ = ()
+    _fields: dict[str, Any] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        names = list(self._fields)
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__} takes {len(names)} arguments")
+        values = dict(zip(names, args, strict=False))
+        for key, value in kwargs.items():
+            if key not in self._fields or key in values:
+                raise TypeError(f"{type(self).__name__}: bad argument {key!r}")
+            values[key] = value
+        for name, default in self._fields.items():
+            if name in values:
+                value = values[name]
+            elif default is _REQUIRED:
+                raise TypeError(f"{type(self).__name__} needs {name!r}")
+            else:
+                value = default() if isinstance(default, type) else default
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and all(
+            getattr(self, n) == getattr(other, n) for n in self._fields
+        )
+
+    def __hash__(self) -> int:
+        return hash(tuple(repr(getattr(self, n)) for n in self._fields))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._fields)
+        return f"{type(self).__name__}({inner})"
+
+
+_REQUIRED = object()
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -29,12 +79,14 @@ NS_PROC_NAMES = {
 }
 
 
-@dataclass(frozen=True)
-class User:
-    uid: int = 0
-    gid: int = 0
-    umask: int | None = None
-    additional_gids: tuple[int, ...] = ()
+class User(_Record):
+    __slots__ = (
+        "uid",
+        "gid",
+        "umask",
+        "additional_gids",
+    )
+    _fields = {"uid": 0, "gid": 0, "umask": None, "additional_gids": ()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> User:
@@ -46,43 +98,65 @@ class User:
         )
 
 
-@dataclass(frozen=True)
-class Capabilities:
-    bounding: tuple[str, ...] = ()
-    effective: tuple[str, ...] = ()
-    inheritable: tuple[str, ...] = ()
-    permitted: tuple[str, ...] = ()
-    ambient: tuple[str, ...] = ()
+class Capabilities(_Record):
+    __slots__ = (
+        "bounding",
+        "effective",
+        "inheritable",
+        "permitted",
+        "ambient",
+    )
+    _fields = {"bounding": (), "effective": (), "inheritable": (), "permitted": (), "ambient": ()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Capabilities:
-        return cls(**{k: tuple(d.get(k) or ()) for k in cls.__dataclass_fields__})
+        return cls(**{k: tuple(d.get(k) or ()) for k in cls._fields})
 
 
-@dataclass(frozen=True)
-class Rlimit:
-    type: str
-    soft: int
-    hard: int
+class Rlimit(_Record):
+    __slots__ = (
+        "type",
+        "soft",
+        "hard",
+    )
+    _fields = {"type": _REQUIRED, "soft": _REQUIRED, "hard": _REQUIRED}
 
 
-@dataclass(frozen=True)
-class Process:
-    args: tuple[str, ...]
-    env: tuple[str, ...] = ()
-    cwd: str = "/"
-    terminal: bool = False
-    console_size: tuple[int, int] | None = None  # (height, width)
-    user: User = field(default_factory=User)
-    capabilities: Capabilities | None = None
-    rlimits: tuple[Rlimit, ...] = ()
-    no_new_privileges: bool = False
-    oom_score_adj: int | None = None
-    apparmor_profile: str = ""
-    selinux_label: str = ""
-    scheduler: dict[str, Any] | None = None
-    io_priority: dict[str, Any] | None = None
-    exec_cpu_affinity: dict[str, Any] | None = None
+class Process(_Record):
+    __slots__ = (
+        "args",
+        "env",
+        "cwd",
+        "terminal",
+        "console_size",
+        "user",
+        "capabilities",
+        "rlimits",
+        "no_new_privileges",
+        "oom_score_adj",
+        "apparmor_profile",
+        "selinux_label",
+        "scheduler",
+        "io_priority",
+        "exec_cpu_affinity",
+    )
+    _fields = {
+        "args": _REQUIRED,
+        "env": (),
+        "cwd": "/",
+        "terminal": False,
+        "console_size": None,
+        "user": User,
+        "capabilities": None,
+        "rlimits": (),
+        "no_new_privileges": False,
+        "oom_score_adj": None,
+        "apparmor_profile": "",
+        "selinux_label": "",
+        "scheduler": None,
+        "io_priority": None,
+        "exec_cpu_affinity": None,
+    }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Process:
@@ -96,9 +170,7 @@ class Process:
             console_size=(size.get("height", 0), size.get("width", 0)) if size else None,
             user=User.from_dict(d.get("user") or {}),
             capabilities=Capabilities.from_dict(caps) if caps is not None else None,
-            rlimits=tuple(
-                Rlimit(r["type"], r["soft"], r["hard"]) for r in d.get("rlimits") or ()
-            ),
+            rlimits=tuple(Rlimit(r["type"], r["soft"], r["hard"]) for r in d.get("rlimits") or ()),
             no_new_privileges=bool(d.get("noNewPrivileges", False)),
             oom_score_adj=d.get("oomScoreAdj"),
             apparmor_profile=d.get("apparmorProfile", ""),
@@ -116,14 +188,23 @@ class Process:
         return default
 
 
-@dataclass(frozen=True)
-class Mount:
-    destination: str
-    type: str = ""
-    source: str = ""
-    options: tuple[str, ...] = ()
-    uid_mappings: tuple[dict[str, int], ...] = ()
-    gid_mappings: tuple[dict[str, int], ...] = ()
+class Mount(_Record):
+    __slots__ = (
+        "destination",
+        "type",
+        "source",
+        "options",
+        "uid_mappings",
+        "gid_mappings",
+    )
+    _fields = {
+        "destination": _REQUIRED,
+        "type": "",
+        "source": "",
+        "options": (),
+        "uid_mappings": (),
+        "gid_mappings": (),
+    }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Mount:
@@ -141,12 +222,14 @@ class Mount:
         return self.type == "bind" or "bind" in self.options or "rbind" in self.options
 
 
-@dataclass(frozen=True)
-class Hook:
-    path: str
-    args: tuple[str, ...] = ()
-    env: tuple[str, ...] = ()
-    timeout: int | None = None
+class Hook(_Record):
+    __slots__ = (
+        "path",
+        "args",
+        "env",
+        "timeout",
+    )
+    _fields = {"path": _REQUIRED, "args": (), "env": (), "timeout": None}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Hook:
@@ -168,32 +251,46 @@ HOOK_KINDS = (
 )
 
 
-@dataclass(frozen=True)
-class Namespace:
-    type: str
-    path: str = ""
+class Namespace(_Record):
+    __slots__ = (
+        "type",
+        "path",
+    )
+    _fields = {"type": _REQUIRED, "path": ""}
 
 
-@dataclass(frozen=True)
-class IdMapping:
-    container_id: int
-    host_id: int
-    size: int
+class IdMapping(_Record):
+    __slots__ = (
+        "container_id",
+        "host_id",
+        "size",
+    )
+    _fields = {"container_id": _REQUIRED, "host_id": _REQUIRED, "size": _REQUIRED}
 
     @classmethod
     def from_dict(cls, d: dict[str, int]) -> IdMapping:
         return cls(d["containerID"], d["hostID"], d["size"])
 
 
-@dataclass(frozen=True)
-class Device:
-    path: str
-    type: str
-    major: int = 0
-    minor: int = 0
-    file_mode: int | None = None
-    uid: int | None = None
-    gid: int | None = None
+class Device(_Record):
+    __slots__ = (
+        "path",
+        "type",
+        "major",
+        "minor",
+        "file_mode",
+        "uid",
+        "gid",
+    )
+    _fields = {
+        "path": _REQUIRED,
+        "type": _REQUIRED,
+        "major": 0,
+        "minor": 0,
+        "file_mode": None,
+        "uid": None,
+        "gid": None,
+    }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Device:
@@ -208,25 +305,45 @@ class Device:
         )
 
 
-@dataclass(frozen=True)
-class Linux:
-    namespaces: tuple[Namespace, ...] = ()
-    uid_mappings: tuple[IdMapping, ...] = ()
-    gid_mappings: tuple[IdMapping, ...] = ()
-    devices: tuple[Device, ...] = ()
-    cgroups_path: str = ""
-    resources: dict[str, Any] = field(default_factory=dict)
-    rootfs_propagation: str = ""
-    masked_paths: tuple[str, ...] = ()
-    readonly_paths: tuple[str, ...] = ()
-    sysctl: dict[str, str] = field(default_factory=dict)
-    seccomp: dict[str, Any] | None = None
-    mount_label: str = ""
-    personality: dict[str, Any] | None = None
-    time_offsets: dict[str, Any] | None = None
-    intel_rdt: dict[str, Any] | None = None
-    net_devices: dict[str, Any] | None = None
-    memory_policy: dict[str, Any] | None = None
+class Linux(_Record):
+    __slots__ = (
+        "namespaces",
+        "uid_mappings",
+        "gid_mappings",
+        "devices",
+        "cgroups_path",
+        "resources",
+        "rootfs_propagation",
+        "masked_paths",
+        "readonly_paths",
+        "sysctl",
+        "seccomp",
+        "mount_label",
+        "personality",
+        "time_offsets",
+        "intel_rdt",
+        "net_devices",
+        "memory_policy",
+    )
+    _fields = {
+        "namespaces": (),
+        "uid_mappings": (),
+        "gid_mappings": (),
+        "devices": (),
+        "cgroups_path": "",
+        "resources": dict,
+        "rootfs_propagation": "",
+        "masked_paths": (),
+        "readonly_paths": (),
+        "sysctl": dict,
+        "seccomp": None,
+        "mount_label": "",
+        "personality": None,
+        "time_offsets": None,
+        "intel_rdt": None,
+        "net_devices": None,
+        "memory_policy": None,
+    }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Linux:
@@ -263,18 +380,31 @@ class Linux:
         return ns is not None and not ns.path
 
 
-@dataclass(frozen=True)
-class Spec:
-    oci_version: str
-    root_path: str  # absolute
-    root_readonly: bool
-    process: Process | None
-    hostname: str = ""
-    domainname: str = ""
-    mounts: tuple[Mount, ...] = ()
-    hooks: dict[str, tuple[Hook, ...]] = field(default_factory=dict)
-    annotations: dict[str, str] = field(default_factory=dict)
-    linux: Linux = field(default_factory=Linux)
+class Spec(_Record):
+    __slots__ = (
+        "oci_version",
+        "root_path",
+        "root_readonly",
+        "process",
+        "hostname",
+        "domainname",
+        "mounts",
+        "hooks",
+        "annotations",
+        "linux",
+    )
+    _fields = {
+        "oci_version": _REQUIRED,
+        "root_path": _REQUIRED,
+        "root_readonly": _REQUIRED,
+        "process": _REQUIRED,
+        "hostname": "",
+        "domainname": "",
+        "mounts": (),
+        "hooks": dict,
+        "annotations": dict,
+        "linux": Linux,
+    }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], bundle: str) -> Spec:
@@ -290,8 +420,7 @@ class Spec:
             domainname=d.get("domainname") or "",
             mounts=tuple(Mount.from_dict(m) for m in d.get("mounts") or ()),
             hooks={
-                kind: tuple(Hook.from_dict(h) for h in hooks.get(kind) or ())
-                for kind in HOOK_KINDS
+                kind: tuple(Hook.from_dict(h) for h in hooks.get(kind) or ()) for kind in HOOK_KINDS
             },
             annotations=dict(d.get("annotations") or {}),
             linux=Linux.from_dict(d.get("linux") or {}),

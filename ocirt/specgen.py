@@ -49,9 +49,14 @@ def default_spec(rootless: bool = False, args: list[str] | None = None) -> dict[
                 "type": "devpts",
                 "source": "devpts",
                 "options": [
-                    "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5",
+                    "nosuid",
+                    "noexec",
+                    "newinstance",
+                    "ptmxmode=0666",
+                    "mode=0620",
+                    "gid=5",
                 ],
-            },  # fmt: skip
+            },
             {
                 "destination": "/dev/shm",
                 "type": "tmpfs",

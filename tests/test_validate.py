@@ -480,6 +480,7 @@ def test_schema_errors(bundle: Path, mutate: Any, path: str, fragment: str) -> N
 def test_schema_accepts_full_v1_3_features(bundle: Path) -> None:
     """Every v1.3.0 field, set to a valid value, passes."""
     cfg = minimal_config()
+    cfg["linux"]["namespaces"].append({"type": "uts"})
     cfg["domainname"] = "example.test"
     cfg["hostname"] = "box"
     cfg["annotations"] = {"com.example.key": "v"}
@@ -1354,3 +1355,37 @@ def test_json_path_formatting() -> None:
     )
     assert validate.format_json_path(["user", "uid"], "process") == "process.user.uid"
     assert validate.format_json_path([]) == ""
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("kernel.panic", "sysctl 'kernel.panic' is not in a separate kernel namespace"),
+        ("kernel.shmmax", "sysctl 'kernel.shmmax' not allowed in host ipc namespace"),
+    ],
+)
+def test_sysctl_must_belong_to_a_namespace_of_the_container(
+    bundle: Path, key: str, problem: str
+) -> None:
+    cfg = minimal_config()
+    cfg["linux"]["sysctl"] = {key: "1"}
+    with pytest.raises(ConfigError) as exc:
+        validate.validate_config(cfg, json.dumps(cfg).encode(), bundle=str(bundle))
+    assert exc.value.json_path == f'linux.sysctl["{key}"]'
+    assert exc.value.problem == problem
+
+
+def test_sysctl_of_the_containers_network_namespace_is_accepted(bundle: Path) -> None:
+    cfg = minimal_config()
+    cfg["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    validate.validate_config(cfg, json.dumps(cfg).encode(), bundle=str(bundle))
+
+
+def test_hostname_needs_a_uts_namespace(bundle: Path) -> None:
+    cfg = minimal_config()
+    cfg["hostname"] = "box"
+    with pytest.raises(ConfigError) as exc:
+        validate.validate_config(cfg, json.dumps(cfg).encode(), bundle=str(bundle))
+    assert str(exc.value).startswith(
+        "config.json: hostname: unable to set hostname without a private UTS namespace"
+    )

@@ -15,13 +15,17 @@ ffibuilder = FFI()
 ffibuilder.cdef(
     "\n".join(
         line
-        for line in (HERE / "shim.h").read_text().splitlines()
+        for header in ("shim.h", "bpf.h")
+        for line in (HERE / header).read_text().splitlines()
         if not line.startswith("#")
     )
 )
 ffibuilder.set_source(
     "ocirt._shim._ocirt_shim",
-    '#include "shim.h"\n' + (HERE / "shim.c").read_text().replace('#include "shim.h"', ""),
+    '#include "shim.h"\n'
+    + (HERE / "shim.c").read_text().replace('#include "shim.h"', "")
+    + '#include "bpf.h"\n'
+    + (HERE / "bpf.c").read_text().replace('#include "bpf.h"', ""),
     include_dirs=[str(HERE)],
     extra_compile_args=["-O2", "-Wall"],
 )

@@ -1,0 +1,382 @@
+"""Control groups: one ``Manager`` per container, as runc's libcontainer/cgroups.
+
+Drivers (``to_record()["driver"]``):
+
+* ``fs``  cgroup v1 (``ocirt.cgroups.v1``): a directory in every mounted v1
+  hierarchy (including ``name=systemd``) and, on a hybrid host, in the cgroup2
+  mount at ``/sys/fs/cgroup/unified`` (joined only, as runc 1.1 does);
+* ``fs2`` cgroup v2 (``ocirt.cgroups.v2``): one directory, controllers
+  enabled in every ancestor's ``cgroup.subtree_control``, devices filtered by
+  an eBPF program (``ocirt.cgroups.devices_bpf``);
+* ``systemd`` (``ocirt.cgroups.systemd``): refused unless systemd runs.
+
+This module is imported by ``state``/``kill``/``delete``: it only imports the
+standard library, and loads a driver module when a manager is made.
+Resources are runtime-spec ``linux.resources`` dicts (``memory.limit``,
+``cpu.shares``...); each driver converts them the way runc's specconv and its
+fs/fs2 managers do.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+from ocirt.errors import OcirtError
+
+TYPE_CHECKING = False  # typing costs ~2 ms to import: annotations only
+if TYPE_CHECKING:
+    from typing import Any
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+HYBRID_UNIFIED = "/sys/fs/cgroup/unified"
+
+
+class CgroupError(OcirtError):
+    """A cgroup operation failed; the message names the file and the reason."""
+
+    def __init__(self, message: str, err: int = 0) -> None:
+        super().__init__(message)
+        self.errno = err
+
+
+# -- small file helpers (shared by the drivers) -------------------------------
+def write_file(directory: str, name: str, value: str) -> None:
+    """Write VALUE to a cgroup file in one write(2), as the kernel wants it."""
+    path = os.path.join(directory, name)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+        try:
+            os.write(fd, value.encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise CgroupError(
+            f"failed to write {value!r} to {path}: {os.strerror(e.errno or 0)}", e.errno or 0
+        ) from None
+
+
+def read_file(directory: str, name: str) -> str:
+    path = os.path.join(directory, name)
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.read()
+    except OSError as e:
+        raise CgroupError(
+            f"failed to read {path}: {os.strerror(e.errno or 0)}", e.errno or 0
+        ) from None
+
+
+def read_int(directory: str, name: str, default: int = 0) -> int:
+    """An integer file; "max" and missing files read as DEFAULT."""
+    try:
+        text = read_file(directory, name).strip()
+    except CgroupError:
+        return default
+    if not text or text == "max":
+        return default
+    return int(text.split()[0])
+
+
+def read_keyed(directory: str, name: str) -> dict[str, int]:
+    """A "key value" per line file (memory.stat, cpu.stat, memory.events)."""
+    try:
+        text = read_file(directory, name)
+    except CgroupError:
+        return {}
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        try:
+            out[key] = int(value)
+        except ValueError:
+            continue
+    return out
+
+
+def clean_path(path: str) -> str:
+    """runc's utils.CleanPath: no ".." may climb out of the hierarchy root."""
+    if not path:
+        return ""
+    cleaned = os.path.normpath("/" + path)
+    if path.startswith("/"):
+        return cleaned
+    return os.path.relpath(cleaned, "/") if cleaned != "/" else ""
+
+
+def remove_dir(path: str, attempts: int = 7) -> None:
+    """rmdir PATH and any child cgroups; retry while the kernel says EBUSY.
+
+    EBUSY lasts a moment after the last task exits (an OOM-killed or just
+    SIGKILLed task is still being torn down), hence the short backoff
+    (10 ms doubling: about 1.3 s in all), as runc's RemovePath.
+    """
+    delay = 0.01
+    for attempt in range(attempts):
+        try:
+            for child in _child_dirs(path):
+                remove_dir(child, attempts=1)
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno not in (errno.EBUSY, errno.ENOTEMPTY) or attempt == attempts - 1:
+                raise CgroupError(
+                    f"failed to remove cgroup {path}: {os.strerror(e.errno or 0)}", e.errno or 0
+                ) from None
+        time.sleep(delay)
+        delay *= 2
+
+
+def _child_dirs(path: str) -> list[str]:
+    try:
+        with os.scandir(path) as it:
+            return [e.path for e in it if e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []
+
+
+def makedirs_tracked(path: str, mode: int = 0o755) -> list[str]:
+    """mkdir -p that returns the directories it made, outermost first."""
+    missing: list[str] = []
+    probe = path
+    while not os.path.isdir(probe):
+        missing.append(probe)
+        probe = os.path.dirname(probe)
+    made: list[str] = []
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, mode)
+            made.append(d)
+        except FileExistsError:
+            continue  # a concurrent create made it: not ours to remove
+        except OSError as e:
+            raise CgroupError(
+                f"failed to create cgroup {d}: {os.strerror(e.errno or 0)}", e.errno or 0
+            ) from None
+    return made
+
+
+def procs_in(path: str, recursive: bool = True) -> list[int]:
+    """Pids in cgroup.procs of PATH (and of every cgroup below it)."""
+    pids: list[int] = []
+    for directory, _dirs, _files in os.walk(path) if recursive else [(path, [], [])]:
+        try:
+            text = read_file(directory, "cgroup.procs")
+        except CgroupError:
+            continue
+        pids.extend(int(line) for line in text.split())
+    return pids
+
+
+def parse_proc_cgroup(pid: str | int = "self") -> dict[str, str]:
+    """/proc/PID/cgroup as {controller: path}; "" is the cgroup2 hierarchy.
+
+    A v1 line names several controllers when they share a hierarchy
+    ("4:cpu,cpuacct:/x"); each gets the path, as does the joined name.
+    """
+    out: dict[str, str] = {}
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _hid, controllers, path = line.rstrip("\n").split(":", 2)
+            out[controllers] = path
+            for name in controllers.split(","):
+                out[name] = path
+    return out
+
+
+def cgroup_mounts() -> list[tuple[str, str, str, list[str]]]:
+    """(fstype, mountpoint, root, options) of every cgroup/cgroup2 mount."""
+    mounts = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields = left.split()
+            fstype, _source, superopts = [*right.split(), "", ""][:3]
+            if fstype not in ("cgroup", "cgroup2"):
+                continue
+            mountpoint = fields[4].replace("\\040", " ")
+            mounts.append((fstype, mountpoint, fields[3], superopts.split(",")))
+    return mounts
+
+
+def mode() -> str:
+    """ "v2" (unified), "hybrid" (v1 + cgroup2 at unified/) or "v1"."""
+    kinds = {mountpoint: fstype for fstype, mountpoint, _root, _opts in cgroup_mounts()}
+    if kinds.get(CGROUP_ROOT) == "cgroup2":
+        return "v2"
+    if kinds.get(HYBRID_UNIFIED) == "cgroup2":
+        return "hybrid"
+    return "v1"
+
+
+# -- devices: runc's default allow list and spec conversions ---------------------
+# specconv.AllowedDevices of runc 1.1: mknod of anything, then the devices every
+# container gets (null, random, full, tty, zero, urandom, pts, ptmx, tun).
+_DEFAULT_ALLOWED = (
+    ("c", None, None, "m"),
+    ("b", None, None, "m"),
+    ("c", 1, 3, "rwm"),
+    ("c", 1, 8, "rwm"),
+    ("c", 1, 7, "rwm"),
+    ("c", 5, 0, "rwm"),
+    ("c", 1, 5, "rwm"),
+    ("c", 1, 9, "rwm"),
+    ("c", 136, None, "rwm"),
+    ("c", 5, 2, "rwm"),
+    ("c", 10, 200, "rwm"),
+)
+
+
+def with_default_devices(
+    resources: dict[str, Any] | None, linux_devices: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    """linux.resources with the device rules runc applies at create.
+
+    runc appends, after the spec's ``resources.devices``, its default allow
+    list and an "rwm" allow rule for each ``linux.devices`` entry; without
+    this the container could not open /dev/null.  Call it on the create path
+    only (``update`` never changes device rules).
+    """
+    out = dict(resources or {})
+    rules = list(out.get("devices") or [])
+    for dtype, major, minor, access in _DEFAULT_ALLOWED:
+        rules.append(
+            {"allow": True, "type": dtype, "major": major, "minor": minor, "access": access}
+        )
+    for dev in linux_devices or []:
+        if dev.get("type") in ("c", "b", "u"):
+            rules.append(
+                {
+                    "allow": True,
+                    "type": dev["type"],
+                    "major": dev.get("major"),
+                    "minor": dev.get("minor"),
+                    "access": "rwm",
+                }
+            )
+    out["devices"] = rules
+    return out
+
+
+# -- CPU/IO conversions v1 -> v2 (runc libcontainer/cgroups/utils.go) -------------
+def shares_to_weight(shares: int) -> int:
+    """cpu.shares [2, 262144] -> cpu.weight [1, 10000]."""
+    if shares == 0:
+        return 0
+    return 1 + ((shares - 2) * 9999) // 262142
+
+
+def blkio_weight_to_io_weight(weight: int) -> int:
+    """blkio.weight [10, 1000] -> io.weight [1, 10000]."""
+    if weight == 0:
+        return 0
+    return 1 + (weight - 10) * 9999 // 990
+
+
+# -- the manager interface ---------------------------------------------------------
+class Manager:
+    """What the create path and the commands use; see v1.py / v2.py."""
+
+    driver = ""
+
+    def create(self) -> None:
+        raise NotImplementedError
+
+    def cgroup_fd(self) -> int:
+        return -1
+
+    def apply(self, pid: int) -> None:
+        raise NotImplementedError
+
+    def set(self, resources: dict[str, Any] | None, *, update: bool = False) -> None:
+        raise NotImplementedError
+
+    def destroy(self) -> None:
+        raise NotImplementedError
+
+    def pids(self) -> list[int]:
+        raise NotImplementedError
+
+    def freeze(self) -> None:
+        raise NotImplementedError
+
+    def thaw(self) -> None:
+        raise NotImplementedError
+
+    def is_frozen(self) -> bool:
+        raise NotImplementedError
+
+    def stats(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def oom_count(self) -> int:
+        raise NotImplementedError
+
+    def oom_event_fd(self) -> int:
+        """An fd that polls readable (v1 eventfd) or POLLPRI (v2) on OOM."""
+        raise NotImplementedError
+
+    def exists(self) -> bool:
+        raise NotImplementedError
+
+    def paths(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def to_record(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+def manager_for(cgroups_path: str, container_id: str, *, systemd: bool, rootless: bool) -> Manager:
+    """The manager for a new container (nothing is created until create()).
+
+    runc semantics: an absolute path is taken from each hierarchy's root; a
+    relative one (or "" which means the container id) lies under the cgroup
+    of the runtime itself (v1: per hierarchy; v2: its parent, since the
+    runtime's own leaf cgroup holds processes and cannot delegate).
+    """
+    if systemd:
+        from ocirt.cgroups import systemd as driver_systemd
+
+        return driver_systemd.new_manager(cgroups_path, container_id, rootless=rootless)
+    inner = clean_path(cgroups_path) or container_id
+    if mode() == "v2":
+        from ocirt.cgroups import v2
+
+        return v2.V2Manager.for_path(inner, rootless=rootless)
+    from ocirt.cgroups import v1
+
+    return v1.V1Manager.for_path(inner, rootless=rootless, explicit=bool(cgroups_path))
+
+
+def manager_from_record(record: dict[str, Any]) -> Manager:
+    """Rebuild the manager from to_record() (or from a container record holding it)."""
+    if "driver" not in record and isinstance(record.get("cgroup"), dict):
+        record = record["cgroup"]
+    driver = record.get("driver")
+    if driver == "fs2":
+        from ocirt.cgroups import v2
+
+        return v2.V2Manager.from_record(record)
+    if driver == "fs":
+        from ocirt.cgroups import v1
+
+        return v1.V1Manager.from_record(record)
+    raise CgroupError(f"unknown cgroup driver {driver!r} in the container's state")
+
+
+def is_frozen(record: dict[str, Any]) -> bool:
+    """For state.derive_status: True if the container's cgroup is frozen.
+
+    Reads one or two small files; a record without a cgroup (or a cgroup that
+    is gone) is not frozen.
+    """
+    cg = record.get("cgroup") if "driver" not in record else record
+    if not cg:
+        return False
+    try:
+        return manager_from_record(cg).is_frozen()
+    except (CgroupError, OSError):
+        return False

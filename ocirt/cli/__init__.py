@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 
 from ocirt.cli.flags import Flag, UsageError, parse, usage_lines
 
@@ -21,13 +20,21 @@ SPEC_VERSION = "1.3.0"
 COMMANDS = {
     "create": "create a container",
     "delete": "delete any resources held by the container often used with detached container",
+    "events": (
+        "display container events such as OOM notifications, cpu, memory, and IO usage statistics"
+    ),
+    "exec": "execute new process inside the container",
     "features": "show the enabled features",
     "kill": "kill sends the specified signal (default: SIGTERM) to the container's init process",
     "list": "lists containers started by ocirt with the given root",
+    "pause": "pause suspends all processes inside the container",
+    "ps": "ps displays the processes running inside a container",
+    "resume": "resumes all processes that have been previously paused",
     "run": "create and run a container",
     "spec": "create a new specification file",
     "start": "executes the user defined process in a created container",
     "state": "output the state of a container",
+    "update": "update container resource constraints",
 }
 ALIASES = {"ps": "ps", "ls": "list"}
 
@@ -38,23 +45,34 @@ GLOBAL_FLAGS = (
     Flag(("root",), True, "", "root directory for storage of container state"),
     Flag(("criu",), True, "criu", "path to the criu binary (checkpoint is not supported)"),
     Flag(("systemd-cgroup",), help="enable systemd cgroup support"),
-    Flag(("rootless",), True, "auto", "ignore cgroup permission errors ('true', 'false', or 'auto')"),
+    Flag(
+        ("rootless",), True, "auto", "ignore cgroup permission errors ('true', 'false', or 'auto')"
+    ),
     Flag(("version", "v"), help="print the version"),
     Flag(("help", "h"), help="show help"),
 )
 
 
-@dataclass
 class Context:
     """What every command gets from the global flags."""
 
-    root: str
-    log: str
-    log_format: str
-    debug: bool
-    systemd_cgroup: bool
-    rootless: str
-    command: str = ""
+    def __init__(
+        self,
+        root: str,
+        log: str,
+        log_format: str,
+        debug: bool,
+        systemd_cgroup: bool,
+        rootless: str,
+        command: str = "",
+    ) -> None:
+        self.root = root
+        self.log = log
+        self.log_format = log_format
+        self.debug = debug
+        self.systemd_cgroup = systemd_cgroup
+        self.rootless = rootless
+        self.command = command
 
 
 def default_root() -> str:

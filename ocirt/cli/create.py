@@ -10,7 +10,9 @@ from ocirt.cli.flags import Flag, UsageError
 USAGE = "[command options] <container-id>"
 FLAGS = (
     Flag(("bundle", "b"), True, "", "path to the root of the bundle directory"),
-    Flag(("console-socket",), True, "", "path to an AF_UNIX socket which will receive the pty master"),
+    Flag(
+        ("console-socket",), True, "", "path to an AF_UNIX socket which will receive the pty master"
+    ),
     Flag(("pid-file",), True, "", "specify the file to write the process id to"),
     Flag(("no-pivot",), help="do not use pivot root to jail process inside rootfs"),
     Flag(("no-new-keyring",), help="do not create a new session keyring for the container"),

@@ -10,7 +10,9 @@ from ocirt.errors import ContainerNotExist
 
 USAGE = "[command options] <container-id>"
 FLAGS = (
-    Flag(("force", "f"), help="Forcibly deletes the container if it is still running (uses SIGKILL)"),
+    Flag(
+        ("force", "f"), help="Forcibly deletes the container if it is still running (uses SIGKILL)"
+    ),
     HELP,
 )
 

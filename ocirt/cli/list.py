@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
+from ocirt import _fastjson
 from ocirt.cli._common import HELP
 from ocirt.cli.flags import Flag, UsageError
 from ocirt.container import list_containers
 
 USAGE = "[command options]"
 FLAGS = (
-    Flag(("format", "f"), True, "table", "select one of: table or json (default: \"table\")"),
+    Flag(("format", "f"), True, "table", 'select one of: table or json (default: "table")'),
     Flag(("quiet", "q"), help="display only container IDs"),
     HELP,
 )
@@ -36,7 +36,7 @@ def run(ctx, opts: dict, args: list[str]) -> int:
         sys.stdout.write("".join(s["id"] + "\n" for s in states))
     elif opts["format"] == "json":
         # runc prints Go's nil slice, `null`, when there is no container.
-        sys.stdout.write(json.dumps(states or None, separators=(",", ":")) + "\n")
+        sys.stdout.write(_fastjson.dumps(states or None, compact=True) + "\n")
     elif opts["format"] == "table":
         rows = [list(COLUMNS)] + [
             [s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"]]

@@ -8,11 +8,11 @@ object, so an error run writes exactly one record there).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 
+from ocirt import _fastjson
 from ocirt.errors import OcirtError
 
 # Commands whose errors runc prefixes with "runc <command> failed: ".
@@ -22,8 +22,8 @@ PREFIXED = {"create", "run"}
 def _record(ctx, level: str, message: str) -> str:
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if ctx.log_format == "json":
-        return json.dumps({"level": level, "msg": message, "time": now}) + "\n"
-    return f"time={json.dumps(now)} level={level} msg={json.dumps(message)}\n"
+        return _fastjson.dumps({"level": level, "msg": message, "time": now}, compact=True) + "\n"
+    return f"time={_fastjson.dumps(now)} level={level} msg={_fastjson.dumps(message)}\n"
 
 
 def log(ctx, level: str, message: str) -> None:

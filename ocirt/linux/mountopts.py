@@ -6,8 +6,6 @@ not know is passed to the filesystem as data (``size=64m``, ``mode=755``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ocirt.linux import syscalls as sc
 
 # option -> (clear?, flag): "clear" options undo a flag (rw, suid, dev...).
@@ -79,14 +77,18 @@ EXTENSIONS = {"tmpcopyup", "idmap", "ridmap"}
 LOCKED_FLAGS = sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
 
 
-@dataclass
 class MountOptions:
-    flags: int = 0
-    propagation: list[int] | None = None
-    rec_set: int = 0
-    rec_clear: int = 0
-    data: str = ""
-    extensions: frozenset[str] = frozenset()
+    """One mount's options, sorted by what acts on them."""
+
+    __slots__ = ("data", "extensions", "flags", "propagation", "rec_clear", "rec_set")
+
+    def __init__(self) -> None:
+        self.flags = 0  # mount(2) flags
+        self.propagation: list[int] = []  # applied one by one after the mount
+        self.rec_set = 0  # mount_setattr(AT_RECURSIVE) attributes
+        self.rec_clear = 0
+        self.data = ""  # filesystem-specific, comma-joined
+        self.extensions: frozenset[str] = frozenset()  # ours: tmpcopyup, idmap
 
     @property
     def is_bind(self) -> bool:
@@ -98,7 +100,7 @@ class MountOptions:
 
 
 def parse(options: tuple[str, ...] | list[str]) -> MountOptions:
-    result = MountOptions(propagation=[])
+    result = MountOptions()
     data: list[str] = []
     ext: set[str] = set()
     for opt in options:

@@ -33,25 +33,43 @@ class MountError(OcirtError):
     pass
 
 
-def prepare(spec: Spec, bundle: str, cgroup_paths: dict[str, str]) -> int:
-    """Mount everything into the rootfs; return an O_PATH fd of the rootfs."""
+def prepare(spec: Spec, bundle: str, cgroup_paths: dict[str, str]) -> tuple[int, list[str]]:
+    """Mount everything into the rootfs.
+
+    Returns an O_PATH fd of the rootfs and the tmpfs destinations whose "ro"
+    is applied later by ``remount_deferred``: /dev must stay writable until
+    the device nodes exist, and runc makes every read-only tmpfs read-only
+    by a bind remount (read-only mount, read-write superblock).
+    """
     rootfs = spec.root_path
     sc.mount(None, "/", None, ROOTFS_PROPAGATION[spec.linux.rootfs_propagation])
     # pivot_root needs the new root to be a mount point whose parent is not shared.
     sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    deferred: list[str] = []
     for index, m in enumerate(spec.mounts):
         try:
-            mount_one(root_fd, m, bundle, cgroup_paths)
+            if mount_one(root_fd, m, bundle, cgroup_paths):
+                deferred.append(m.destination)
         except OSError as e:
             raise MountError(
                 f"error mounting {m.source or m.type!r} to rootfs at {m.destination!r}"
                 f" (mounts[{index}]): {e.strerror}"
             ) from e
-    return root_fd
+    return root_fd, deferred
 
 
-def mount_one(root_fd: int, m: Mount, bundle: str, cgroup_paths: dict[str, str]) -> None:
+def remount_deferred(root_fd: int, destinations: list[str]) -> None:
+    for destination in destinations:
+        target = open_in_root(root_fd, destination, os.O_PATH)
+        try:
+            bind_remount(fd_path(target), sc.MS_RDONLY | _statvfs_flags(fd_path(target)))
+        finally:
+            os.close(target)
+
+
+def mount_one(root_fd: int, m: Mount, bundle: str, cgroup_paths: dict[str, str]) -> bool:
+    """Mount M; True when its read-only flag is left for ``remount_deferred``."""
     opts = mountopts.parse(m.options)
     if m.type == "bind" or opts.is_bind:
         _bind_mount(root_fd, m, opts, bundle)
@@ -59,12 +77,18 @@ def mount_one(root_fd: int, m: Mount, bundle: str, cgroup_paths: dict[str, str])
         _mount_cgroup(root_fd, m, opts, cgroup_paths)
     else:
         target = ensure_dir(root_fd, m.destination)
+        flags = opts.flags
+        defer_ro = m.type == "tmpfs" and bool(flags & sc.MS_RDONLY)
+        if defer_ro:
+            flags &= ~sc.MS_RDONLY
         try:
             data = opts.data or None
-            sc.mount(m.source or m.type, fd_path(target), m.type, opts.flags, data)
+            sc.mount(m.source or m.type, fd_path(target), m.type, flags, data)
         finally:
             os.close(target)
         _apply_after_mount(root_fd, m.destination, opts)
+        return defer_ro
+    return False
 
 
 def _bind_source(m: Mount, bundle: str) -> str:
@@ -179,8 +203,7 @@ def _mount_cgroup(
                         os.symlink(name, alias, dir_fd=target)
                     except FileExistsError:
                         pass
-        if opts.flags & sc.MS_RDONLY:
-            sc.mount(None, fd_path(target), None, sc.MS_REMOUNT | opts.flags, "mode=755")
+        # runc leaves this tmpfs read-write; only the controller mounts are ro.
     finally:
         os.close(target)
 
@@ -245,9 +268,8 @@ def make_root_readonly() -> None:
 def mask_paths(paths: tuple[str, ...]) -> None:
     """Hide PATHS: an empty read-only tmpfs over directories, /dev/null over files."""
     for path in paths:
-        try:
-            fd = open_in_root(os.open("/", os.O_PATH | os.O_CLOEXEC), path, os.O_PATH)
-        except FileNotFoundError:
+        fd = _open_in_new_root(path)
+        if fd < 0:
             continue
         try:
             if os.path.isdir(fd_path(fd)):
@@ -260,19 +282,26 @@ def mask_paths(paths: tuple[str, ...]) -> None:
 
 def readonly_paths(paths: tuple[str, ...]) -> None:
     for path in paths:
-        root = os.open("/", os.O_PATH | os.O_CLOEXEC)
-        try:
-            fd = open_in_root(root, path, os.O_PATH)
-        except FileNotFoundError:
+        fd = _open_in_new_root(path)
+        if fd < 0:
             continue
-        finally:
-            os.close(root)
         try:
             sc.mount(fd_path(fd), fd_path(fd), None, sc.MS_BIND | sc.MS_REC)
+        finally:
             os.close(fd)
-            root = os.open("/", os.O_PATH | os.O_CLOEXEC)
-            fd = open_in_root(root, path, os.O_PATH)
-            os.close(root)
+        fd = _open_in_new_root(path)  # the new mount, not the directory under it
+        try:
             bind_remount(fd_path(fd), sc.MS_RDONLY | _statvfs_flags(fd_path(fd)))
         finally:
             os.close(fd)
+
+
+def _open_in_new_root(path: str) -> int:
+    """O_PATH fd of PATH inside our (pivoted) root, or -1 if it does not exist."""
+    root = os.open("/", os.O_PATH | os.O_CLOEXEC)
+    try:
+        return open_in_root(root, path, os.O_PATH)
+    except FileNotFoundError:
+        return -1
+    finally:
+        os.close(root)

@@ -26,3 +26,24 @@ def set_oom_score_adj(value: int | None) -> None:
         return
     with open("/proc/self/oom_score_adj", "w") as f:
         f.write(str(value))
+
+
+def home_of(uid: int, passwd: str = "/etc/passwd") -> str:
+    """The home directory of UID in the container's /etc/passwd, else "/"."""
+    try:
+        with open(passwd, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def process_env(env: tuple[str, ...], uid: int) -> dict[str, str]:
+    """process.env as a dict, plus HOME from /etc/passwd when unset (as runc)."""
+    result = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+    if "HOME" not in result:
+        result["HOME"] = home_of(uid)
+    return result

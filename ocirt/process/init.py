@@ -17,14 +17,10 @@ Numbered steps mirror the messages in ``ocirt.process.channel``:
 
 from __future__ import annotations
 
+import _signal  # the C module: `signal` imports enum (~2 ms)
 import os
-import signal
-import socket
 import stat
 import sys
-import traceback
-from dataclasses import dataclass, field
-from typing import NoReturn
 
 from ocirt.errors import OcirtError
 from ocirt.linux import (
@@ -36,27 +32,39 @@ from ocirt.linux import (
     network,
     rlimits,
     rootfs,
+    sysctl,
     user,
 )
 from ocirt.linux import syscalls as sc
 from ocirt.linux.paths import ensure_dir
-from ocirt.process.channel import Channel, Msg
-from ocirt.spec import Spec
+from ocirt.process.channel import Msg
+from ocirt.spec import _REQUIRED, _Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
-@dataclass
-class InitPlan:
-    spec: Spec
-    bundle: str
-    container_id: str
-    channel: Channel
-    listen_fd: int
-    stage2_fd: int
-    ns_fds: dict[str, int] = field(default_factory=dict)
-    preserve_fds: int = 0
-    no_pivot: bool = False
-    console_sock: socket.socket | None = None
-    state_json: bytes = b""
+class InitPlan(_Record):
+    """Everything the init needs, prepared by the parent before clone()."""
+
+    __slots__ = (
+        "spec", "bundle", "container_id", "channel", "listen_fd", "stage2_fd", "ns_fds",
+        "preserve_fds", "no_pivot", "console_sock", "state_json",
+    )  # fmt: skip
+    _fields = {
+        "spec": _REQUIRED,
+        "bundle": _REQUIRED,
+        "container_id": _REQUIRED,
+        "channel": _REQUIRED,
+        "listen_fd": _REQUIRED,
+        "stage2_fd": _REQUIRED,
+        "ns_fds": dict,
+        "preserve_fds": 0,
+        "no_pivot": False,
+        "console_sock": None,
+        "state_json": b"",
+    }
 
     @property
     def new_user_ns(self) -> bool:
@@ -81,7 +89,7 @@ def run(plan: InitPlan) -> NoReturn:
     except OSError as e:
         _report(plan, e.errno or 0, e.strerror or str(e))
     except BaseException as e:  # a bug: the parent must still hear about it
-        _report(plan, 0, "".join(traceback.format_exception_only(e)).strip())
+        _report(plan, 0, f"internal error: {type(e).__name__}: {e}")
     os._exit(1)
 
 
@@ -125,10 +133,11 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
 
     # 5. rootfs
     cgroup_paths = rootfs.current_cgroup_paths()
-    root_fd = rootfs.prepare(spec, plan.bundle, cgroup_paths)
+    root_fd, deferred_ro = rootfs.prepare(spec, plan.bundle, cgroup_paths)
     if devices.needs_dev_setup(spec):
         devices.create_devices(root_fd, spec, plan.in_user_ns)
         devices.create_symlinks(root_fd)
+    rootfs.remount_deferred(root_fd, deferred_ro)
     _ensure_cwd(root_fd, process.cwd)
     if spec.hooks.get("prestart") or spec.hooks.get("createRuntime"):
         plan.channel.send(Msg.RUN_RUNTIME_HOOKS)
@@ -141,6 +150,7 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
     os.close(root_fd)
     if spec.root_readonly:
         rootfs.make_root_readonly()
+    sysctl.apply(linux.sysctl)
     rootfs.mask_paths(linux.masked_paths)
     rootfs.readonly_paths(linux.readonly_paths)
 
@@ -150,31 +160,31 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
     rlimits.apply(process.rlimits)
     user.set_oom_score_adj(process.oom_score_adj)
     _prepare_fds(plan)
+    env = user.process_env(process.env, process.user.uid)  # reads /etc/passwd: as root
     caps = process.capabilities
     if caps is not None:
         capabilities.drop_bounding(caps)
         capabilities.keep_caps_across_setuid(True)
     user.switch(process.user, plan.in_user_ns)
     user.set_umask(process.user)
-    _chdir(process.cwd)
-    path = _look_path(process.args[0], process.env_value("PATH", ""))
+    chdir_to_cwd(process.cwd)
+    path = look_path(process.args[0], process.env_value("PATH", ""))
     if caps is not None:
         capabilities.keep_caps_across_setuid(False)
         capabilities.apply_sets(caps)
     if process.no_new_privileges:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
 
-    _reset_signals()
+    reset_signals()
     argv = ["ocirt-init", str(plan.listen_fd), "-1", path, *process.args]
-    env = dict(e.split("=", 1) if "=" in e else (e, "") for e in process.env)
     return argv, env
 
 
-def _reset_signals() -> None:
+def reset_signals() -> None:
     """Python ignores SIGPIPE and SIGXFSZ; ignored signals survive execve."""
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):
+        _signal.signal(sig, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
 
 
 def _ensure_cwd(root_fd: int, cwd: str) -> None:
@@ -185,7 +195,7 @@ def _ensure_cwd(root_fd: int, cwd: str) -> None:
         pass  # reported by the chdir after the user switch, with runc's words
 
 
-def _chdir(cwd: str) -> None:
+def chdir_to_cwd(cwd: str) -> None:
     try:
         os.chdir(cwd)
     except OSError as e:
@@ -199,7 +209,7 @@ def _lower(text: str | None) -> str:
     return text[:1].lower() + text[1:]
 
 
-def _look_path(arg0: str, path_env: str) -> str:
+def look_path(arg0: str, path_env: str) -> str:
     """Go's exec.LookPath, inside the container, with runc's error wording."""
     if "/" in arg0:
         if _is_executable(arg0):

@@ -15,45 +15,53 @@ left behind.
 
 from __future__ import annotations
 
+import _socket  # the C module: `socket` costs ~4 ms of imports
 import fcntl
-import json
 import os
-import signal
-import socket
-from dataclasses import dataclass
-from typing import Any
 
-from ocirt import validate
+from ocirt import _fastjson, validate
 from ocirt.errors import OcirtError
 from ocirt.linux import hooks, namespaces
 from ocirt.linux import syscalls as sc
 from ocirt.process import init as init_stage
 from ocirt.process.channel import Channel, ChannelClosed, ChildError, Msg
-from ocirt.spec import Spec
+from ocirt.spec import _REQUIRED, Spec, _Record
 from ocirt.state import (
     OCI_VERSION,
-    START_SOCKET,
     STAGE2_MEMFD_NAME,
+    START_SOCKET,
     StateDir,
     process_start_time,
+    public_state,
     rfc3339_now,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 STAGE2_PATH = os.path.join(os.path.dirname(__file__), os.pardir, "_shim", "ocirt-init")
 MFD_ALLOW_SEALING = 0x2
 F_SEAL_ALL = 0x1 | 0x2 | 0x4 | 0x8  # SEAL, SHRINK, GROW, WRITE
 
 
-@dataclass
-class CreateOptions:
-    bundle: str
-    pid_file: str = ""
-    console_socket: str = ""
-    no_pivot: bool = False
-    no_new_keyring: bool = False
-    preserve_fds: int = 0
-    rootless: bool = False
-    systemd_cgroup: bool = False
+class CreateOptions(_Record):
+    """create's flags (runc's): the bundle and how to hand the container over."""
+
+    __slots__ = (
+        "bundle", "pid_file", "console_socket", "no_pivot", "no_new_keyring",
+        "preserve_fds", "rootless", "systemd_cgroup",
+    )  # fmt: skip
+    _fields = {
+        "bundle": _REQUIRED,
+        "pid_file": "",
+        "console_socket": "",
+        "no_pivot": False,
+        "no_new_keyring": False,
+        "preserve_fds": 0,
+        "rootless": False,
+        "systemd_cgroup": False,
+    }
 
 
 class CreateError(OcirtError):
@@ -108,23 +116,6 @@ def _record(spec: Spec, config: dict[str, Any], container_id: str, bundle: str) 
     }
 
 
-def public_state(record: dict[str, Any], status: str) -> dict[str, Any]:
-    """The runtime-spec state (what `ocirt state` prints and hooks read)."""
-    state = {
-        "ociVersion": record["ociVersion"],
-        "id": record["id"],
-        "pid": record["pid"] if status != "stopped" else 0,
-        "status": status,
-        "bundle": record["bundle"],
-        "rootfs": record["rootfs"],
-        "created": record["created"],
-        "owner": record.get("owner", ""),
-    }
-    if record.get("annotations"):
-        state["annotations"] = record["annotations"]
-    return state
-
-
 def _high_fd(fd: int, floor: int) -> int:
     """Move FD to >= FLOOR so it never collides with a preserved fd."""
     if fd >= floor:
@@ -150,16 +141,16 @@ def _stage2_memfd(floor: int) -> int:
     return _high_fd(fd, floor)
 
 
-def _start_socket(state_dir: StateDir, floor: int) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+def _start_socket(state_dir: StateDir, floor: int) -> _socket.socket:
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     sock.bind(state_dir.file(START_SOCKET))
     sock.listen(1)
     fd = _high_fd(sock.detach(), floor)
-    return socket.socket(fileno=fd)
+    return _socket.socket(fileno=fd)
 
 
-def _console_socket(path: str) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+def _console_socket(path: str) -> _socket.socket:
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     try:
         sock.connect(path)
     except OSError as e:
@@ -184,8 +175,8 @@ def _start_init(
     parent_end, child_end = Channel.pair()
     for ch in (parent_end, child_end):
         moved = _high_fd(ch.sock.detach(), floor)
-        ch.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=moved)
-    state_json = json.dumps(public_state(record, "creating")).encode()
+        ch.sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET, fileno=moved)
+    state_json = _fastjson.dumps(public_state(record, "creating")).encode()
     plan = init_stage.InitPlan(
         spec=spec,
         bundle=bundle,
@@ -284,7 +275,7 @@ def _write_id_maps(pid: int, spec: Spec) -> None:
 
 def _run_runtime_hooks(spec: Spec, record: dict[str, Any], pid: int) -> None:
     state = public_state({**record, "pid": pid}, "creating")
-    state_json = json.dumps(state).encode()
+    state_json = _fastjson.dumps(state).encode()
     for kind in ("prestart", "createRuntime"):
         for hook in spec.hooks.get(kind, ()):
             hooks.run(hook, state_json, kind)
@@ -304,7 +295,7 @@ def _write_pid_file(path: str, pid: int) -> None:
 
 def _kill_and_reap(pid: int) -> None:
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, 9)  # SIGKILL
     except ProcessLookupError:
         pass
     try:

@@ -1,0 +1,54 @@
+# ocirt: common tasks.  Everything that runs containers needs root.
+#   make deps    install Debian packages + .venv (scripts/install-deps.sh)
+#   make demo    build a busybox bundle and `ocirt run` it
+#   make test    the whole pytest suite (as root)
+#   make test-v2 the suite inside a pure cgroup v2 VM (shared/tools/cgroup2-vm)
+#   make lint    ruff check + ruff format --check
+#   make bench   benchmarks/lifecycle.sh under nohybrid (ocirt vs runc vs crun)
+SHELL   := /bin/bash
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+OCIRT   ?= $(CURDIR)/$(VENV)/bin/ocirt
+SHARED  ?= $(abspath $(CURDIR)/../shared)
+BUILD   := build
+PYTEST_ARGS ?=
+
+.PHONY: all deps venv demo test test-v2 lint format bench clean
+
+all: venv
+
+deps:
+	bash scripts/install-deps.sh
+
+# Just the venv and the editable install (no apt-get).
+venv: $(VENV)/bin/ocirt
+$(VENV)/bin/ocirt: pyproject.toml setup.py ocirt/_shim/shim.c ocirt/_shim/shim.h ocirt/_shim/stage2.c
+	NO_APT=1 bash scripts/install-deps.sh
+
+$(BUILD)/demo-bundle/config.json: tools/mkbundle.sh tools/mkrootfs.sh
+	PYTHON=$(PY) sh tools/mkbundle.sh $(BUILD)/demo-bundle sh -c 'echo "hello from ocirt: $$(uname -s) $$(hostname), pid $$$$"'
+
+demo: venv $(BUILD)/demo-bundle/config.json
+	@id=ocirt-demo-$$$$; root=$(CURDIR)/$(BUILD)/demo-root; \
+	  $(OCIRT) --root $$root run --bundle $(BUILD)/demo-bundle $$id </dev/null; \
+	  status=$$?; $(OCIRT) --root $$root delete --force $$id >/dev/null 2>&1; exit $$status
+
+test: venv
+	OCIRT=$(OCIRT) $(PY) -m pytest $(PYTEST_ARGS)
+
+test-v2: venv
+	OCIRT=$(OCIRT) $(SHARED)/tools/cgroup2-vm $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff format .
+
+bench: venv
+	OCIRT=$(OCIRT) $(SHARED)/tools/nohybrid bash benchmarks/lifecycle.sh
+
+clean:
+	rm -rf $(BUILD) .pytest_cache .ruff_cache
+	$(MAKE) -C conformance clean

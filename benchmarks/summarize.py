@@ -1,0 +1,93 @@
+"""Summarize benchmarks/lifecycle.sh output as a Markdown table with ratios.
+
+usage: summarize.py OUT_DIR
+
+Reads OUT_DIR/<bench>.json (hyperfine --export-json; one result per runtime,
+named by runtime) and OUT_DIR/pss.tsv (runtime, then PSS samples in kB), and
+prints mean ± stddev per runtime plus the ocirt/runc and ocirt/crun ratios and
+the issue's target for each row.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+BENCHES = ["run", "lifecycle", "state", "start", "kill", "delete"]
+RUNTIMES = ["ocirt", "runc", "crun"]
+TARGETS = {
+    "lifecycle": "ocirt/runc <= 1.0",
+    "state": "ocirt/crun <= 3",
+    "start": "ocirt/crun <= 3",
+    "kill": "ocirt/crun <= 3",
+    "delete": "ocirt/crun <= 3",
+    "pss": "ocirt <= 1024 kB",
+}
+
+
+def load_times(out: Path, bench: str) -> dict[str, tuple[float, float]]:
+    path = out / f"{bench}.json"
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text())
+    return {
+        r["command"]: (r["mean"] * 1000.0, (r.get("stddev") or 0.0) * 1000.0)
+        for r in data["results"]
+    }
+
+
+def load_pss(out: Path) -> dict[str, float]:
+    path = out / "pss.tsv"
+    if not path.exists():
+        return {}
+    pss: dict[str, float] = {}
+    for line in path.read_text().splitlines():
+        name, _, samples = line.partition("\t")
+        values = [float(v) for v in samples.split()]
+        if values:
+            pss[name] = statistics.median(values)
+    return pss
+
+
+def ratio(values: dict[str, float], other: str) -> str:
+    if "ocirt" in values and values.get(other):
+        return f"{values['ocirt'] / values[other]:.2f}"
+    return "-"
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    out = Path(argv[1])
+    head = "| benchmark | " + " | ".join(f"{r}" for r in RUNTIMES)
+    print(head + " | ocirt/runc | ocirt/crun | target |")
+    print("|---" * (len(RUNTIMES) + 4) + "|")
+    for bench in BENCHES:
+        times = load_times(out, bench)
+        if not times:
+            continue
+        cells = [
+            f"{times[r][0]:.1f} ± {times[r][1]:.1f} ms" if r in times else "-" for r in RUNTIMES
+        ]
+        means = {r: m for r, (m, _) in times.items()}
+        print(
+            f"| {bench} | "
+            + " | ".join(cells)
+            + f" | {ratio(means, 'runc')} | {ratio(means, 'crun')} | {TARGETS.get(bench, '')} |"
+        )
+    pss = load_pss(out)
+    if pss:
+        cells = [f"{pss[r]:.0f} kB" if r in pss else "-" for r in RUNTIMES]
+        print(
+            "| created init PSS | "
+            + " | ".join(cells)
+            + f" | {ratio(pss, 'runc')} | {ratio(pss, 'crun')} | {TARGETS['pss']} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

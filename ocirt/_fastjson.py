@@ -1,0 +1,111 @@
+"""JSON for the short commands, without importing ``json``.
+
+``import json`` costs ~8 ms (it pulls in ``re``), as much as the whole
+interpreter start-up; ``ocirt state``, ``start``, ``kill`` and ``delete`` must
+stay within a few times crun's ~3 ms.  CPython's C accelerator ``_json``
+(what ``json`` itself uses) is importable on its own: its scanner parses,
+its string encoder quotes.  Output is byte-for-byte ``json.dumps``'s for the
+types a state record holds (tests/test_fastjson.py checks that).
+"""
+
+from __future__ import annotations
+
+import _json
+
+_NOT_JSON_CONSTANTS = {"NaN", "Infinity", "-Infinity"}
+
+
+class _ScannerContext:
+    """The attributes _json.make_scanner reads (json.decoder.JSONDecoder's)."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    memo: dict = {}
+
+    @staticmethod
+    def parse_constant(name: str) -> float:
+        return float(name.replace("Infinity", "inf"))
+
+
+_scan = _json.make_scanner(_ScannerContext())
+
+
+def loads(text: str | bytes) -> object:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    start = len(text) - len(text.lstrip())
+    try:
+        value, end = _scan(text, start)
+    except StopIteration as e:
+        raise ValueError(f"invalid JSON at offset {e.value}") from None
+    if text[end:].strip():
+        raise ValueError(f"extra data at offset {end}")
+    return value
+
+
+def dumps(obj: object, indent: int | None = None, compact: bool = False) -> str:
+    """json.dumps(obj, indent=indent), or with separators (",", ":") if COMPACT."""
+    parts: list[str] = []
+    _encode(obj, parts, indent, 0, ":" if compact else ": ", "," if compact else ", ")
+    return "".join(parts)
+
+
+def _encode(
+    obj: object, out: list[str], indent: int | None, level: int, colon: str, comma: str
+) -> None:
+    if isinstance(obj, str):
+        out.append(_json.encode_basestring_ascii(obj))
+    elif obj is None:
+        out.append("null")
+    elif obj is True:
+        out.append("true")
+    elif obj is False:
+        out.append("false")
+    elif isinstance(obj, int):
+        out.append(int.__repr__(obj))
+    elif isinstance(obj, float):
+        out.append(float.__repr__(obj))
+    elif isinstance(obj, dict):
+        _encode_items(
+            [(_json.encode_basestring_ascii(str(k)) + colon, v) for k, v in obj.items()],
+            "{",
+            "}",
+            out,
+            indent,
+            level,
+            colon,
+            comma,
+        )
+    elif isinstance(obj, (list, tuple)):
+        _encode_items([("", v) for v in obj], "[", "]", out, indent, level, colon, comma)
+    else:
+        raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def _encode_items(
+    items: list[tuple[str, object]],
+    opener: str,
+    closer: str,
+    out: list[str],
+    indent: int | None,
+    level: int,
+    colon: str,
+    comma: str,
+) -> None:
+    if not items:
+        out.append(opener + closer)
+        return
+    if indent is None:
+        separator, inner, outer = comma, "", ""
+    else:
+        inner = "\n" + " " * (indent * (level + 1))
+        outer = "\n" + " " * (indent * level)
+        separator = ","
+    out.append(opener)
+    for i, (prefix, value) in enumerate(items):
+        out.append((separator if i else "") + inner + prefix)
+        _encode(value, out, indent, level + 1, colon, comma)
+    out.append(outer + closer)

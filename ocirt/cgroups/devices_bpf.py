@@ -1,0 +1,355 @@
+"""Device rules: the v1 semantics (an emulator) and the v2 eBPF filter.
+
+cgroup v2 has no devices.allow/deny files: access is decided by a
+BPF_PROG_TYPE_CGROUP_DEVICE program attached to the cgroup.  As runc does,
+the rules are first run through an emulator of the v1 kernel semantics (so a
+rule list means the same on both versions), and the program tests the
+resulting exceptions in turn, falling through to the default verdict.
+
+The program is written out as raw instructions (no compiler, no libbpf); the
+only native piece is the ``bpf(2)`` call (``ocirt/_shim/bpf.c``), imported
+lazily so that v1 hosts and the short commands never load it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import struct
+
+from ocirt.cgroups import CgroupError
+
+TYPE_CHECKING = False  # typing costs ~2 ms to import: annotations only
+if TYPE_CHECKING:
+    from typing import Any
+
+WILDCARD = None
+_ACCESS_ORDER = "rwm"
+
+
+class Rule:
+    """One device rule; major/minor None mean "any"."""
+
+    __slots__ = ("access", "allow", "major", "minor", "type")
+
+    def __init__(
+        self, dtype: str, major: int | None, minor: int | None, access: str, allow: bool
+    ) -> None:
+        self.type = dtype  # "a", "b" or "c"
+        self.major = major
+        self.minor = minor
+        self.access = access  # a subset of "rwm", in that order
+        self.allow = allow
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Rule) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Rule({'allow' if self.allow else 'deny'} {self.v1_string()})"
+
+    def _key(self) -> tuple:
+        return (self.type, self.major, self.minor, self.access, self.allow)
+
+    def v1_string(self) -> str:
+        """The devices.allow/deny line: "c 1:3 rwm"."""
+        major = "*" if self.major is None else str(self.major)
+        minor = "*" if self.minor is None else str(self.minor)
+        return f"{self.type} {major}:{minor} {self.access}"
+
+
+def _normal_access(access: str) -> str:
+    return "".join(c for c in _ACCESS_ORDER if c in access)
+
+
+def rules_from_spec(devices: list[dict[str, Any]]) -> list[Rule]:
+    """linux.resources.devices -> rules (runc specconv: type "a", wildcards by default)."""
+    rules = []
+    for i, d in enumerate(devices):
+        access = d.get("access") or ""
+        if not access:
+            raise CgroupError(f"device access at {i} field cannot be empty")
+        if set(access) - set(_ACCESS_ORDER):
+            raise CgroupError(f"invalid device access {access!r} at {i}")
+        dtype = d.get("type") or "a"
+        if dtype == "u":  # unbuffered character device: a character device
+            dtype = "c"
+        if dtype == "p":  # FIFOs are not subject to the device cgroup
+            continue
+        if dtype not in ("a", "b", "c"):
+            raise CgroupError(f"invalid device type {dtype!r} at {i}")
+        major, minor = d.get("major"), d.get("minor")
+        rules.append(
+            Rule(
+                dtype,
+                None if major is None or major < 0 else int(major),
+                None if minor is None or minor < 0 else int(minor),
+                _normal_access(access),
+                bool(d.get("allow")),
+            )
+        )
+    return rules
+
+
+class Emulator:
+    """The v1 device cgroup's state: a default verdict plus exceptions.
+
+    Starts as "deny all" (runc's zero value).  "a" resets to a default; a
+    rule with the default's verdict removes access from the exact exception;
+    any other rule adds access to an exception (the kernel's rules).
+    """
+
+    def __init__(self, default_allow: bool = False) -> None:
+        self.default_allow = default_allow
+        self._exceptions: dict[tuple[str, int | None, int | None], set[str]] = {}
+
+    @classmethod
+    def from_rules(cls, rules: list[Rule]) -> Emulator:
+        emu = cls()
+        for rule in rules:
+            emu.apply(rule)
+        return emu
+
+    @classmethod
+    def from_v1_list(cls, text: str) -> Emulator:
+        """devices.list: "a *:* rwm" when all is allowed, else the allowed exceptions."""
+        lines = [line.split() for line in text.splitlines() if line.strip()]
+        if any(fields[0] == "a" for fields in lines):
+            return cls(default_allow=True)
+        emu = cls()
+        for dtype, numbers, access in lines:
+            major, _, minor = numbers.partition(":")
+            emu.apply(
+                Rule(
+                    dtype,
+                    None if major == "*" else int(major),
+                    None if minor == "*" else int(minor),
+                    access,
+                    True,
+                )
+            )
+        return emu
+
+    def apply(self, rule: Rule) -> None:
+        if rule.type == "a":
+            self.default_allow = rule.allow
+            self._exceptions.clear()
+            return
+        key = (rule.type, rule.major, rule.minor)
+        if rule.allow == self.default_allow:
+            remaining = self._exceptions.get(key, set()) - set(rule.access)
+            if remaining:
+                self._exceptions[key] = remaining
+            else:
+                self._exceptions.pop(key, None)
+        else:
+            self._exceptions.setdefault(key, set()).update(rule.access)
+
+    def exceptions(self) -> list[Rule]:
+        def order(key: tuple[str, int | None, int | None]) -> tuple[str, int, int]:
+            return (key[0], -1 if key[1] is None else key[1], -1 if key[2] is None else key[2])
+
+        return [
+            Rule(t, major, minor, _normal_access("".join(access)), not self.default_allow)
+            for (t, major, minor), access in sorted(
+                self._exceptions.items(), key=lambda kv: order(kv[0])
+            )
+        ]
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Emulator)
+            and self.default_allow == other.default_allow
+            and self._exceptions == other._exceptions
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+# -- the program ----------------------------------------------------------------
+# struct bpf_cgroup_dev_ctx { u32 access_type; u32 major; u32 minor; }
+# access_type = (BPF_DEVCG_ACC_* << 16) | BPF_DEVCG_DEV_*
+_DEV_TYPE = {"b": 1, "c": 2}
+_ACC_BITS = {"m": 1, "r": 2, "w": 4}
+
+# Opcodes (linux/bpf_common.h, linux/bpf.h).
+_LDX_W = 0x61  # BPF_LDX | BPF_MEM | BPF_W
+_AND32_K = 0x54  # BPF_ALU | BPF_AND | BPF_K
+_RSH32_K = 0x74  # BPF_ALU | BPF_RSH | BPF_K
+_MOV32_X = 0xBC  # BPF_ALU | BPF_MOV | BPF_X
+_MOV32_K = 0xB4  # BPF_ALU | BPF_MOV | BPF_K
+_JNE_K = 0x55  # BPF_JMP | BPF_JNE | BPF_K
+_JNE_X = 0x5D  # BPF_JMP | BPF_JNE | BPF_X
+_EXIT = 0x95  # BPF_JMP | BPF_EXIT
+
+
+def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
+    return struct.pack("<BBhi", code, (src << 4) | dst, off, imm)
+
+
+def program(emu: Emulator) -> bytes:
+    """The filter: R2 type, R3 access, R4 major, R5 minor; one block per exception."""
+    insns = [
+        _insn(_LDX_W, 2, 1, 0),
+        _insn(_AND32_K, 2, imm=0xFFFF),
+        _insn(_LDX_W, 3, 1, 0),
+        _insn(_RSH32_K, 3, imm=16),
+        _insn(_LDX_W, 4, 1, 4),
+        _insn(_LDX_W, 5, 1, 8),
+    ]
+    for rule in emu.exceptions():
+        insns.extend(_rule_block(rule))
+    insns += [_insn(_MOV32_K, 0, imm=int(emu.default_allow)), _insn(_EXIT)]
+    return b"".join(insns)
+
+
+def _rule_block(rule: Rule) -> list[bytes]:
+    # Each test jumps past the rest of the block ("next rule") on mismatch;
+    # offsets are filled in once the block's length is known.
+    tests: list[tuple[int, int, int, int]] = []  # (code, dst, src, imm) of a JNE
+    pre: dict[int, list[bytes]] = {}
+    tests.append((_JNE_K, 2, 0, _DEV_TYPE[rule.type]))
+    if rule.access != "rwm":
+        mask = sum(_ACC_BITS[c] for c in rule.access)
+        # R1 = R3 & mask; the request must ask for nothing outside the rule.
+        pre[len(tests)] = [_insn(_MOV32_X, 1, 3), _insn(_AND32_K, 1, imm=mask)]
+        tests.append((_JNE_X, 1, 3, 0))
+    if rule.major is not None:
+        tests.append((_JNE_K, 4, 0, rule.major))
+    if rule.minor is not None:
+        tests.append((_JNE_K, 5, 0, rule.minor))
+    verdict = [_insn(_MOV32_K, 0, imm=int(rule.allow)), _insn(_EXIT)]
+    # Lay out: [pre_i, test_i]... verdict; a test's offset skips what follows it.
+    layout: list[tuple[str, Any]] = []
+    for i, test in enumerate(tests):
+        for raw in pre.get(i, []):
+            layout.append(("raw", raw))
+        layout.append(("jne", test))
+    out = []
+    total = len(layout) + len(verdict)
+    for position, (kind, item) in enumerate(layout):
+        if kind == "raw":
+            out.append(item)
+        else:
+            code, dst, src, imm = item
+            out.append(_insn(code, dst, src, off=total - position - 1, imm=imm))
+    return out + verdict
+
+
+# -- bpf(2) -------------------------------------------------------------------------
+BPF_PROG_LOAD = 5
+BPF_PROG_ATTACH = 8
+BPF_PROG_DETACH = 9
+BPF_PROG_GET_FD_BY_ID = 13
+BPF_PROG_QUERY = 16
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6
+BPF_F_ALLOW_MULTI = 2
+
+
+def _bpf(cmd: int, attr: bytes, name: str, keep: tuple = ()) -> tuple[int, bytes]:
+    """Run bpf(CMD, ATTR); returns (result, the attr as the kernel left it)."""
+    from ocirt._shim._ocirt_shim import ffi, lib
+
+    buf = ffi.new("char[]", attr)
+    result = lib.ocirt_bpf(cmd, buf, len(attr))
+    if result < 0:
+        err = ffi.errno
+        raise OSError(err, f"bpf({name}): {os.strerror(err)}")
+    del keep  # the buffers ATTR points into lived until here
+    return result, bytes(ffi.buffer(buf))
+
+
+def _address(ffi: Any, cdata: Any) -> int:
+    return int(ffi.cast("uintptr_t", cdata))
+
+
+def load_program(code: bytes) -> int:
+    """BPF_PROG_LOAD; on a verifier refusal the message carries its log."""
+    from ocirt._shim._ocirt_shim import ffi
+
+    insns = ffi.new("char[]", code)
+    license_ = ffi.new("char[]", b"Apache")
+    for log_size in (0, 65536):
+        log = ffi.new("char[]", max(log_size, 1))
+        attr = struct.pack(
+            "<IIQQIIQII16sII",
+            BPF_PROG_TYPE_CGROUP_DEVICE,
+            len(code) // 8,
+            _address(ffi, insns),
+            _address(ffi, license_),
+            1 if log_size else 0,
+            log_size,
+            _address(ffi, log) if log_size else 0,
+            0,
+            0,
+            b"ocirt_devices",
+            0,
+            0,
+        )
+        try:
+            fd, _ = _bpf(BPF_PROG_LOAD, attr, "BPF_PROG_LOAD", keep=(insns, license_, log))
+            return fd
+        except OSError as e:
+            if log_size or e.errno not in (errno.EINVAL, errno.EACCES):
+                verifier = ffi.string(log).decode(errors="replace").strip() if log_size else ""
+                raise CgroupError(
+                    f"loading the device filter failed: {e.strerror}"
+                    + (f": {verifier}" if verifier else ""),
+                    e.errno or 0,
+                ) from None
+    raise AssertionError("unreachable")
+
+
+def attached_programs(cgroup_fd: int) -> list[int]:
+    """Ids of the device programs attached to the cgroup (BPF_PROG_QUERY)."""
+    from ocirt._shim._ocirt_shim import ffi
+
+    ids = ffi.new("uint32_t[]", 64)
+    attr = struct.pack("<IIIIQI4x", cgroup_fd, BPF_CGROUP_DEVICE, 0, 0, _address(ffi, ids), 64)
+    _, out = _bpf(BPF_PROG_QUERY, attr, "BPF_PROG_QUERY", keep=(ids,))
+    count = struct.unpack_from("<I", out, 24)[0]
+    return [ids[i] for i in range(count)]
+
+
+def install(cgroup_dir: str, emu: Emulator) -> None:
+    """Attach the filter for EMU to CGROUP_DIR, replacing the one there before.
+
+    The new program is attached (BPF_F_ALLOW_MULTI) before the old ones are
+    detached, so the cgroup is never without a filter (runc's fallback path).
+    """
+    dirfd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        old = attached_programs(dirfd)
+        prog_fd = load_program(program(emu))
+        try:
+            attr = struct.pack("<IIIII", dirfd, prog_fd, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI, 0)
+            try:
+                _bpf(BPF_PROG_ATTACH, attr, "BPF_PROG_ATTACH")
+            except OSError as e:
+                raise CgroupError(
+                    f"attaching the device filter to {cgroup_dir} failed: {e.strerror}",
+                    e.errno or 0,
+                ) from None
+        finally:
+            os.close(prog_fd)  # the attachment holds its own reference
+        for prog_id in old:
+            _detach(dirfd, prog_id)
+    finally:
+        os.close(dirfd)
+
+
+def _detach(dirfd: int, prog_id: int) -> None:
+    try:
+        fd, _ = _bpf(
+            BPF_PROG_GET_FD_BY_ID, struct.pack("<III", prog_id, 0, 0), "BPF_PROG_GET_FD_BY_ID"
+        )
+    except OSError:
+        return  # already gone
+    try:
+        attr = struct.pack("<IIIII", dirfd, fd, BPF_CGROUP_DEVICE, 0, 0)
+        _bpf(BPF_PROG_DETACH, attr, "BPF_PROG_DETACH")
+    finally:
+        os.close(fd)

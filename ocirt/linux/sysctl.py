@@ -1,0 +1,42 @@
+"""linux.sysctl: written under /proc/sys from inside the container's namespaces."""
+
+from __future__ import annotations
+
+import os
+
+from ocirt.errors import OcirtError
+
+# Keys that belong to a namespace the container owns (runc's validator).
+IPC_KEYS = {
+    "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+    "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+}  # fmt: skip
+IPC_PREFIX = "fs.mqueue."
+NET_PREFIX = "net."
+UTS_KEYS = {"kernel.hostname", "kernel.domainname"}
+
+
+def namespace_of(key: str) -> str | None:
+    """Which namespace KEY is isolated by, or None if it is host-wide."""
+    if key in IPC_KEYS or key.startswith(IPC_PREFIX):
+        return "ipc"
+    if key.startswith(NET_PREFIX):
+        return "network"
+    if key in UTS_KEYS:
+        return "uts"
+    return None
+
+
+def apply(values: dict[str, str]) -> None:
+    for key, value in values.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            try:
+                os.write(fd, value.encode())
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise OcirtError(
+                f"config.json: linux.sysctl[{key!r}]: cannot write {path}: {e.strerror}"
+            ) from e

@@ -1,0 +1,707 @@
+"""``exec``: one more process in a running container.
+
+Process model: one fork, and the new process is our direct child.
+
+  ocirt exec (P, stays on the host)            the new process (C)
+  1. load the container; the process: config.json's process + flags, or -p FILE
+  2. open /proc/<init>/ns/* that differ from ours; re-check the init (pid reuse)
+  3. PR_SET_DUMPABLE 0 (C inherits it): a container process cannot ptrace C
+     or open its /proc/<pid>/fd while C still holds runtime fds (CVE-2016-9962)
+  4. setns(pid) -- affects our children only --, fork, setns back:
+     C is born in the container's pid namespace, as our child
+  5. put C in the init's cgroups, then PROCEED   ->  rlimits, oom_score_adj (host privileges)
+                                                    setns user first, ..., mount last
+                                                    pty, fds, caps, user, cwd, nnp, LSM
+                                                    execve (the channel is close-on-exec)
+  6. EOF on the channel: exec succeeded; ERROR {errno, message}: it failed
+  7. pid file; --detach: exit, and C is re-parented to our caller's subreaper
+     (conmon, the containerd shim), who wait()s for it; else forward signals
+     (and proxy the terminal), wait, exit with C's status
+
+runc gets the same shape with CLONE_PARENT: its exec'd process is also a
+direct child of `runc exec`.  No process of ours lingers after --detach.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import socket
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any, NoReturn
+
+from ocirt.errors import OcirtError
+from ocirt.linux import capabilities, console, namespaces, rlimits, user
+from ocirt.linux import syscalls as sc
+from ocirt.process import init as init_stage
+from ocirt.process.channel import Channel, ChannelClosed, ChildError, Msg
+from ocirt.spec import NS_PROC_NAMES, Process
+from ocirt.state import init_is_alive
+
+# What a terminal or a manager may send us goes on to the process.  SIGWINCH
+# is not forwarded: with a terminal it resizes the pty (runc does the same).
+FORWARDED = (
+    signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1,
+    signal.SIGUSR2, signal.SIGCONT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU,
+    signal.SIGALRM, signal.SIGPROF, signal.SIGVTALRM, signal.SIGIO,
+)  # fmt: skip
+OUTSIDE_ROOT = (
+    "current working directory is outside of container mount namespace root"
+    " -- possible container breakout detected"
+)
+
+
+class ExecError(OcirtError):
+    """Any failure of exec: the CLI prints "exec failed: ..." and exits 255."""
+
+    exit_code = 255
+
+
+@dataclass
+class ExecOptions:
+    console_socket: str = ""
+    detach: bool = False
+    pid_file: str = ""
+    preserve_fds: int = 0
+    cgroup: tuple[str, ...] = ()  # --cgroup [<controller>[,...]:]<path>
+    ignore_paused: bool = False
+
+
+@dataclass
+class Started:
+    """A process that exec'd; ``master`` is the pty when we own the terminal."""
+
+    pid: int
+    master: int | None = None
+
+
+# -- building the process ------------------------------------------------------
+def process_from_flags(
+    config_process: dict[str, Any],
+    args: list[str],
+    *,
+    cwd: str = "",
+    env: tuple[str, ...] = (),
+    user_spec: str = "",
+    additional_gids: tuple[int, ...] = (),
+    caps: tuple[str, ...] = (),
+    no_new_privs: bool | None = None,
+    apparmor: str = "",
+    process_label: str = "",
+    tty: bool = False,
+) -> dict[str, Any]:
+    """runc's getProcess without -p: the container's process, overridden."""
+    p = _deep_copy(config_process)
+    p["args"] = list(args)
+    p["terminal"] = tty  # never inherited from config.json: only -t asks for one
+    p.pop("consoleSize", None)
+    if cwd:
+        p["cwd"] = cwd
+    if apparmor:
+        p["apparmorProfile"] = apparmor
+    if process_label:
+        p["selinuxLabel"] = process_label
+    if caps:
+        # runc 1.1 adds --cap to these four sets (ambient only sticks where
+        # the cap is also inheritable, which --cap does not make it).
+        sets = p.setdefault("capabilities", {})
+        for set_name in ("bounding", "effective", "permitted", "ambient"):
+            sets[set_name] = [*(sets.get(set_name) or []), *caps]
+    p["env"] = [*(p.get("env") or []), *env]
+    if no_new_privs is not None:
+        p["noNewPrivileges"] = no_new_privs
+    u = p.setdefault("user", {})
+    if user_spec:
+        u["uid"], gid = parse_user(user_spec)
+        if gid is not None:
+            u["gid"] = gid
+    if additional_gids:
+        u["additionalGids"] = [*(u.get("additionalGids") or []), *additional_gids]
+    return p
+
+
+def parse_user(text: str) -> tuple[int, int | None]:
+    """-u uid[:gid], numeric only (runc's wording on errors)."""
+    uid_text, has_gid, gid_text = text.partition(":")
+    gid = None
+    if has_gid:
+        gid = _atoi(gid_text, "gid")
+    return _atoi(uid_text, "uid"), gid
+
+
+def _atoi(text: str, what: str) -> int:
+    try:
+        return int(text, 10)
+    except ValueError:
+        raise ExecError(
+            f'parsing {text} as int for {what} failed: strconv.Atoi: parsing "{text}":'
+            " invalid syntax"
+        ) from None
+
+
+def load_process_file(path: str) -> dict[str, Any]:
+    """-p FILE: the runtime-spec process object conmon and containerd write."""
+    from ocirt import validate
+
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise ExecError(f"open {path}: {_lower(e.strerror)}") from None
+    process = validate.parse_json_object(raw, path)
+    validate.validate_process(process, path)
+    return process
+
+
+def effective_process(process: dict[str, Any], config: dict[str, Any]) -> Process:
+    """What the new process gets where the -p file says nothing (runc 1.1.5).
+
+    Capabilities, AppArmor profile and SELinux label come from the
+    container's config when absent; oom_score_adj always does (runc sends
+    the container's value to every process it starts).  rlimits, env and
+    noNewPrivileges are the file's own, absent meaning none/false.
+    """
+    base = config.get("process") or {}
+    merged = dict(process)
+    if merged.get("capabilities") is None and base.get("capabilities") is not None:
+        merged["capabilities"] = base["capabilities"]
+    for key in ("apparmorProfile", "selinuxLabel"):
+        if not merged.get(key) and base.get(key):
+            merged[key] = base[key]
+    if base.get("oomScoreAdj") is not None:
+        merged["oomScoreAdj"] = base["oomScoreAdj"]
+    else:
+        merged.pop("oomScoreAdj", None)
+    return Process.from_dict(merged)
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+# -- checks before anything starts ----------------------------------------------
+def check_status(status: str, ignore_paused: bool) -> None:
+    if status == "stopped":
+        raise ExecError("cannot exec in a stopped container")
+    if status == "paused" and not ignore_paused:
+        raise ExecError("cannot exec in a paused container (use --ignore-paused to override)")
+
+
+def check_terminal(terminal: bool, opts: ExecOptions) -> None:
+    """runc's checkTerminal: who gets the pty master must be unambiguous."""
+    if opts.detach and terminal and not opts.console_socket:
+        raise ExecError("cannot allocate tty if ocirt will detach without setting console socket")
+    if (not opts.detach or not terminal) and opts.console_socket:
+        raise ExecError("cannot use console socket if ocirt will not detach or allocate tty")
+
+
+def _check_label(label: str) -> None:
+    if label and not os.path.exists("/sys/fs/selinux/enforce"):
+        raise ExecError(
+            "selinux label is specified in config, but selinux is disabled or not supported"
+        )
+
+
+# -- the runtime's side ----------------------------------------------------------
+@dataclass
+class ExecPlan:
+    """Everything the child needs, prepared before the fork."""
+
+    process: Process
+    channel: Channel
+    ns_fds: dict[str, int] = field(default_factory=dict)
+    preserve_fds: int = 0
+    console_sock: socket.socket | None = None
+    in_user_ns: bool = False
+
+
+def start(container: Any, process: dict[str, Any], opts: ExecOptions) -> Started:
+    """Start PROCESS in CONTAINER (an ``ocirt.container.Container``).
+
+    Returns once the process has exec'd (or raises ExecError, with nothing
+    left running).  The caller waits for it (``wait``) unless detached.
+    """
+    record = container.record
+    config = record.get("config") or {}
+    check_status(container.status, opts.ignore_paused)
+    proc = effective_process(process, config)
+    check_terminal(proc.terminal, opts)
+    _check_label(proc.selinux_label)
+    floor = 3 + opts.preserve_fds
+    with contextlib.ExitStack() as stack:
+        ns_fds = _open_namespaces(container.pid, floor, stack)
+        if not init_is_alive(record):  # the fds must be the init's, not a recycled pid's
+            raise ExecError("cannot exec in a stopped container")
+        their_console, our_console = _console_ends(proc.terminal, opts, floor, stack)
+        parent_end, child_end = _channel_pair(floor, stack)
+        plan = ExecPlan(
+            process=proc,
+            channel=child_end,
+            ns_fds={k: v for k, v in ns_fds.items() if k != "pid"},
+            preserve_fds=opts.preserve_fds,
+            console_sock=their_console,
+            in_user_ns=any(ns.get("type") == "user" for ns in _namespaces(config)),
+        )
+        pid = _fork_child(plan, ns_fds.get("pid"))
+        try:
+            _release_child_ends(plan)
+            _join_cgroups(record, pid, opts.cgroup)
+            parent_end.send(Msg.PROCEED)
+            _await_exec(parent_end)
+            master = console.recv_master(our_console) if our_console is not None else None
+            if opts.pid_file:  # before we return: the manager reads it right after
+                _write_pid_file(opts.pid_file, pid)
+        except BaseException:
+            _kill_and_reap(pid)
+            raise
+    return Started(pid, master)
+
+
+def _namespaces(config: dict[str, Any]) -> list[dict[str, Any]]:
+    return (config.get("linux") or {}).get("namespaces") or []
+
+
+def _high_fd(fd: int, floor: int) -> int:
+    """Move FD to >= FLOOR: the fds below it are the caller's preserved ones."""
+    if fd >= floor:
+        return fd
+    new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
+    os.close(fd)
+    return new
+
+
+def _high_socket(sock: socket.socket, floor: int) -> socket.socket:
+    family, kind = sock.family, sock.type
+    return socket.socket(family, kind, fileno=_high_fd(sock.detach(), floor))
+
+
+def _open_namespaces(init_pid: int, floor: int, stack: contextlib.ExitStack) -> dict[str, int]:
+    """The init's namespaces that are not already ours (setns to our own user ns is EINVAL)."""
+    fds: dict[str, int] = {}
+    for ns_type, proc_name in NS_PROC_NAMES.items():
+        path = f"/proc/{init_pid}/ns/{proc_name}"
+        try:
+            theirs = os.stat(path)
+            ours = os.stat(f"/proc/self/ns/{proc_name}")
+        except FileNotFoundError:
+            continue  # a kernel without this namespace type (or the init is gone)
+        if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino):
+            continue
+        try:
+            fd = _high_fd(os.open(path, os.O_RDONLY | os.O_CLOEXEC), floor)
+        except FileNotFoundError:
+            raise ExecError("cannot exec in a stopped container") from None
+        stack.callback(os.close, fd)
+        fds[ns_type] = fd
+    return fds
+
+
+def _console_ends(
+    terminal: bool, opts: ExecOptions, floor: int, stack: contextlib.ExitStack
+) -> tuple[socket.socket | None, socket.socket | None]:
+    """(the child's end, ours): where the child sends the pty master.
+
+    With --console-socket the child sends it to the caller directly; in the
+    foreground we keep a socketpair and proxy the master ourselves.
+    """
+    if not terminal:
+        return None, None
+    if opts.console_socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.connect(opts.console_socket)
+        except OSError as e:
+            sock.close()
+            raise ExecError(
+                f"failed to connect to console socket {opts.console_socket}: {_lower(e.strerror)}"
+            ) from None
+        sock = _high_socket(sock, floor)
+        stack.callback(sock.close)
+        return sock, None
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    ours, theirs = _high_socket(ours, floor), _high_socket(theirs, floor)
+    stack.callback(ours.close)
+    stack.callback(theirs.close)
+    return theirs, ours
+
+
+def _channel_pair(floor: int, stack: contextlib.ExitStack) -> tuple[Channel, Channel]:
+    parent_end, child_end = Channel.pair()
+    for ch in (parent_end, child_end):
+        ch.sock = _high_socket(ch.sock, floor)
+        stack.callback(ch.close)
+    return parent_end, child_end
+
+
+def _fork_child(plan: ExecPlan, pid_ns: int | None) -> int:
+    sc.prctl(sc.PR_SET_DUMPABLE, 0)
+    own_pid_ns = -1
+    if pid_ns is not None:
+        # setns(CLONE_NEWPID) changes where our *children* are born; switch
+        # back right after the fork so nothing else of ours lands there.
+        own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        sc.setns(pid_ns, sc.CLONE_NEWPID)
+    try:
+        pid = sc.fork_with_flags(0)
+        if pid == 0:
+            _child(plan)  # never returns
+    finally:
+        if own_pid_ns >= 0:
+            sc.setns(own_pid_ns, sc.CLONE_NEWPID)
+            os.close(own_pid_ns)
+    return pid
+
+
+def _release_child_ends(plan: ExecPlan) -> None:
+    """Close our copies of the child's sockets, so its exit reads as EOF.
+
+    (The namespace fds are closed with the rest when ``start`` returns.)
+    """
+    plan.channel.close()
+    if plan.console_sock is not None:
+        plan.console_sock.close()
+
+
+def _await_exec(channel: Channel) -> None:
+    try:
+        kind, _ = channel.recv()
+    except ChannelClosed:
+        return  # the channel is close-on-exec: EOF means execve succeeded
+    except ChildError as e:
+        raise ExecError(f"unable to start container process: {e.message}") from None
+    raise ExecError(f"unable to start container process: protocol error: got {kind.name}")
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    from ocirt.process.parent import _write_pid_file as write
+
+    write(path, pid)
+
+
+def _kill_and_reap(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+# -- cgroups ---------------------------------------------------------------------
+def parse_sub_cgroups(args: tuple[str, ...]) -> dict[str, str]:
+    """--cgroup values as {controller: sub-path}; "" = every hierarchy (runc's rules)."""
+    paths: dict[str, str] = {}
+    for arg in args:
+        parts = arg.split(":")
+        if len(parts) > 2:
+            raise ExecError(f"invalid --cgroup argument: {arg}")
+        if len(parts) == 1:
+            if len(args) != 1:
+                raise ExecError(f"invalid --cgroup argument: {arg} (missing <controller>: prefix)")
+            paths[""] = arg
+            continue
+        for controller in parts[0].split(","):
+            paths[controller] = parts[1]
+    return paths
+
+
+def _join_cgroups(record: dict[str, Any], pid: int, sub_args: tuple[str, ...]) -> None:
+    """Put PID where the init is (before it runs anything: its children follow)."""
+    sub = parse_sub_cgroups(sub_args)
+    if record.get("cgroup") and not sub:
+        manager = _cgroup_manager(record)
+        if manager is not None:
+            manager.apply(pid)
+            return
+    for directory in _init_cgroup_dirs(record["pid"], pid, sub):
+        _enter(directory, pid)
+
+
+def _cgroup_manager(record: dict[str, Any]) -> Any:
+    try:
+        from ocirt.cgroups import manager_from_record
+    except ImportError:
+        return None
+    return manager_from_record(record)
+
+
+def _init_cgroup_dirs(init_pid: int, pid: int, sub: dict[str, str]) -> Iterator[str]:
+    """Each hierarchy's directory of the init (+ --cgroup sub-path) that PID is not in yet."""
+    own = _proc_cgroup(pid)
+    mounts = _cgroup_mounts()
+    for controllers, path in _proc_cgroup(init_pid).items():
+        names = controllers.split(",") if controllers else []
+        extra = sub.get("") or next((sub[n] for n in names if n in sub), "")
+        target = os.path.join(path, extra) if extra else path
+        if not extra and own.get(controllers) == target:
+            continue  # inherited from us already (a container without cgroups of its own)
+        mount = _find_mount(mounts, names)
+        if mount is None:
+            continue
+        mount_root, mount_point = mount
+        rel = os.path.relpath(target, mount_root)
+        if rel.startswith(".."):
+            continue  # outside what this mount shows
+        yield os.path.normpath(os.path.join(mount_point, rel))
+
+
+def _proc_cgroup(pid: int) -> dict[str, str]:
+    """{controllers as listed ("cpu,cpuacct", "name=systemd", "" for v2): path}."""
+    result = {}
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _hid, controllers, path = line.rstrip("\n").split(":", 2)
+            result[controllers] = path
+    return result
+
+
+Mount = tuple[frozenset[str] | None, str, str]  # (v1 super options or None for v2, root, point)
+
+
+def _cgroup_mounts() -> list[Mount]:
+    mounts: list[Mount] = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields, rfields = left.split(), right.split()
+            if len(rfields) < 3 or rfields[0] not in ("cgroup", "cgroup2"):
+                continue
+            options = frozenset(rfields[2].split(",")) if rfields[0] == "cgroup" else None
+            mounts.append((options, _unescape(fields[3]), _unescape(fields[4])))
+    return mounts
+
+
+def _find_mount(mounts: list[Mount], names: list[str]) -> tuple[str, str] | None:
+    """The mount of the hierarchy with these controllers ([] = the cgroup2 one)."""
+    for options, root, point in mounts:
+        is_v2 = options is None
+        if (is_v2 and not names) or (not is_v2 and names and options.issuperset(names)):
+            return root, point
+    return None
+
+
+def _unescape(text: str) -> str:
+    return text.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n")
+
+
+def _enter(directory: str, pid: int) -> None:
+    procs = os.path.join(directory, "cgroup.procs")
+    try:
+        fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, str(pid).encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise ExecError(
+            f"unable to start container process: error adding pid {pid} to cgroups:"
+            f" failed to write {pid}: {procs}: {_lower(e.strerror)}"
+        ) from None
+
+
+# -- waiting in the foreground ---------------------------------------------------
+class SignalForwarder:
+    """Forward what we receive to the process; install before the fork.
+
+    Signals that arrive before the pid is known are queued, not lost.
+    """
+
+    def __init__(self) -> None:
+        self.pid = 0
+        self._pending: list[int] = []
+        self._old: dict[int, Any] = {}
+        for sig in FORWARDED:
+            self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signum)
+        else:
+            self._pending.append(signum)
+
+    def target(self, pid: int) -> None:
+        self.pid = pid
+        pending, self._pending = self._pending, []
+        for sig in pending:
+            self._handle(sig, None)
+
+    def restore(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old.clear()
+
+
+def wait(pid: int) -> int:
+    """C's exit status as a shell reports it: the code, or 128 + the signal."""
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            return 255
+        if os.WIFEXITED(status):
+            return os.WEXITSTATUS(status)
+        if os.WIFSIGNALED(status):
+            return 128 + os.WTERMSIG(status)
+
+
+# -- the child: joins the container and becomes the process -----------------------
+def _child(plan: ExecPlan) -> NoReturn:
+    try:
+        for sig in FORWARDED:  # the parent's forwarding handlers are not ours
+            signal.signal(sig, signal.SIG_DFL)
+        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)  # until execve
+        plan.channel.expect(Msg.PROCEED)
+        path, env = _setup(plan)
+        sc.prctl(sc.PR_SET_PDEATHSIG, 0)
+        _execve(path, list(plan.process.args), env)
+    except OcirtError as e:
+        _report(plan, 0, str(e))
+    except OSError as e:
+        _report(plan, e.errno or 0, e.strerror or str(e))
+    except BaseException as e:  # a bug: the parent must still hear about it
+        _report(plan, 0, "".join(traceback.format_exception_only(e)).strip())
+    os._exit(1)
+
+
+def _report(plan: ExecPlan, err: int, message: str) -> None:
+    with contextlib.suppress(OSError):
+        plan.channel.send_error(err, message)
+
+
+def _setup(plan: ExecPlan) -> tuple[str, dict[str, str]]:
+    proc = plan.process
+    # Host privileges still: raising a hard limit or lowering oom_score_adj
+    # needs CAP_SYS_RESOURCE in the initial user namespace.
+    rlimits.apply(proc.rlimits)
+    user.set_oom_score_adj(proc.oom_score_adj)
+
+    # user first (it grants the rights for the rest), mount last; setns(mnt)
+    # also resets our root and cwd to the container's root.
+    namespaces.join(plan.ns_fds)
+    for fd in plan.ns_fds.values():
+        os.close(fd)
+    if "user" in plan.ns_fds:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+
+    if proc.terminal:
+        _setup_terminal(plan)
+    _prepare_fds(plan)
+    env = user.process_env(proc.env, proc.user.uid)  # reads the container's /etc/passwd
+    caps = proc.capabilities
+    if caps is not None:
+        capabilities.drop_bounding(caps)
+        capabilities.keep_caps_across_setuid(True)
+    user.switch(proc.user, plan.in_user_ns)
+    user.set_umask(proc.user)
+    _chdir(proc.cwd)
+    path = init_stage.look_path(proc.args[0], env.get("PATH", ""))
+    if caps is not None:
+        capabilities.keep_caps_across_setuid(False)
+        capabilities.apply_sets(caps)
+    if proc.no_new_privileges:
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    _apply_lsm(proc)
+    init_stage.reset_signals()
+    return path, env
+
+
+def _setup_terminal(plan: ExecPlan) -> None:
+    """A pty from the container's own devpts; the master goes out, the slave is our tty."""
+    assert plan.console_sock is not None
+    master, slave_path = console.open_pty()
+    try:
+        console.set_size(master, plan.process.console_size)
+        console.send_master(plan.console_sock, master, slave_path)
+    finally:
+        os.close(master)
+        plan.console_sock.close()
+        plan.console_sock = None
+    console.become_session_leader_on(slave_path)
+
+
+def _prepare_fds(plan: ExecPlan) -> None:
+    """Only 0-2 and the preserved fds reach the process.
+
+    Everything of ours above them is closed now, not just marked
+    close-on-exec: a host directory fd (the state dir's lock) must not be
+    reachable as /proc/self/fd/N when we chdir (CVE-2024-21626).
+    """
+    first = 3 + plan.preserve_fds
+    keep = plan.channel.fileno()
+    if keep > first:
+        sc.close_range(first, keep - 1)
+    sc.close_range(keep + 1, 0xFFFFFFFF)
+    if keep < first:  # cannot happen (moved high), but never leak it
+        raise OcirtError("internal error: the exec channel is below the preserved fds")
+    for fd in range(3, first):
+        with contextlib.suppress(OSError):
+            os.set_inheritable(fd, True)
+
+
+def _chdir(cwd: str) -> None:
+    init_stage.chdir_to_cwd(cwd)
+    try:
+        os.getcwd()
+    except FileNotFoundError:  # getcwd says "(unreachable)": not under our root
+        raise OcirtError(OUTSIDE_ROOT) from None
+
+
+def _apply_lsm(proc: Process) -> None:
+    """AppArmor profile / SELinux label for the next execve, as runc writes them."""
+    if proc.apparmor_profile:
+        _write_attr(
+            "/proc/self/attr/exec",
+            f"exec {proc.apparmor_profile}",
+            "apparmor failed to apply profile",
+        )
+    if proc.selinux_label:
+        _write_attr("/proc/self/attr/exec", proc.selinux_label, "failed to set SELinux label")
+
+
+def _write_attr(path: str, value: str, what: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, value.encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise OSError(e.errno, f"{what}: write {path}: {_lower(e.strerror)}") from None
+
+
+def _execve(path: str, argv: list[str], env: dict[str, str]) -> NoReturn:
+    try:
+        os.execve(path, argv, env)
+    except OSError as e:
+        raise OSError(e.errno, f'exec: "{argv[0]}": {_lower(e.strerror)}') from None
+
+
+def _lower(text: str | None) -> str:
+    text = text or ""
+    return text[:1].lower() + text[1:]
+
+
+__all__ = [
+    "ExecError",
+    "ExecOptions",
+    "SignalForwarder",
+    "Started",
+    "check_status",
+    "check_terminal",
+    "effective_process",
+    "load_process_file",
+    "parse_sub_cgroups",
+    "parse_user",
+    "process_from_flags",
+    "start",
+    "wait",
+]

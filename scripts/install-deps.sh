@@ -1,0 +1,61 @@
+#!/bin/bash
+# usage: scripts/install-deps.sh        (as root, on Debian 12 bookworm)
+#
+# Installs everything ocirt's build, tests, demo and benchmarks need:
+#   1. Debian packages (apt-get; skipped with NO_APT=1),
+#   2. a venv at .venv with `pip install -e .[test]` (builds the cffi shim and
+#      the static ocirt-init),
+#   3. best effort: the kernel for the cgroup v2 VM (../shared/tools/cgroup2-vm
+#      --fetch-kernel); the v2 tests skip with a reason without it.
+# Idempotent: rerunning only catches up on what is missing.
+set -eu
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+
+packages=(
+    # build: cffi extension (Python.h, libffi) + static stage-2 init (libc.a)
+    make gcc libc6-dev libffi-dev libseccomp-dev pkg-config
+    python3 python3-venv python3-dev
+    # rootfs and the reference runtimes
+    busybox-static runc crun
+    # managers for tests/test_managers.py
+    podman conmon containerd docker.io umoci skopeo
+    # tools: unshare/mount (util-linux), tar, benchmarks, shell tests
+    util-linux tar hyperfine bats
+    # the cgroup v2 VM (shared/tools/cgroup2-vm)
+    qemu-system-x86 xz-utils
+)
+
+if [ "${NO_APT:-0}" != 1 ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "install-deps: run as root (or NO_APT=1 to skip apt-get)" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${packages[@]}"
+fi
+
+python=${PYTHON:-/usr/bin/python3}
+if [ ! -x .venv/bin/python ]; then
+    "$python" -m venv .venv
+fi
+# editable_mode=compat: a plain path in a .pth file.  The default (an import
+# hook module) costs ~12 ms at every interpreter start, i.e. every ocirt call.
+.venv/bin/python -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+.venv/bin/ocirt --version
+
+# Best effort: nothing else depends on it.
+vm="$(dirname "$repo")/shared/tools/cgroup2-vm"
+kdir=${VM_KERNEL_DIR:-/var/cache/cgroup2-vm/kernel}
+if [ -x "$vm" ] || [ -f "$vm" ]; then
+    if ls "$kdir"/boot/vmlinuz-* >/dev/null 2>&1; then
+        echo "install-deps: cgroup2-vm kernel already in $kdir"
+    elif ! bash "$vm" --fetch-kernel; then
+        echo "install-deps: WARNING: could not fetch the cgroup2-vm kernel; cgroup v2 tests will skip" >&2
+    fi
+else
+    echo "install-deps: no $vm; cgroup v2 VM tests will skip" >&2
+fi
+echo "install-deps: done"

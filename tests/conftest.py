@@ -1,0 +1,159 @@
+"""Shared pytest fixtures for running containers.
+
+Fixtures (``tmp_root`` skips the test unless we are root; ``need_root()`` and
+``deep_merge()`` are importable helpers: ``from conftest import need_root``):
+
+``ocirt_bin`` (session) -> str
+    Path of the ``ocirt`` under test: ``$OCIRT`` if set, else the repo's
+    ``.venv/bin/ocirt``, else ``ocirt`` on ``PATH``.
+``runc_bin`` (session) -> str
+    Path of the reference runc (``$RUNC`` or ``runc`` on ``PATH``); skips if absent.
+``tmp_root`` -> Path
+    A fresh, empty directory for ``--root``.  At teardown every container still
+    in it is removed with ``ocirt --root R delete -f ID`` (and, if its state
+    directory is still there, ``runc --root R delete -f ID``), then the
+    directory is deleted.  Works for containers made by either runtime.
+``bundle`` -> factory ``bundle(*args, patch=None, name="bundle") -> Path``
+    Builds an OCI bundle under ``tmp_path``: a busybox rootfs and ``runc
+    spec``'s config (via ``tools/mkbundle.sh``, built once per session and
+    copied), with ``process.terminal = false`` and ``process.args = args``
+    (default ``["sh"]``).  ``patch`` is either a dict deep-merged into
+    config.json (dicts merge key by key, anything else replaces; ``None``
+    values delete the key; lists are replaced whole, so an ``env`` patch must
+    repeat ``PATH``) or a callable that edits the config dict in place.
+
+Example::
+
+    def test_echo(ocirt_bin, tmp_root, bundle):
+        b = bundle("pwd", patch={"process": {"cwd": "/tmp"}})
+        out = subprocess.run([ocirt_bin, "--root", str(tmp_root), "run", "-b", str(b), "c1"],
+                             capture_output=True, text=True, timeout=30)
+        assert out.stdout == "/tmp\\n"
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MKBUNDLE = REPO / "tools" / "mkbundle.sh"
+
+Json = Any
+Patch = dict[str, Any] | Callable[[dict[str, Any]], None] | None
+
+
+class BundleFactory(Protocol):
+    def __call__(self, *args: str, patch: Patch = None, name: str = "bundle") -> Path: ...
+
+
+def need_root() -> None:
+    """Skip the calling test unless we are root (containers need it)."""
+    if os.geteuid() != 0:
+        pytest.skip("running containers needs root")
+
+
+def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``patch`` into ``base`` in place and return it (None deletes a key)."""
+    for key, value in patch.items():
+        if value is None:
+            base.pop(key, None)
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            deep_merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+@pytest.fixture(scope="session")
+def ocirt_bin() -> str:
+    env = os.environ.get("OCIRT")
+    candidates = [env] if env else [str(REPO / ".venv" / "bin" / "ocirt"), shutil.which("ocirt")]
+    for cand in candidates:
+        if cand and os.access(cand, os.X_OK):
+            return cand
+    pytest.skip("no ocirt binary: set $OCIRT or run `pip install -e .` in .venv")
+
+
+@pytest.fixture(scope="session")
+def runc_bin() -> str:
+    runc = os.environ.get("RUNC") or shutil.which("runc")
+    if not runc:
+        pytest.skip("runc is not installed")
+    return runc
+
+
+def _delete_leftovers(root: Path, runtimes: list[str]) -> None:
+    if not root.is_dir():
+        return
+    for entry in sorted(root.iterdir()):
+        if not entry.is_dir():
+            continue
+        for runtime in runtimes:
+            if not entry.exists():
+                break
+            subprocess.run(
+                [runtime, "--root", str(root), "delete", "-f", entry.name],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+
+
+@pytest.fixture
+def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    need_root()
+    root = tmp_path_factory.mktemp("state-root")
+    try:
+        yield root
+    finally:
+        runtimes = [
+            r
+            for r in (
+                os.environ.get("OCIRT") or str(REPO / ".venv" / "bin" / "ocirt"),
+                os.environ.get("RUNC") or shutil.which("runc"),
+            )
+            if r and os.access(r, os.X_OK)
+        ]
+        _delete_leftovers(root, runtimes)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def _bundle_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which(os.environ.get("RUNC", "runc")) is None:
+        pytest.skip("tools/mkbundle.sh needs `runc spec` (install runc)")
+    if not os.access(os.environ.get("BUSYBOX", "/bin/busybox"), os.X_OK):
+        pytest.skip("busybox-static is not installed (/bin/busybox)")
+    template = tmp_path_factory.mktemp("bundle-template") / "bundle"
+    subprocess.run(["sh", str(MKBUNDLE), str(template)], check=True, capture_output=True)
+    return template
+
+
+@pytest.fixture
+def bundle(_bundle_template: Path, tmp_path: Path) -> BundleFactory:
+    def make(*args: str, patch: Patch = None, name: str = "bundle") -> Path:
+        dest = tmp_path / name
+        if dest.exists():
+            raise FileExistsError(f"bundle {name!r} already exists in this test")
+        # cp -a keeps the applet symlinks, modes and ownership.
+        subprocess.run(["cp", "-a", str(_bundle_template), str(dest)], check=True)
+        cfg_path = dest / "config.json"
+        config: dict[str, Any] = json.loads(cfg_path.read_text())
+        config["process"]["args"] = list(args) if args else ["sh"]
+        if callable(patch):
+            patch(config)
+        elif patch:
+            deep_merge(config, patch)
+        cfg_path.write_text(json.dumps(config, indent="\t") + "\n")
+        return dest
+
+    return make

@@ -1,0 +1,527 @@
+"""The cgroup managers against the real kernel, compared with runc.
+
+Hierarchy-aware: on this (v1/hybrid) host the tests drive the "fs" driver;
+inside the cgroup2 VM (``test_suite_on_cgroup2_vm`` re-runs this module
+there) they drive "fs2", devices through the eBPF filter.  Every cgroup made
+here is named ``ocirt-test-*`` and removed at teardown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ocirt import cgroups
+from ocirt.cgroups import CgroupError, Manager, manager_for, manager_from_record
+
+REPO = Path(__file__).resolve().parents[1]
+MIB = 1 << 20
+
+
+def _mode() -> str:
+    try:
+        return cgroups.mode()
+    except OSError:
+        return "none"
+
+
+MODE = _mode()
+V2 = MODE == "v2"
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or MODE == "none", reason="needs root and mounted cgroups"
+)
+
+
+def unique(tag: str) -> str:
+    return f"ocirt-test-{tag}-{uuid.uuid4().hex[:8]}"
+
+
+# -- fixtures --------------------------------------------------------------------
+@pytest.fixture
+def make_manager() -> Iterator[Callable[[str], Manager]]:
+    made: list[Manager] = []
+
+    def make(path: str) -> Manager:
+        m = manager_for(path, "unused-id", systemd=False, rootless=False)
+        m.create()
+        made.append(m)
+        return m
+
+    yield make
+    for m in reversed(made):
+        _kill_all(m)
+        m.destroy()
+
+
+@pytest.fixture
+def start_in() -> Iterator[Callable[..., subprocess.Popen]]:
+    """start_in(manager, *argv): a process that joins the cgroup before exec."""
+    procs: list[subprocess.Popen] = []
+
+    def start(m: Manager, *argv: str) -> subprocess.Popen:
+        p = subprocess.Popen(
+            list(argv or ("sleep", "1000")),
+            preexec_fn=lambda: m.apply(os.getpid()),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+
+
+def _kill_all(m: Manager) -> None:
+    if m.is_frozen():
+        m.thaw()
+    for pid in m.pids():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def runc_run(runc_bin: str, tmp_root: Path) -> Iterator[Callable[[Path, str], dict[str, str]]]:
+    """runc_run(bundle, id): runc run -d; returns runc's cgroup paths (state.json).
+
+    Each container is removed with runc itself at teardown (before tmp_root's).
+    """
+    ids: list[str] = []
+
+    def run(bundle: Path, cid: str) -> dict[str, str]:
+        ids.append(cid)
+        # The container inherits stdio: no pipes, or run() would wait for it.
+        subprocess.run(
+            [runc_bin, "--root", str(tmp_root), "run", "-d", "-b", str(bundle), cid],
+            check=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+        )
+        state = json.loads((tmp_root / cid / "state.json").read_text())
+        return state["cgroup_paths"]
+
+    yield run
+    for cid in ids:
+        subprocess.run(
+            [runc_bin, "--root", str(tmp_root), "delete", "-f", cid],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+
+
+# -- what this kernel supports ------------------------------------------------------
+def _root_controllers() -> set[str]:
+    if V2:
+        return set(Path("/sys/fs/cgroup/cgroup.controllers").read_text().split())
+    return {c for c, (_mnt, _root) in _v1_hierarchies().items()}
+
+
+def _v1_hierarchies() -> dict[str, tuple[str, str]]:
+    from ocirt.cgroups import v1
+
+    return v1._hierarchies()
+
+
+def _block_device() -> tuple[int, int] | None:
+    for name in sorted(os.listdir("/sys/block")):
+        if name.startswith(("loop", "ram", "zram")):
+            continue
+        major, minor = Path(f"/sys/block/{name}/dev").read_text().split(":")
+        return int(major), int(minor)
+    return None
+
+
+def _swap_accounting() -> bool:
+    if V2:
+        return True  # memory.swap.max exists when the memory controller does
+    mem = _v1_hierarchies().get("memory")
+    return bool(mem) and os.path.exists(os.path.join(mem[0], "memory.memsw.limit_in_bytes"))
+
+
+def host_resources() -> dict[str, Any]:
+    """Every linux.resources setting this kernel supports, with non-default values."""
+    r: dict[str, Any] = {
+        "memory": {"limit": 64 * MIB, "reservation": 32 * MIB},
+        "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
+        "pids": {"limit": 42},
+    }
+    if _swap_accounting():
+        r["memory"]["swap"] = 128 * MIB
+    if not V2:
+        r["memory"].update({"swappiness": 10, "disableOOMKiller": True})
+        cpu_mount = _v1_hierarchies()["cpu"][0]
+        if os.path.exists(os.path.join(cpu_mount, "cpu.rt_runtime_us")):
+            r["cpu"].update({"realtimeRuntime": 1000, "realtimePeriod": 1000000})
+    controllers = _root_controllers()
+    if ("io" if V2 else "blkio") in controllers:
+        r["blockIO"] = {"weight": 300}
+        dev = _block_device()
+        if dev:
+            r["blockIO"]["throttleReadBpsDevice"] = [
+                {"major": dev[0], "minor": dev[1], "rate": MIB}
+            ]
+            r["blockIO"]["throttleWriteIOPSDevice"] = [
+                {"major": dev[0], "minor": dev[1], "rate": 100}
+            ]
+    if (
+        V2
+        and "hugetlb" in controllers
+        and os.path.isdir("/sys/kernel/mm/hugepages/hugepages-2048kB")
+    ):
+        r["hugepageLimits"] = [{"pageSize": "2MB", "limit": 4 * MIB}]
+    return r
+
+
+V1_FILES = {
+    "memory": (
+        "memory.limit_in_bytes",
+        "memory.memsw.limit_in_bytes",
+        "memory.soft_limit_in_bytes",
+        "memory.kmem.limit_in_bytes",
+        "memory.kmem.tcp.limit_in_bytes",
+        "memory.swappiness",
+        "memory.oom_control",
+    ),
+    "cpu": (
+        "cpu.shares",
+        "cpu.cfs_quota_us",
+        "cpu.cfs_period_us",
+        "cpu.rt_runtime_us",
+        "cpu.rt_period_us",
+    ),
+    "cpuset": ("cpuset.cpus", "cpuset.mems"),
+    "pids": ("pids.max",),
+    "blkio": (
+        "blkio.weight",
+        "blkio.bfq.weight",
+        "blkio.throttle.read_bps_device",
+        "blkio.throttle.write_iops_device",
+    ),
+    "devices": ("devices.list",),
+}
+V2_FILES = (
+    "memory.max",
+    "memory.swap.max",
+    "memory.low",
+    "cpu.weight",
+    "cpu.max",
+    "cpuset.cpus",
+    "cpuset.mems",
+    "pids.max",
+    "io.weight",
+    "io.bfq.weight",
+    "io.max",
+    "hugetlb.2MB.max",
+    "hugetlb.2MB.rsvd.max",
+)
+
+
+def cgroup_values(paths: dict[str, str]) -> dict[str, str]:
+    """The compared files of a cgroup (by controller on v1); absent files skipped."""
+    out = {}
+    files = {"": V2_FILES} if V2 else V1_FILES
+    for controller, names in files.items():
+        directory = paths.get(controller)
+        for name in names:
+            path = os.path.join(directory or "", name)
+            if directory and os.path.exists(path):
+                text = Path(path).read_text()
+                if name in ("memory.oom_control", "devices.list"):
+                    # oom_control also counts events; devices.list order is the kernel's
+                    lines = [
+                        ln
+                        for ln in text.splitlines()
+                        if not ln.startswith(("under_oom", "oom_kill "))
+                    ]
+                    text = "\n".join(sorted(lines))
+                out[f"{controller}/{name}"] = text.strip()
+    return out
+
+
+def read_setting(m: Manager, v1: tuple[str, str], v2: str) -> str:
+    if V2:
+        return Path(m.paths()[""], v2).read_text().strip()
+    controller, name = v1
+    return Path(m.paths()[controller], name).read_text().strip()
+
+
+# -- paths ----------------------------------------------------------------------------
+def test_default_path_is_runcs(runc_run, bundle) -> None:
+    """ "" (the id) lands where runc puts it, in every hierarchy."""
+    cid = unique("path")
+    runc_paths = runc_run(bundle("sleep", "1000"), cid)
+    ours = manager_for("", cid, systemd=False, rootless=False).paths()
+    assert ours == runc_paths
+
+
+def test_relative_and_absolute_paths() -> None:
+    own = cgroups.parse_proc_cgroup()
+    rel = manager_for("a/../b/ocirt-x", "id", systemd=False, rootless=False).paths()
+    absolute = manager_for("/ocirt-y/z", "id", systemd=False, rootless=False).paths()
+    if V2:
+        parent = os.path.dirname(own[""])
+        assert rel[""] == os.path.normpath(f"/sys/fs/cgroup/{parent}/b/ocirt-x")
+        assert absolute == {"": "/sys/fs/cgroup/ocirt-y/z"}
+    else:
+        mnt = _v1_hierarchies()["memory"][0]
+        assert rel["memory"] == os.path.normpath(f"{mnt}/{own['memory']}/b/ocirt-x")
+        assert absolute["memory"] == f"{mnt}/ocirt-y/z"
+        assert absolute["devices"].endswith("/ocirt-y/z")
+
+
+# -- set: the files runc writes -------------------------------------------------------------
+def test_set_matches_runc(
+    runc_bin: str, tmp_root: Path, runc_run, bundle, make_manager, start_in
+) -> None:
+    resources = host_resources()
+    b = bundle(
+        "sleep",
+        "1000",
+        patch={"linux": {"cgroupsPath": "/" + unique("runc"), "resources": resources}},
+    )
+    cid = unique("cmp")
+    runc_paths = runc_run(b, cid)
+    config = json.loads((b / "config.json").read_text())
+
+    ours = make_manager("/" + unique("ours"))
+    ours.set(
+        cgroups.with_default_devices(config["linux"]["resources"], config["linux"].get("devices"))
+    )
+    start_in(ours)
+    expected = cgroup_values(runc_paths)
+    assert expected, "no cgroup file was compared"
+    assert cgroup_values(ours.paths()) == expected
+
+    # Then what docker's `update` sends, through runc update and through ours.
+    update = REPO.parent / "shared/reference/configs/docker-update-resources.json"
+    if update.exists():
+        subprocess.run(
+            [runc_bin, "--root", str(tmp_root), "update", "-r", str(update), cid],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        ours.set(json.loads(update.read_text()), update=True)
+        assert cgroup_values(ours.paths()) == cgroup_values(runc_paths)
+
+
+def test_devices_are_enforced(make_manager, start_in) -> None:
+    """Default deny + runc's allow list: /dev/null opens, /dev/kmsg (1:11) does not."""
+    m = make_manager("/" + unique("dev"))
+    m.set(cgroups.with_default_devices({"devices": [{"allow": False, "access": "rwm"}]}, []))
+    for dev, allowed in (("/dev/null", True), ("/dev/zero", True), ("/dev/kmsg", False)):
+        p = start_in(m, "dd", f"if={dev}", "count=0")
+        _, err = p.communicate(timeout=60)
+        assert (p.returncode == 0) == allowed, (dev, err)
+        if not allowed:
+            assert b"Operation not permitted" in err
+
+
+def test_device_rules_replace_on_second_set(make_manager, start_in) -> None:
+    m = make_manager("/" + unique("dev2"))
+    m.set(cgroups.with_default_devices({"devices": [{"allow": False, "access": "rwm"}]}, []))
+    rules = [
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "rw"},
+    ]
+    m.set({"devices": rules})  # only kmsg now: /dev/null is denied
+    null = start_in(m, "dd", "if=/dev/null", "count=0")
+    kmsg = start_in(m, "dd", "if=/dev/kmsg", "count=0")
+    assert null.wait(timeout=60) != 0
+    assert kmsg.wait(timeout=60) == 0
+    if V2:
+        from ocirt.cgroups import devices_bpf
+
+        fd = os.open(m.paths()[""], os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            assert len(devices_bpf.attached_programs(fd)) == 1
+        finally:
+            os.close(fd)
+
+
+def test_update_zero_leaves_settings(make_manager) -> None:
+    m = make_manager("/" + unique("upd"))
+    m.set({"memory": {"limit": 64 * MIB}, "cpu": {"shares": 512, "quota": 50000, "period": 100000}})
+    before = cgroup_values(m.paths())
+    zeros = {
+        "memory": {"limit": 0, "reservation": 0, "swap": 0, "kernel": 0},
+        "cpu": {"shares": 0, "quota": 0, "period": 0},
+        "blockIO": {"weight": 0},
+        "pids": {"limit": 0},
+    }
+    m.set(zeros, update=True)
+    assert cgroup_values(m.paths()) == before
+
+    m.set({"memory": {"limit": 32 * MIB}, "cpu": {"quota": 20000}}, update=True)
+    assert read_setting(m, ("memory", "memory.limit_in_bytes"), "memory.max") == str(32 * MIB)
+    if V2:
+        assert read_setting(m, ("cpu", ""), "cpu.max") == "20000 100000"
+    else:
+        assert read_setting(m, ("cpu", "cpu.cfs_quota_us"), "") == "20000"
+        assert read_setting(m, ("cpu", "cpu.cfs_period_us"), "") == "100000"
+        assert read_setting(m, ("cpu", "cpu.shares"), "") == "512"
+
+
+def test_shares_convert_to_weight() -> None:
+    assert cgroups.shares_to_weight(2) == 1
+    assert cgroups.shares_to_weight(1024) == 39
+    assert cgroups.shares_to_weight(262144) == 10000
+    assert cgroups.blkio_weight_to_io_weight(10) == 1
+    assert cgroups.blkio_weight_to_io_weight(1000) == 10000
+
+
+@pytest.mark.skipif(V2, reason="cgroup v1 only")
+def test_v1_refuses_unified(make_manager) -> None:
+    m = make_manager("/" + unique("uni"))
+    with pytest.raises(CgroupError, match="cannot use unified on cgroup v1"):
+        m.set({"unified": {"memory.high": "1000000"}})
+
+
+@pytest.mark.skipif(not V2, reason="cgroup v2 only")
+def test_v2_unified_and_errors(make_manager) -> None:
+    m = make_manager("/" + unique("uni"))
+    m.set({"unified": {"memory.high": str(48 * MIB)}})
+    assert Path(m.paths()[""], "memory.high").read_text().strip() == str(48 * MIB)
+    with pytest.raises(CgroupError, match="unable to set swap limit without memory limit"):
+        m.set({"memory": {"swap": 64 * MIB}})
+    with pytest.raises(CgroupError, match="no slashes"):
+        m.set({"unified": {"../memory.high": "1"}})
+
+
+# -- processes, freezer, stats, OOM -----------------------------------------------------------
+def test_apply_pids_freeze_thaw(make_manager, start_in) -> None:
+    m = make_manager("/" + unique("frz"))
+    p = start_in(m)
+    assert m.pids() == [p.pid]
+    for path in set(m.paths().values()):
+        assert str(p.pid) in Path(path, "cgroup.procs").read_text().split()
+    assert not m.is_frozen()
+    m.freeze()
+    assert m.is_frozen()
+    assert manager_from_record(m.to_record()).is_frozen()
+    assert cgroups.is_frozen({"cgroup": m.to_record()})
+    m.thaw()
+    assert not m.is_frozen()
+    assert not cgroups.is_frozen({"cgroup": m.to_record()})
+    assert not cgroups.is_frozen({})
+
+
+def test_stats_shape(make_manager, start_in) -> None:
+    m = make_manager("/" + unique("st"))
+    m.set({"memory": {"limit": 64 * MIB}, "pids": {"limit": 10}})
+    start_in(m)
+    stats = m.stats()
+    assert set(stats) >= {"cpu", "memory", "pids", "blkio", "hugetlb"}
+    assert stats["pids"] == {"current": 1, "limit": 10}
+    assert stats["memory"]["usage"]["limit"] == 64 * MIB
+    assert stats["memory"]["usage"]["usage"] > 0
+    assert set(stats["cpu"]["usage"]) >= {"kernel", "user"}
+    json.dumps(stats)  # what events --stats prints
+
+
+def test_oom_kill_is_counted_and_notified(make_manager, start_in) -> None:
+    m = make_manager("/" + unique("oom"))
+    limits: dict[str, Any] = {"limit": 16 * MIB}
+    if _swap_accounting():
+        limits["swap"] = 16 * MIB  # no swap either
+    m.set({"memory": limits})
+    fd = m.oom_event_fd()
+    try:
+        hog = start_in(m, sys.executable, "-c", "b = b'x' * (512 << 20)")
+        assert hog.wait(timeout=120) == -signal.SIGKILL
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLPRI)
+        assert poller.poll(10_000), "no OOM notification"
+    finally:
+        os.close(fd)
+    assert m.oom_count() >= 1
+
+
+# -- destroy ----------------------------------------------------------------------------------
+def test_destroy_removes_what_it_created() -> None:
+    top = unique("nest")
+    m = manager_for(f"/{top}/mid/leaf", "id", systemd=False, rootless=False)
+    m.create()
+    created = m.to_record()["created"]
+    assert created and all(os.path.isdir(d) for d in created)
+    p = subprocess.Popen(["sleep", "1000"], preexec_fn=lambda: m.apply(os.getpid()))
+    p.kill()  # destroy right away: the kernel may still be tearing it down (EBUSY)
+    m.destroy()
+    p.wait()
+    assert not any(os.path.exists(d) for d in created)
+    assert not any(os.path.exists(p) for p in m.paths().values())
+
+
+def test_destroy_keeps_a_joined_cgroup(make_manager) -> None:
+    path = "/" + unique("pre")
+    owner = make_manager(path)
+    joiner = manager_from_record(manager_for(path, "id", systemd=False, rootless=False).to_record())
+    joiner.create()
+    assert joiner.to_record()["created"] == []
+    joiner.destroy()
+    assert all(os.path.isdir(p) for p in owner.paths().values())
+
+
+def test_systemd_driver_refused_without_systemd() -> None:
+    if os.path.isdir("/run/systemd/system"):
+        pytest.skip("systemd runs here")
+    with pytest.raises(CgroupError, match="systemd not running on this host"):
+        manager_for("system.slice:ocirt:x", "x", systemd=True, rootless=False)
+
+
+# -- the same tests on a pure cgroup v2 kernel ---------------------------------------------------
+def _vm_tool() -> Path:
+    return Path(os.environ.get("CGROUP2_VM", REPO.parent / "shared/tools/cgroup2-vm"))
+
+
+@pytest.mark.skipif(V2, reason="already running on cgroup v2")
+def test_suite_on_cgroup2_vm() -> None:
+    tool = _vm_tool()
+    kernel_dir = Path(os.environ.get("VM_KERNEL_DIR", "/var/cache/cgroup2-vm/kernel"))
+    if not tool.exists():
+        pytest.skip(f"{tool} is missing")
+    if not list(kernel_dir.glob("boot/vmlinuz-*")):
+        pytest.skip(f"no VM kernel in {kernel_dir}: run `{tool} --fetch-kernel` once")
+    if not shutil.which("qemu-system-x86_64"):
+        pytest.skip("qemu-system-x86_64 is missing (apt-get install qemu-system-x86)")
+    result = subprocess.run(
+        [
+            str(tool),
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/test_cgroups.py",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    tail = "\n".join(result.stdout.splitlines()[-30:])
+    assert result.returncode == 0, f"cgroup v2 run failed ({result.returncode}):\n{tail}"
+    assert re.search(r"\b\d+ passed\b", tail) and " failed" not in tail, tail
+    print(tail)

@@ -1,0 +1,265 @@
+"""update / pause / resume / ps / events through the CLI, side by side with runc.
+
+These need ``ocirt create`` to run the container in a cgroup (the manager of
+``ocirt.cgroups`` wired into the create path, its record in state.json under
+"cgroup"): until then each test skips after creating its container.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ocirt import cgroups
+
+REPO = Path(__file__).resolve().parents[1]
+MIB = 1 << 20
+V2 = os.path.isdir("/sys/fs/cgroup") and cgroups.mode() == "v2"
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
+
+
+def cli(binary: str, root: Path, *args: str, stdin: str | None = None, check: bool = True):
+    result = subprocess.run(
+        [binary, "--root", str(root), *args],
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args}: exit {result.returncode}: {result.stderr}")
+    return result
+
+
+def run_detached(binary: str, root: Path, bundle: Path, cid: str) -> None:
+    # The container inherits stdio: no pipes, or run() would wait for it.
+    subprocess.run(
+        [binary, "--root", str(root), "run", "-d", "-b", str(bundle), cid],
+        check=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=120,
+    )
+
+
+def cgroup_record(root: Path, cid: str) -> dict[str, Any]:
+    """The container's cgroup record; skips while the manager is not wired in."""
+    record = json.loads((root / cid / "state.json").read_text())
+    if not record.get("cgroup"):
+        pytest.skip("ocirt create does not record a cgroup yet (manager not wired in)")
+    return record["cgroup"]
+
+
+def last_error(result: subprocess.CompletedProcess) -> str:
+    return result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ""
+
+
+def status(binary: str, root: Path, cid: str) -> str:
+    return json.loads(cli(binary, root, "state", cid).stdout)["status"]
+
+
+@pytest.fixture
+def running(ocirt_bin: str, tmp_root: Path, bundle) -> str:
+    """A running ``sleep 1000`` container made by ocirt; its id."""
+    cid = "ocirt-test-cli"
+    run_detached(ocirt_bin, tmp_root, bundle("sleep", "1000"), cid)
+    cgroup_record(tmp_root, cid)
+    return cid
+
+
+# -- pause / resume -----------------------------------------------------------------
+def test_pause_resume(ocirt_bin: str, tmp_root: Path, running: str) -> None:
+    cli(ocirt_bin, tmp_root, "pause", running)
+    assert status(ocirt_bin, tmp_root, running) == "paused"
+    again = cli(ocirt_bin, tmp_root, "pause", running, check=False)
+    assert again.returncode == 1 and "container not running" in last_error(again)
+    cli(ocirt_bin, tmp_root, "resume", running)
+    assert status(ocirt_bin, tmp_root, running) == "running"
+    again = cli(ocirt_bin, tmp_root, "resume", running, check=False)
+    assert again.returncode == 1 and "container not paused" in last_error(again)
+
+
+def test_pause_stopped_container(ocirt_bin: str, tmp_root: Path, bundle) -> None:
+    cid = "ocirt-test-stopped"
+    cli(ocirt_bin, tmp_root, "run", "--keep", "-b", str(bundle("true")), cid, check=False)
+    if not (tmp_root / cid).exists():
+        pytest.skip("ocirt run --keep did not keep the container")
+    cgroup_record(tmp_root, cid)
+    for command, message in (
+        ("pause", "container not running"),
+        ("resume", "container not paused"),
+        ("update", "container not running"),
+    ):
+        result = cli(ocirt_bin, tmp_root, command, cid, check=False)
+        assert result.returncode == 1 and message in last_error(result), (command, result.stderr)
+    events = cli(ocirt_bin, tmp_root, "events", "--stats", cid, check=False)
+    assert f"container with id {cid} is not running" in last_error(events)
+
+
+# -- ps -------------------------------------------------------------------------------
+def test_ps(ocirt_bin: str, tmp_root: Path, running: str) -> None:
+    pid = json.loads(cli(ocirt_bin, tmp_root, "state", running).stdout)["pid"]
+    assert json.loads(cli(ocirt_bin, tmp_root, "ps", "-f", "json", running).stdout) == [pid]
+    table = cli(ocirt_bin, tmp_root, "ps", running).stdout.splitlines()
+    assert table[0].split()[:3] == ["UID", "PID", "PPID"]
+    assert len(table) == 2 and "sleep 1000" in table[1] and str(pid) in table[1].split()
+    custom = cli(ocirt_bin, tmp_root, "ps", running, "-o", "pid,comm").stdout.split()
+    assert custom == ["PID", "COMMAND", str(pid), "sleep"]
+    bad = cli(ocirt_bin, tmp_root, "ps", "-f", "xml", running, check=False)
+    assert "invalid format option" in last_error(bad)
+
+
+# -- update -----------------------------------------------------------------------------
+def _values(record: dict[str, Any]) -> dict[str, str]:
+    """memory/cpu/pids settings of a container's cgroup, by file."""
+    paths = record["paths"] if "paths" in record else {"": record["path"]}
+    files = (
+        {"": ("memory.max", "memory.swap.max", "cpu.weight", "cpu.max", "pids.max")}
+        if V2
+        else {
+            "memory": ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes"),
+            "cpu": ("cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us"),
+            "pids": ("pids.max",),
+        }
+    )
+    out = {}
+    for controller, names in files.items():
+        for name in names:
+            path = Path(paths.get(controller, ""), name)
+            if path.exists():
+                out[name] = path.read_text().strip()
+    return out
+
+
+def _runc_cgroup(root: Path, cid: str) -> dict[str, Any]:
+    paths = json.loads((root / cid / "state.json").read_text())["cgroup_paths"]
+    return {"paths": paths} if not V2 else {"path": paths[""]}
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        ["--memory", "32M", "--memory-swap", "64M", "--cpu-share", "512", "--pids-limit", "10"],
+        ["--cpu-quota", "20000", "--cpu-period", "100000"],
+        ["-r", str(REPO.parent / "shared/reference/configs/docker-update-resources.json")],
+        ["-r", "-"],
+    ],
+    ids=["flags", "cfs", "docker-json", "podman-stdin"],
+)
+def test_update_like_runc(
+    ocirt_bin: str, runc_bin: str, tmp_root: Path, bundle, update: list[str]
+) -> None:
+    stdin = None
+    if update == ["-r", "-"]:
+        stdin = (REPO.parent / "shared/reference/configs/podman-update-resources.json").read_text()
+    if update[0] == "-r" and update[1] != "-" and not Path(update[1]).exists():
+        pytest.skip(f"{update[1]} is missing")
+    b = bundle("sleep", "1000")
+    run_detached(ocirt_bin, tmp_root, b, "ocirt-test-upd")
+    ours = cgroup_record(tmp_root, "ocirt-test-upd")
+    run_detached(runc_bin, tmp_root, b, "ocirt-test-upd-runc")
+    try:
+        cli(ocirt_bin, tmp_root, "update", *update, "ocirt-test-upd", stdin=stdin)
+        cli(runc_bin, tmp_root, "update", *update, "ocirt-test-upd-runc", stdin=stdin)
+        assert _values(ours) == _values(_runc_cgroup(tmp_root, "ocirt-test-upd-runc"))
+    finally:
+        cli(runc_bin, tmp_root, "delete", "-f", "ocirt-test-upd-runc", check=False)
+
+
+def test_update_bad_values(ocirt_bin: str, tmp_root: Path, running: str) -> None:
+    bad = cli(ocirt_bin, tmp_root, "update", "--pids-limit", "abc", running, check=False)
+    assert 'invalid value "abc" for flag -pids-limit' in bad.stderr
+    bad = cli(ocirt_bin, tmp_root, "update", "--cpu-period", "x", running, check=False)
+    assert "invalid value for cpu-period" in bad.stderr
+
+
+# -- events -----------------------------------------------------------------------------------
+def test_events_stats(ocirt_bin: str, tmp_root: Path, running: str) -> None:
+    event = json.loads(cli(ocirt_bin, tmp_root, "events", "--stats", running).stdout)
+    assert event["type"] == "stats" and event["id"] == running
+    data = event["data"]
+    assert set(data) >= {"cpu", "memory", "pids", "blkio", "hugetlb"}
+    assert data["pids"]["current"] >= 1
+    assert data["memory"]["usage"]["usage"] > 0
+
+
+def test_events_interval_streams(ocirt_bin: str, tmp_root: Path, running: str) -> None:
+    proc = subprocess.Popen(
+        [ocirt_bin, "--root", str(tmp_root), "events", "--interval", "200ms", running],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = [proc.stdout.readline() for _ in range(2)]  # type: ignore[union-attr]
+        assert all(json.loads(line)["type"] == "stats" for line in lines)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_oom_event_and_delete(ocirt_bin: str, tmp_root: Path, bundle) -> None:
+    """A memory hog in a 16 MiB container: OOM-killed, events says so, delete cleans up."""
+    memory: dict[str, int] = {"limit": 16 * MIB}
+    mem_mount = "/sys/fs/cgroup" if V2 else "/sys/fs/cgroup/memory"
+    if V2 or os.path.exists(f"{mem_mount}/memory.memsw.limit_in_bytes"):
+        memory["swap"] = 16 * MIB  # and no swap to escape to
+    hog = 'sleep 2; x=a; while true; do x="$x$x"; done'
+    b = bundle("sh", "-c", hog, patch={"linux": {"resources": {"memory": memory}}})
+    cid = "ocirt-test-oom"
+    run_detached(ocirt_bin, tmp_root, b, cid)
+    record = cgroup_record(tmp_root, cid)
+    events = subprocess.Popen(
+        [ocirt_bin, "--root", str(tmp_root), "events", cid],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        seen = _read_events(events, timeout=60)
+    finally:
+        events.kill()
+        events.wait()
+    assert {"type": "oom", "id": cid} in seen
+    deadline = time.monotonic() + 30
+    while status(ocirt_bin, tmp_root, cid) != "stopped" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    cli(ocirt_bin, tmp_root, "delete", cid)
+    manager = cgroups.manager_from_record(record)
+    assert not manager.exists()
+    assert not any(os.path.exists(p) for p in manager.paths().values())
+
+
+def _read_events(proc: subprocess.Popen, timeout: float) -> list[dict[str, Any]]:
+    """Events until an oom one, EOF or TIMEOUT."""
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if not ready:
+            continue
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(json.loads(line))
+        if seen[-1]["type"] == "oom":
+            break
+    return seen
+
+
+def test_delete_force_removes_cgroups(ocirt_bin: str, tmp_root: Path, running: str) -> None:
+    manager = cgroups.manager_from_record(cgroup_record(tmp_root, running))
+    assert manager.exists()
+    cli(ocirt_bin, tmp_root, "delete", "-f", running)
+    assert not manager.exists()
