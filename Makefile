@@ -22,7 +22,7 @@ deps:
 
 # Just the venv and the editable install (no apt-get).
 venv: $(VENV)/bin/ocirt
-$(VENV)/bin/ocirt: pyproject.toml setup.py ocirt/_shim/shim.c ocirt/_shim/shim.h ocirt/_shim/stage2.c
+$(VENV)/bin/ocirt: pyproject.toml setup.py $(wildcard ocirt/_shim/*.c ocirt/_shim/*.h ocirt/_shim/build.py)
 	NO_APT=1 bash scripts/install-deps.sh
 
 $(BUILD)/demo-bundle/config.json: tools/mkbundle.sh tools/mkrootfs.sh

@@ -12,6 +12,7 @@ import os
 import select
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,11 @@ REPO = Path(__file__).resolve().parents[1]
 MIB = 1 << 20
 V2 = os.path.isdir("/sys/fs/cgroup") and cgroups.mode() == "v2"
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
+
+
+def unique(tag: str) -> str:
+    """Container ids name their cgroups (relative paths): unique per run."""
+    return f"ocirt-test-{tag}-{uuid.uuid4().hex[:8]}"
 
 
 def cli(binary: str, root: Path, *args: str, stdin: str | None = None, check: bool = True):
@@ -71,7 +77,7 @@ def status(binary: str, root: Path, cid: str) -> str:
 @pytest.fixture
 def running(ocirt_bin: str, tmp_root: Path, bundle) -> str:
     """A running ``sleep 1000`` container made by ocirt; its id."""
-    cid = "ocirt-test-cli"
+    cid = unique("cli")
     run_detached(ocirt_bin, tmp_root, bundle("sleep", "1000"), cid)
     cgroup_record(tmp_root, cid)
     return cid
@@ -90,7 +96,7 @@ def test_pause_resume(ocirt_bin: str, tmp_root: Path, running: str) -> None:
 
 
 def test_pause_stopped_container(ocirt_bin: str, tmp_root: Path, bundle) -> None:
-    cid = "ocirt-test-stopped"
+    cid = unique("stopped")
     cli(ocirt_bin, tmp_root, "run", "--keep", "-b", str(bundle("true")), cid, check=False)
     if not (tmp_root / cid).exists():
         pytest.skip("ocirt run --keep did not keep the container")
@@ -165,15 +171,16 @@ def test_update_like_runc(
     if update[0] == "-r" and update[1] != "-" and not Path(update[1]).exists():
         pytest.skip(f"{update[1]} is missing")
     b = bundle("sleep", "1000")
-    run_detached(ocirt_bin, tmp_root, b, "ocirt-test-upd")
-    ours = cgroup_record(tmp_root, "ocirt-test-upd")
-    run_detached(runc_bin, tmp_root, b, "ocirt-test-upd-runc")
+    cid, runc_cid = unique("upd"), unique("upd-runc")
+    run_detached(ocirt_bin, tmp_root, b, cid)
+    ours = cgroup_record(tmp_root, cid)
+    run_detached(runc_bin, tmp_root, b, runc_cid)
     try:
-        cli(ocirt_bin, tmp_root, "update", *update, "ocirt-test-upd", stdin=stdin)
-        cli(runc_bin, tmp_root, "update", *update, "ocirt-test-upd-runc", stdin=stdin)
-        assert _values(ours) == _values(_runc_cgroup(tmp_root, "ocirt-test-upd-runc"))
+        cli(ocirt_bin, tmp_root, "update", *update, cid, stdin=stdin)
+        cli(runc_bin, tmp_root, "update", *update, runc_cid, stdin=stdin)
+        assert _values(ours) == _values(_runc_cgroup(tmp_root, runc_cid))
     finally:
-        cli(runc_bin, tmp_root, "delete", "-f", "ocirt-test-upd-runc", check=False)
+        cli(runc_bin, tmp_root, "delete", "-f", runc_cid, check=False)
 
 
 def test_update_bad_values(ocirt_bin: str, tmp_root: Path, running: str) -> None:
@@ -216,7 +223,7 @@ def test_oom_event_and_delete(ocirt_bin: str, tmp_root: Path, bundle) -> None:
         memory["swap"] = 16 * MIB  # and no swap to escape to
     hog = 'sleep 2; x=a; while true; do x="$x$x"; done'
     b = bundle("sh", "-c", hog, patch={"linux": {"resources": {"memory": memory}}})
-    cid = "ocirt-test-oom"
+    cid = unique("oom")
     run_detached(ocirt_bin, tmp_root, b, cid)
     record = cgroup_record(tmp_root, cid)
     events = subprocess.Popen(

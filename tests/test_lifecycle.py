@@ -448,3 +448,30 @@ def test_failing_prestart_hook_fails_create_and_cleans_up(
     out = run(ocirt_bin, tmp_root, "create", "-b", str(b), "h2")
     assert out.returncode == 1 and "prestart hook /bin/false" in msg(out)
     assert_nothing_left(tmp_root, "h2", b)
+
+
+def test_start_container_hook_runs_inside_before_the_program(
+    ocirt_bin: str, tmp_root: Path, bundle
+) -> None:
+    """startContainer: in the container's namespaces, after start, before the program."""
+
+    def hooks(config: dict) -> None:
+        config["root"]["readonly"] = False
+        script = 'read s; echo "$s" > /hook-state; hostname > /hook-hostname'
+        config["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", script]}]}
+
+    b = bundle("sh", "-c", "cat /hook-hostname; cat /hook-state", patch=hooks)
+    out = run(ocirt_bin, tmp_root, "run", "-b", str(b), "sc1")
+    assert out.returncode == 0, out.stderr
+    hostname, state_line = out.stdout.splitlines()
+    assert hostname == "runc"  # the container's uts namespace (runc spec's hostname)
+    assert json.loads(state_line)["id"] == "sc1"
+
+
+def test_failing_start_container_hook_fails_start(ocirt_bin: str, tmp_root: Path, bundle) -> None:
+    b = bundle("true", patch={"hooks": {"startContainer": [{"path": "/bin/false"}]}})
+    assert run(ocirt_bin, tmp_root, "create", "-b", str(b), "sc2").returncode == 0
+    out = run(ocirt_bin, tmp_root, "start", "sc2")
+    assert out.returncode == 1
+    assert "error running startContainer hook" in msg(out) and "/bin/false" in msg(out)
+    assert wait_status(ocirt_bin, tmp_root, "sc2", "stopped")["status"] == "stopped"

@@ -537,3 +537,91 @@ def test_docker_detached_stop_rm(dockerd: Dockerd, runtime: str) -> None:
     finally:
         rm = dockerd("rm", "--force", name)
     assert rm.returncode == 0, _explain(rm)
+
+
+# ----------------------------------------------- exec, pause (podman and docker)
+
+
+Cli = Podman | Dockerd
+
+
+def _detached(cli: Cli, runtime: str) -> str:
+    name = f"x-{uuid.uuid4().hex[:8]}"
+    started = cli(*cli.run_args(runtime), "-d", "--name", name, IMAGE, "sleep", "1000")
+    assert started.returncode == 0, _explain(started)
+    return name
+
+
+def _check_exec(cli: Cli, runtime: str) -> None:
+    """`exec` (runtime: exec --detach --pid-file --process FILE): output, exit code, env."""
+    name = _detached(cli, runtime)
+    try:
+        out = cli("exec", name, "echo", "hi")
+        assert out.returncode == 0 and out.stdout == "hi\n", _explain(out)
+        code = cli("exec", name, "sh", "-c", "echo err >&2; exit 5")
+        assert code.returncode == 5 and "err" in code.stderr, _explain(code)
+        env = cli(
+            "exec", "--env", "FOO=bar", "--workdir", "/tmp", name, "sh", "-c", "echo $FOO $PWD"
+        )
+        assert env.stdout == "bar /tmp\n", _explain(env)
+    finally:
+        cli("rm", "--force", name)
+
+
+def _check_pause(cli: Cli, runtime: str) -> None:
+    """`pause` / `unpause` (runtime: pause ID / resume ID), then rm -f a paused one."""
+    name = _detached(cli, runtime)
+    try:
+        paused = cli("pause", name)
+        assert paused.returncode == 0, _explain(paused)
+        status = cli("inspect", "--format", "{{.State.Status}}", name)
+        assert status.stdout.strip() == "paused", _explain(status)
+        resumed = cli("unpause", name)
+        assert resumed.returncode == 0, _explain(resumed)
+        status = cli("inspect", "--format", "{{.State.Status}}", name)
+        assert status.stdout.strip() == "running", _explain(status)
+        assert cli("pause", name).returncode == 0
+    finally:
+        rm = cli("rm", "--force", name)  # kill 9 of a paused container must work
+    assert rm.returncode == 0, _explain(rm)
+
+
+def test_podman_exec(podman: Podman, runtime: str) -> None:
+    _check_exec(podman, runtime)
+
+
+def test_podman_pause_unpause(podman: Podman, runtime: str) -> None:
+    _check_pause(podman, runtime)
+
+
+def test_docker_exec(dockerd: Dockerd, runtime: str) -> None:
+    _check_exec(dockerd, runtime)
+
+
+def test_docker_pause_unpause(dockerd: Dockerd, runtime: str) -> None:
+    _check_pause(dockerd, runtime)
+
+
+def test_ctr_exec_pause_resume(containerd: Containerd, runtime: str) -> None:
+    """task exec (runtime: exec --process FILE --detach --pid-file), pause, resume, kill."""
+    cid = f"p-{uuid.uuid4().hex[:8]}"
+    started = containerd.ctr("run", "-d", "--runc-binary", runtime, IMAGE, cid, "sleep", "1000")
+    assert started.returncode == 0, _explain(started) + f"\n{_ctr_log_tail(containerd)}"
+    try:
+        out = containerd.ctr("task", "exec", "--exec-id", "e1", cid, "echo", "hi")
+        assert out.returncode == 0 and out.stdout == "hi\n", _explain(out)
+        code = containerd.ctr("task", "exec", "--exec-id", "e2", cid, "sh", "-c", "exit 5")
+        assert code.returncode == 5, _explain(code)
+        for action, want in (("pause", "PAUSED"), ("resume", "RUNNING"), ("pause", "PAUSED")):
+            proc = containerd.ctr("task", action, cid)
+            assert proc.returncode == 0, _explain(proc) + f"\n{_ctr_log_tail(containerd)}"
+            assert _task_status(containerd, cid) == want
+        kill = containerd.ctr("task", "kill", "--signal", "SIGKILL", cid)  # while paused
+        assert kill.returncode == 0, _explain(kill)
+        deadline = time.monotonic() + 20
+        while _task_status(containerd, cid) != "STOPPED":
+            assert time.monotonic() < deadline, f"{cid} did not stop after kill 9 while paused"
+            time.sleep(0.1)
+    finally:
+        containerd.ctr("task", "rm", "--force", cid)
+        containerd.ctr("container", "rm", cid)

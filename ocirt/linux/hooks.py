@@ -80,3 +80,14 @@ def _wait(pid: int, timeout: int | None) -> int | None:
 
 def _exit_code(status: int) -> int:
     return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
+def encode_for_stage2(hooks: tuple[Hook, ...]) -> bytes:
+    """startContainer hooks as stage 2 reads them (ocirt/_shim/stage2.c):
+    ``path\\0timeout\\0argc\\0arg...\\0envc\\0env...\\0`` per hook."""
+    fields: list[str] = []
+    for hook in hooks:
+        argv = list(hook.args) or [hook.path]
+        fields += [hook.path, str(hook.timeout or 0), str(len(argv)), *argv]
+        fields += [str(len(hook.env)), *hook.env]
+    return b"".join(f.encode() + b"\0" for f in fields)

@@ -18,6 +18,7 @@ Numbered steps mirror the messages in ``ocirt.process.channel``:
 from __future__ import annotations
 
 import _signal  # the C module: `signal` imports enum (~2 ms)
+import fcntl
 import os
 import stat
 import sys
@@ -159,7 +160,10 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
         _setup_terminal(plan)
     rlimits.apply(process.rlimits)
     user.set_oom_score_adj(process.oom_score_adj)
+    hooks_fd = _start_container_hooks_fd(plan)
     _prepare_fds(plan)
+    if hooks_fd >= 0:
+        os.set_inheritable(hooks_fd, True)
     env = user.process_env(process.env, process.user.uid)  # reads /etc/passwd: as root
     caps = process.capabilities
     if caps is not None:
@@ -176,7 +180,7 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
 
     reset_signals()
-    argv = ["ocirt-init", str(plan.listen_fd), "-1", path, *process.args]
+    argv = ["ocirt-init", str(plan.listen_fd), "-1", str(hooks_fd), path, *process.args]
     return argv, env
 
 
@@ -185,6 +189,20 @@ def reset_signals() -> None:
     for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):
         _signal.signal(sig, _signal.SIG_DFL)
     _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
+
+
+def _start_container_hooks_fd(plan: InitPlan) -> int:
+    """A memfd holding the startContainer hooks for stage 2, or -1."""
+    hooks_list = plan.spec.hooks.get("startContainer", ())
+    if not hooks_list:
+        return -1
+    fd = os.memfd_create("ocirt-hooks", os.MFD_CLOEXEC)
+    os.write(fd, hooks.encode_for_stage2(hooks_list))
+    os.lseek(fd, 0, os.SEEK_SET)
+    # Above the preserved fds, which stage 2 and the program inherit as they are.
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3 + plan.preserve_fds)
+    os.close(fd)
+    return high
 
 
 def _ensure_cwd(root_fd: int, cwd: str) -> None:
