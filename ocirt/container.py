@@ -19,6 +19,7 @@ import os
 import time
 
 from ocirt import _fastjson
+from ocirt.cgroups import is_frozen, manager_from_record
 from ocirt.errors import ContainerNotExist, ContainerNotRunning, OcirtError
 from ocirt.state import (
     START_SOCKET,
@@ -85,14 +86,24 @@ class Container:
 
     @property
     def status(self) -> str:
-        return derive_status(self.record)
+        return derive_status(self.record, paused=is_frozen(self.record))
 
     def state(self) -> dict[str, Any]:
         return public_state(self.record, self.status)
 
     def processes(self) -> list[int]:
-        """Host pids of every process of the container (init first)."""
-        if not init_is_alive(self.record):
+        """Host pids of every process of the container (init first, if alive).
+
+        From its cgroup when it has one (what runc does); else the processes
+        sharing the init's pid namespace.
+        """
+        alive = init_is_alive(self.record)
+        if self.record.get("cgroup"):
+            manager = manager_from_record(self.record)
+            if manager.exists():
+                others = [p for p in manager.pids() if p != self.pid]
+                return ([self.pid] if alive else []) + others
+        if not alive:
             return []
         pids = [self.pid]
         try:
@@ -156,6 +167,8 @@ class Container:
         targets = self.processes() if all_processes else [self.pid]
         for pid in targets:
             self._signal(pid, sig, is_init=pid == self.pid)
+        if sig == SIGKILL and is_frozen(self.record):
+            manager_from_record(self.record).thaw()  # a frozen task dies only once thawed
 
     def _signal(self, pid: int, sig: int, is_init: bool) -> None:
         import _signal
@@ -187,9 +200,26 @@ class Container:
         if status != "stopped":
             self.kill(SIGKILL, all_processes=True)
             self._wait_for_init_exit()
+        self._remove_cgroup()
         warnings = self._run_hooks("poststop", "stopped", fatal=False)
         self._dir.remove()
         return warnings
+
+    def _remove_cgroup(self) -> None:
+        """Kill what is left in the cgroup (e.g. after an OOM kill), then remove it."""
+        if not self.record.get("cgroup"):
+            return
+        manager = manager_from_record(self.record)
+        if not manager.exists():
+            return
+        for pid in manager.pids():
+            try:
+                os.kill(pid, SIGKILL)
+            except ProcessLookupError:
+                pass
+        if manager.is_frozen():
+            manager.thaw()
+        manager.destroy()
 
     def _wait_for_init_exit(self) -> None:
         import select

@@ -44,6 +44,9 @@ fi
 # editable_mode=compat: a plain path in a .pth file.  The default (an import
 # hook module) costs ~12 ms at every interpreter start, i.e. every ocirt call.
 .venv/bin/python -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+# Replace pip's console script with ocirt's `python -IS` launcher (no site,
+# no .pth files, no `re`): pip rewrites it on every install, so always redo it.
+.venv/bin/python -m ocirt.launcher .venv/bin/ocirt
 .venv/bin/ocirt --version
 
 # Best effort: nothing else depends on it.

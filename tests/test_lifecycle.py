@@ -395,6 +395,14 @@ def test_list_formats(rt, tmp_root: Path, bundle) -> None:
     for runtime in RUNTIMES:
         root = tmp_root / runtime
         assert run(rt[runtime], root, "create", "-b", str(b), "l1").returncode == 0
+    try:
+        check_list_formats(rt, tmp_root)
+    finally:
+        for runtime in RUNTIMES:
+            run(rt[runtime], tmp_root / runtime, "delete", "-f", "l1")
+
+
+def check_list_formats(rt: dict[str, str], tmp_root: Path) -> None:
     tables = {r: run(rt[r], tmp_root / r, "list").stdout.splitlines() for r in RUNTIMES}
     assert tables["ocirt"][0] == tables["runc"][0]  # same header and column layout
     for r in RUNTIMES:

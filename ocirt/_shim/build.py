@@ -15,7 +15,7 @@ ffibuilder = FFI()
 ffibuilder.cdef(
     "\n".join(
         line
-        for header in ("shim.h", "bpf.h")
+        for header in ("shim.h", "bpf.h", "seccomp.h")
         for line in (HERE / header).read_text().splitlines()
         if not line.startswith("#")
     )
@@ -25,9 +25,14 @@ ffibuilder.set_source(
     '#include "shim.h"\n'
     + (HERE / "shim.c").read_text().replace('#include "shim.h"', "")
     + '#include "bpf.h"\n'
-    + (HERE / "bpf.c").read_text().replace('#include "bpf.h"', ""),
-    include_dirs=[str(HERE)],
-    extra_compile_args=["-O2", "-Wall"],
+    + (HERE / "bpf.c").read_text().replace('#include "bpf.h"', "")
+    + '#include "seccomp.h"\n'
+    + (HERE / "seccomp.c").read_text().replace('#include "seccomp.h"', ""),
+    # -iquote, not -I: our "seccomp.h" must not shadow libseccomp's <seccomp.h>.
+    # libseccomp compiles linux.seccomp to BPF (ocirt/linux/seccomp.py); the
+    # library is loaded with the module, before the init's pivot_root.
+    libraries=["seccomp"],
+    extra_compile_args=["-O2", "-Wall", "-iquote", str(HERE)],
 )
 
 if __name__ == "__main__":

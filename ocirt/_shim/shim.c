@@ -151,3 +151,24 @@ int ocirt_ioprio_set(int which, int who, int ioprio)
 {
     return (int)syscall(SYS_ioprio_set, which, who, ioprio);
 }
+
+struct ocirt_sched_attr { /* struct sched_attr, SCHED_ATTR_SIZE_VER0 (48 bytes) */
+    uint32_t size, sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime, sched_deadline, sched_period;
+};
+
+int ocirt_sched_setattr(int pid, uint32_t policy, uint64_t flags, int32_t nice,
+                        uint32_t priority, uint64_t runtime, uint64_t deadline, uint64_t period)
+{
+    struct ocirt_sched_attr attr = {sizeof(attr), policy,   flags,    nice,
+                                    priority,     runtime, deadline, period};
+    return (int)syscall(SYS_sched_setattr, pid, &attr, 0);
+}
+
+long ocirt_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode)
+{
+    return syscall(SYS_set_mempolicy, mode, nodemask, maxnode);
+}

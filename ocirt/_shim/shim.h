@@ -30,3 +30,8 @@ int ocirt_fsconfig(int fd, unsigned int cmd, const char *key, const char *value,
 int ocirt_fsmount(int fd, unsigned int flags, unsigned int attr_flags);
 int ocirt_close_range(unsigned int first, unsigned int last, unsigned int flags);
 int ocirt_ioprio_set(int which, int who, int ioprio);
+/* sched_setattr(2) with struct sched_attr spelled out (glibc has no wrapper). */
+int ocirt_sched_setattr(int pid, uint32_t policy, uint64_t flags, int32_t nice,
+                        uint32_t priority, uint64_t runtime, uint64_t deadline, uint64_t period);
+/* set_mempolicy(2): NODEMASK is MAXNODE bits in unsigned longs (no libnuma). */
+long ocirt_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);

@@ -6,17 +6,32 @@
  * instead of a forked CPython, and whose /proc/self/exe is a sealed copy,
  * never a host file a container process could write through.
  *
- *   argv: ocirt-init LISTEN_FD SECCOMP_FD HOOKS_FD PATH ARG0 [ARG...]
+ *   argv: ocirt-init LISTEN_FD SECCOMP HOOKS_FD PATH ARG0 [ARG...]
  *   envp: the container process's environment
  *
  * It blocks in accept() on LISTEN_FD, a unix socket bound in the state dir.
  * `ocirt start` connects, sends the state JSON and closes its write side.
  * Then it runs the startContainer hooks (HOOKS_FD, -1 for none: records
  * written by the Python stage, see ocirt/linux/hooks.py encode_for_stage2)
- * with that JSON on their stdin, loads the seccomp filter (a struct
- * sock_filter array read from SECCOMP_FD, -1 for none) and execve()s PATH.  The connection is
- * close-on-exec: a successful execve shows up at `start` as EOF; a failure
- * is written back as "errno\nsentence" (CPython's subprocess errpipe). */
+ * with that JSON on their stdin, loads the seccomp filter and execve()s
+ * PATH.  The connection is close-on-exec: a successful execve shows up at
+ * `start` as EOF; a failure is written back as "errno\nsentence" (CPython's
+ * subprocess errpipe).
+ *
+ * SECCOMP (ocirt/linux/seccomp.py prepares it) is one of
+ *   "-1"        no filter;
+ *   "FD,FLAGS"  FD is a memfd holding a struct sock_filter array (host byte
+ *               order); it is loaded with seccomp(SECCOMP_SET_MODE_FILTER,
+ *               FLAGS), or prctl(PR_SET_SECCOMP) when FLAGS is 0.  No
+ *               libseccomp here: the program is compiled by the runtime;
+ *   "@FD"       the Python stage already loaded the filter (it had to: with
+ *               no_new_privs off, loading needs CAP_SYS_ADMIN, which the
+ *               process may not keep) and FD is its notify listener.
+ * When FLAGS has SECCOMP_FILTER_FLAG_NEW_LISTENER (or for "@FD"), the
+ * listener fd is sent to `start` over the connection before execve: one
+ * sendmsg of the bytes LISTENER_MSG with the fd in SCM_RIGHTS; `start`
+ * forwards it to linux.seccomp.listenerPath (runtime-spec
+ * ContainerProcessState).  Whatever follows (an exec error) is as above.  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +43,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -179,7 +195,11 @@ static void run_start_container_hooks(int conn, int hooks_fd, const char *state,
     free(records);
 }
 
-static int load_seccomp(int fd)
+#define LISTENER_MSG "seccomp-listener\n"
+
+/* Reads the program from FD and loads it; returns the notify listener fd
+ * (FLAGS has SECCOMP_FILTER_FLAG_NEW_LISTENER), 0 without one, -1 on error. */
+static int load_seccomp(int fd, unsigned long flags)
 {
     static struct sock_filter insns[BPF_MAXINSNS];
     size_t got = 0;
@@ -195,7 +215,60 @@ static int load_seccomp(int fd)
     }
     close(fd);
     struct sock_fprog prog = {(unsigned short)(got / sizeof(insns[0])), insns};
-    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
+    if (flags == 0)
+        return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
+    long rc = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+    return rc < 0 ? -1 : (int)rc;
+}
+
+/* The listener goes to `start`, which hands it to the seccomp agent. */
+static int send_listener(int conn, int listener)
+{
+    char data[] = LISTENER_MSG;
+    struct iovec iov = {data, sizeof(data) - 1};
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct msghdr msg = {0};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof(control.buf);
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cmsg), &listener, sizeof(int));
+    ssize_t n;
+    do
+        n = sendmsg(conn, &msg, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    int err = errno;
+    close(listener); /* never leaks into the container's program */
+    errno = err;
+    return n < 0 ? -1 : 0;
+}
+
+/* SECCOMP as described at the top; returns only when the filter is in. */
+static void apply_seccomp(int conn, const char *arg)
+{
+    int listener = 0;
+    if (arg[0] == '@') {
+        listener = atoi(arg + 1);
+    } else {
+        int fd = atoi(arg);
+        if (fd < 0)
+            return;
+        const char *comma = strchr(arg, ',');
+        unsigned long flags = comma ? strtoul(comma + 1, NULL, 10) : 0;
+        listener = load_seccomp(fd, flags);
+        if (listener < 0)
+            fail(conn, errno, "unable to start container process: seccomp", "load filter");
+    }
+    if (listener > 0 && send_listener(conn, listener) < 0)
+        fail(conn, errno, "unable to start container process: seccomp", "send listener fd");
 }
 
 int main(int argc, char **argv)
@@ -203,7 +276,7 @@ int main(int argc, char **argv)
     if (argc < 6)
         return 125;
     int listen_fd = atoi(argv[1]);
-    int seccomp_fd = atoi(argv[2]);
+    const char *seccomp = argv[2];
     int hooks_fd = atoi(argv[3]);
     const char *path = argv[4];
 
@@ -224,9 +297,10 @@ int main(int argc, char **argv)
         run_start_container_hooks(conn, hooks_fd, state ? state : "", state ? state_len : 0);
     free(state);
 
-    if (seccomp_fd >= 0 && load_seccomp(seccomp_fd) < 0)
-        fail(conn, errno, "unable to start container process: seccomp", "load filter");
     signal(SIGPIPE, SIG_DFL);
+    /* Last: after the filter, only sendmsg (with a listener), close and
+     * execve run, so a profile needs little beyond what its program uses. */
+    apply_seccomp(conn, seccomp);
     execve(path, argv + 5, environ);
     fail(conn, errno, "unable to start container process: exec:", argv[5]);
     return 127;

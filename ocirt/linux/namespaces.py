@@ -74,6 +74,36 @@ def unshare_late(linux: Linux) -> None:
             flags |= CLONE_FLAGS[ns_type]
     if flags:
         sc.unshare(flags)
+    if linux.has_new_namespace("time"):
+        write_time_offsets(linux.time_offsets or {})
+
+
+def time_offsets_text(offsets: dict[str, dict[str, int]]) -> str:
+    """linux.timeOffsets in /proc/PID/timens_offsets' format: one clock a line."""
+    return "".join(
+        f"{clock} {value.get('secs', 0)} {value.get('nanosecs', 0)}\n"
+        for clock, value in offsets.items()
+    )
+
+
+def write_time_offsets(offsets: dict[str, dict[str, int]]) -> None:
+    """Set the clocks of the time namespace we just unshared.
+
+    unshare(CLONE_NEWTIME) moves only our future children (and us, at our
+    next execve: stage 2) into the new namespace; its offsets can be written
+    until the first process enters it, so this runs right after the unshare,
+    before any hook is forked.
+    """
+    if not offsets:
+        return
+    try:
+        with open("/proc/self/timens_offsets", "w") as f:
+            f.write(time_offsets_text(offsets))
+    except OSError as e:
+        raise OcirtError(
+            f"config.json: linux.timeOffsets: cannot write /proc/self/timens_offsets: "
+            f"{e.strerror}"
+        ) from e
 
 
 def proc_ns_path(pid: int | str, ns_type: str) -> str:

@@ -211,3 +211,28 @@ def ioprio_set(which: int, who: int, ioprio: int) -> None:
 
 def errno_name(err: int) -> str:
     return _errno.errorcode.get(err, str(err))
+
+
+def sched_setattr(
+    pid: int,
+    policy: int,
+    flags: int = 0,
+    nice: int = 0,
+    priority: int = 0,
+    runtime: int = 0,
+    deadline: int = 0,
+    period: int = 0,
+) -> None:
+    result = lib.ocirt_sched_setattr(pid, policy, flags, nice, priority, runtime, deadline, period)
+    _check(result, "sched_setattr", policy, hex(flags))
+
+
+def set_mempolicy(mode: int, nodes: list[int]) -> None:
+    """set_mempolicy(2); NODES are NUMA node numbers (an empty list: no mask)."""
+    bits = 8 * ffi.sizeof("unsigned long")
+    words = max(nodes, default=-1) // bits + 1
+    mask = ffi.new("unsigned long[]", max(words, 1))
+    for node in nodes:
+        mask[node // bits] |= 1 << (node % bits)
+    maxnode = words * bits + 1 if nodes else 0  # the kernel reads maxnode - 1 bits
+    _check(lib.ocirt_set_mempolicy(mode, mask if nodes else ffi.NULL, maxnode), "set_mempolicy", mode)

@@ -33,6 +33,7 @@ from ocirt.linux import (
     network,
     rlimits,
     rootfs,
+    seccomp,
     sysctl,
     user,
 )
@@ -169,6 +170,7 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
     if caps is not None:
         capabilities.drop_bounding(caps)
         capabilities.keep_caps_across_setuid(True)
+    seccomp_arg = _seccomp_for_stage2(plan)  # before the user switch: see there
     user.switch(process.user, plan.in_user_ns)
     user.set_umask(process.user)
     chdir_to_cwd(process.cwd)
@@ -180,8 +182,34 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
 
     reset_signals()
-    argv = ["ocirt-init", str(plan.listen_fd), "-1", str(hooks_fd), path, *process.args]
+    argv = ["ocirt-init", str(plan.listen_fd), seccomp_arg, str(hooks_fd), path, *process.args]
     return argv, env
+
+
+def _seccomp_for_stage2(plan: InitPlan) -> str:
+    """Stage 2's SECCOMP argument (see stage2.c): "-1", "FD,FLAGS" or "@LISTENER".
+
+    Normally stage 2 loads the program right before execve.  Without
+    no_new_privs that needs CAP_SYS_ADMIN, which the program may not keep:
+    then we load it here, while we still have our privileges (runc does the
+    same), and stage 2 only passes a notify listener on to `start`.  The fds
+    are placed above the preserved ones, which reach the program as they are.
+    """
+    config = plan.spec.linux.seccomp
+    if not config:
+        return "-1"
+    compiled = seccomp.compile_filter(config)
+    floor = 3 + plan.preserve_fds
+    if seccomp.must_load_early(plan.spec.process):
+        listener = seccomp.load(compiled)
+        if listener < 0:
+            return "-1"
+        high = fcntl.fcntl(listener, fcntl.F_DUPFD, floor)  # inheritable: stage 2 sends it
+        os.close(listener)
+        return f"@{high}"
+    fd = seccomp.program_memfd(compiled, floor)
+    os.set_inheritable(fd, True)
+    return f"{fd},{compiled.flags}"
 
 
 def reset_signals() -> None:

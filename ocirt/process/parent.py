@@ -19,7 +19,7 @@ import _socket  # the C module: `socket` costs ~4 ms of imports
 import fcntl
 import os
 
-from ocirt import _fastjson, validate
+from ocirt import _fastjson, cgroups, validate
 from ocirt.errors import OcirtError
 from ocirt.linux import hooks, namespaces
 from ocirt.linux import syscalls as sc
@@ -76,6 +76,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
         raise CreateError(f"chdir {opts.bundle}: no such file or directory")
     state_dir.create()  # step 1
     child_pid = 0
+    cgroup: cgroups.Manager | None = None
     try:
         config, raw = validate.load_config(bundle)  # step 2
         validate.validate_config(
@@ -85,7 +86,15 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
         if spec.process is None:
             raise OcirtError("config.json: process: missing (create needs a process to run)")
         record = _record(spec, config, container_id, bundle)
-        child_pid = _start_init(state_dir, spec, bundle, container_id, record, opts)
+        cgroup = cgroups.manager_for(
+            spec.linux.cgroups_path,
+            container_id,
+            systemd=opts.systemd_cgroup,
+            rootless=opts.rootless or os.geteuid() != 0,
+        )
+        cgroup.create()
+        record["cgroup"] = cgroup.to_record()
+        child_pid = _start_init(state_dir, spec, bundle, container_id, record, opts, cgroup)
         record["pid"] = child_pid
         record["init_start_time"] = process_start_time(child_pid)
         if opts.pid_file:  # step 7
@@ -95,6 +104,8 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
     except BaseException:
         if child_pid:
             _kill_and_reap(child_pid)
+        if cgroup is not None:
+            cgroup.destroy()  # only what create made: a joined cgroup stays
         state_dir.remove()
         raise
     finally:
@@ -166,6 +177,7 @@ def _start_init(
     container_id: str,
     record: dict[str, Any],
     opts: CreateOptions,
+    cgroup: cgroups.Manager,
 ) -> int:
     floor = 3 + opts.preserve_fds
     listen = _start_socket(state_dir, floor)  # step 3
@@ -191,10 +203,10 @@ def _start_init(
         state_json=state_json,
     )
     try:
-        pid = _clone_init(plan)  # step 4
+        pid = _clone_init(plan, cgroup)  # step 4
         child_end.close()
         try:
-            _converse(parent_end, pid, spec, record)  # steps 5-6
+            _converse(parent_end, pid, spec, record, cgroup)  # steps 5-6
         except BaseException:
             _kill_and_reap(pid)
             raise
@@ -209,8 +221,10 @@ def _start_init(
             os.close(fd)
 
 
-def _clone_init(plan: init_stage.InitPlan) -> int:
+def _clone_init(plan: init_stage.InitPlan, cgroup: cgroups.Manager) -> int:
+    """clone() the init; on cgroup v2 straight into its cgroup (CLONE_INTO_CGROUP)."""
     flags = namespaces.clone_flags(plan.spec.linux)
+    cgroup_fd = cgroup.cgroup_fd()
     pid_ns_fd = plan.ns_fds.get("pid")
     own_pid_ns = -1
     if pid_ns_fd is not None:
@@ -219,26 +233,34 @@ def _clone_init(plan: init_stage.InitPlan) -> int:
         own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         sc.setns(pid_ns_fd, sc.CLONE_NEWPID)
     try:
-        pid = sc.fork_with_flags(flags)
+        pid = sc.fork_with_flags(flags, cgroup_fd)
         if pid == 0:
             init_stage.run(plan)  # never returns
     finally:
+        if cgroup_fd >= 0:
+            os.close(cgroup_fd)
         if own_pid_ns >= 0:
             sc.setns(own_pid_ns, sc.CLONE_NEWPID)
             os.close(own_pid_ns)
     return pid
 
 
-def _converse(channel: Channel, pid: int, spec: Spec, record: dict[str, Any]) -> None:
+def _converse(
+    channel: Channel, pid: int, spec: Spec, record: dict[str, Any], cgroup: cgroups.Manager
+) -> None:
+    limits_set = False
     try:
         if spec.linux.has_new_namespace("user"):
             channel.expect(Msg.NEED_ID_MAPS)
             _write_id_maps(pid, spec)
             channel.send(Msg.ID_MAPS_DONE)
+        cgroup.apply(pid)  # v1 (v2 cloned into it): before the init runs anything
         channel.send(Msg.PROCEED)
         while True:
             kind, _body = channel.recv()
             if kind is Msg.RUN_RUNTIME_HOOKS:
+                _set_limits(cgroup, spec, record)  # runc: limits before these hooks
+                limits_set = True
                 _run_runtime_hooks(spec, record, pid)
                 channel.send(Msg.HOOKS_DONE)
             elif kind is Msg.READY:
@@ -251,6 +273,15 @@ def _converse(channel: Channel, pid: int, spec: Spec, record: dict[str, Any]) ->
             ) from None
     except ChildError as e:
         raise CreateError(f"unable to start container process: {e.message}") from None
+    if not limits_set:
+        # After the Python stage has exec'd stage 2: its pages would otherwise
+        # count against a small memory limit.
+        _set_limits(cgroup, spec, record)
+
+
+def _set_limits(cgroup: cgroups.Manager, spec: Spec, record: dict[str, Any]) -> None:
+    linux_config = record["config"].get("linux") or {}
+    cgroup.set(cgroups.with_default_devices(spec.linux.resources, linux_config.get("devices")))
 
 
 def _exec_succeeded(pid: int) -> bool:
