@@ -147,7 +147,7 @@ class Container:
         s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         try:
             try:
-                s.connect(self._dir.file(START_SOCKET))
+                s.connect(self._dir.socket_path(START_SOCKET))
             except OSError as e:
                 raise OcirtError(f"cannot start container: {e.strerror}") from e
             s.sendall(state_json)

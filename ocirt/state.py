@@ -118,6 +118,20 @@ class StateDir:
     def file(self, name: str) -> str:
         return os.path.join(self.path, name)
 
+    def socket_path(self, name: str) -> str:
+        """A path for bind()/connect() of a socket in the directory.
+
+        sun_path holds 108 bytes; dockerd's state dirs alone take ~100
+        (/var/run/docker/runtime-runc/moby/<64 hex id>), so go through the
+        directory's open fd instead of its name.
+        """
+        if self._fd is None:  # opened unlocked; close() releases it
+            try:
+                self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise ContainerNotExist(self.id) from None
+        return f"/proc/self/fd/{self._fd}/{name}"
+
     def write(self, record: dict[str, Any]) -> None:
         tmp = self.file(STATE_FILE + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)

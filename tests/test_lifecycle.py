@@ -483,3 +483,19 @@ def test_failing_start_container_hook_fails_start(ocirt_bin: str, tmp_root: Path
     assert out.returncode == 1
     assert "error running startContainer hook" in msg(out) and "/bin/false" in msg(out)
     assert wait_status(ocirt_bin, tmp_root, "sc2", "stopped")["status"] == "stopped"
+
+
+def test_long_state_paths_like_dockerds_work(ocirt_bin: str, tmp_path: Path, bundle) -> None:
+    """dockerd: --root /var/run/docker/runtime-runc/moby and 64-hex ids: the start
+    socket's path is longer than sun_path's 108 bytes."""
+    root = tmp_path / ("r" * 60) / "runtime-runc" / "moby"
+    cid = "a" * 64
+    assert len(str(root / cid / "start.sock")) > 108
+    b = bundle("true")
+    try:
+        out = run(ocirt_bin, root, "create", "-b", str(b), cid)
+        assert out.returncode == 0, out.stderr
+        assert run(ocirt_bin, root, "start", cid).returncode == 0
+        assert wait_status(ocirt_bin, root, cid, "stopped")["status"] == "stopped"
+    finally:
+        run(ocirt_bin, root, "delete", "-f", cid)

@@ -133,8 +133,8 @@ def _create_receiving_console(root: str, container_id: str, create_opts):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as listener:
             listener.bind(path)
             listener.listen(1)
-            create_opts.console_socket = path
-            c = Container.create(root, container_id, create_opts)
+            with_console = create_opts.replace(console_socket=path)
+            c = Container.create(root, container_id, with_console)
             try:
                 # The init connected and sent the master before create returned.
                 listener.settimeout(10)

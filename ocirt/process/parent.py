@@ -21,7 +21,7 @@ import os
 
 from ocirt import _fastjson, cgroups, validate
 from ocirt.errors import OcirtError
-from ocirt.linux import hooks, namespaces
+from ocirt.linux import hooks, namespaces, rootfs
 from ocirt.linux import syscalls as sc
 from ocirt.process import init as init_stage
 from ocirt.process.channel import Channel, ChannelClosed, ChildError, Msg
@@ -154,7 +154,7 @@ def _stage2_memfd(floor: int) -> int:
 
 def _start_socket(state_dir: StateDir, floor: int) -> _socket.socket:
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
-    sock.bind(state_dir.file(START_SOCKET))
+    sock.bind(state_dir.socket_path(START_SOCKET))
     sock.listen(1)
     fd = _high_fd(sock.detach(), floor)
     return _socket.socket(fileno=fd)
@@ -184,6 +184,7 @@ def _start_init(
     stage2_fd = _stage2_memfd(floor)
     console_sock = _console_socket(opts.console_socket) if opts.console_socket else None
     ns_fds = namespaces.open_paths(spec.linux)
+    mount_trees = _mount_trees(spec, bundle, floor)  # idmapped mounts: made here, as root
     parent_end, child_end = Channel.pair()
     for ch in (parent_end, child_end):
         moved = _high_fd(ch.sock.detach(), floor)
@@ -201,6 +202,7 @@ def _start_init(
         no_pivot=opts.no_pivot,
         console_sock=console_sock,
         state_json=state_json,
+        mount_trees=mount_trees,
     )
     try:
         pid = _clone_init(plan, cgroup)  # step 4
@@ -217,7 +219,7 @@ def _start_init(
         os.close(stage2_fd)
         if console_sock is not None:
             console_sock.close()
-        for fd in ns_fds.values():
+        for fd in (*ns_fds.values(), *mount_trees.values()):
             os.close(fd)
 
 
@@ -254,6 +256,7 @@ def _converse(
             channel.expect(Msg.NEED_ID_MAPS)
             _write_id_maps(pid, spec)
             channel.send(Msg.ID_MAPS_DONE)
+        _move_net_devices(pid, spec)
         cgroup.apply(pid)  # v1 (v2 cloned into it): before the init runs anything
         channel.send(Msg.PROCEED)
         while True:
@@ -292,16 +295,33 @@ def _exec_succeeded(pid: int) -> bool:
 
 
 def _write_id_maps(pid: int, spec: Spec) -> None:
-    def fmt(maps: tuple) -> str:
-        return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
+    """The init's user namespace maps: directly as root, else via newuidmap/newgidmap."""
+    from ocirt.linux import idmap
 
     try:
-        with open(f"/proc/{pid}/uid_map", "w") as f:
-            f.write(fmt(spec.linux.uid_mappings))
-        with open(f"/proc/{pid}/gid_map", "w") as f:
-            f.write(fmt(spec.linux.gid_mappings))
-    except OSError as e:
-        raise CreateError(f"failed to write uid/gid mappings for pid {pid}: {e.strerror}") from e
+        idmap.write_maps(pid, spec.linux.uid_mappings, spec.linux.gid_mappings)
+    except OcirtError as e:
+        raise CreateError(f"failed to write uid/gid mappings for pid {pid}: {e}") from e
+
+
+def _mount_trees(spec: Spec, bundle: str, floor: int) -> dict[int, int]:
+    """Detached idmapped copies of mount sources, for the init to move into place."""
+    if not any(rootfs.wants_idmap(m) for m in spec.mounts):
+        return {}
+    trees = rootfs.idmapped_trees(spec, bundle)
+    return {index: _high_fd(fd, floor) for index, fd in trees.items()}
+
+
+def _move_net_devices(pid: int, spec: Spec) -> None:
+    """linux.netDevices into the init's network namespace (host side, before PROCEED)."""
+    devices = spec.linux.net_devices
+    if not devices:
+        return
+    from ocirt.linux import netdevices  # pyroute2: only for configs that ask
+
+    ns = spec.linux.namespace("network")
+    path = ns.path if ns is not None and ns.path else f"/proc/{pid}/ns/net"
+    netdevices.move_in(path, devices)
 
 
 def _run_runtime_hooks(spec: Spec, record: dict[str, Any], pid: int) -> None:
