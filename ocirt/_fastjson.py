@@ -41,6 +41,10 @@ def loads(text: str | bytes) -> object:
         value, end = _scan(text, start)
     except StopIteration as e:
         raise ValueError(f"invalid JSON at offset {e.value}") from None
+    except SystemError:
+        # The C scanner reports some errors through json.decoder, which we do
+        # not import; it then fails without an exception of its own.
+        raise ValueError("invalid JSON") from None
     if text[end:].strip():
         raise ValueError(f"extra data at offset {end}")
     return value

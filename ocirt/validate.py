@@ -462,6 +462,17 @@ def _semantic_checks(config: dict[str, Any], *, bundle: str, filename: str) -> N
     _check_executable(config, rootfs, bundle, filename)
 
 
+def check_host_support(config: dict[str, Any], filename: str = "config.json") -> None:
+    """What this host and ocirt can do for the config (``create`` calls it after
+    :func:`validate_config`): LSMs, time namespaces, RDT, CPUs and NUMA nodes,
+    network interfaces, idmapped and rootless requirements.  Kept apart so that
+    a config can be judged valid without judging the host it was written on.
+    """
+    from ocirt.linux import hostcheck
+
+    hostcheck.check(config, filename)
+
+
 def _check_sysctl(linux: dict[str, Any], filename: str) -> None:
     """Only sysctls of a namespace the container has of its own (runc's rule)."""
     from ocirt.linux.sysctl import namespace_of

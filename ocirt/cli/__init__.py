@@ -34,6 +34,7 @@ COMMANDS = {
     "spec": "create a new specification file",
     "start": "executes the user defined process in a created container",
     "state": "output the state of a container",
+    "trace": "trace a container's syscalls and write a seccomp profile that allows them",
     "update": "update container resource constraints",
 }
 ALIASES = {"ps": "ps", "ls": "list"}

@@ -9,11 +9,13 @@ bind-mounted over an empty file instead, as runc does.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
+from ocirt.errors import OcirtError
 from ocirt.linux import syscalls as sc
-from ocirt.linux.paths import ensure_dir, ensure_file, fd_path
+from ocirt.linux.paths import ensure_dir, fd_path
 from ocirt.spec import Device, Spec
 
 DEFAULT_DEVICES = (
@@ -47,46 +49,120 @@ def all_devices(spec: Spec) -> list[Device]:
     return result + list(spec.linux.devices)
 
 
+class DeviceError(OcirtError):
+    pass
+
+
 def create_devices(root_fd: int, spec: Spec, in_user_ns: bool) -> None:
+    configured = {d.path: i for i, d in enumerate(spec.linux.devices)}
     old_umask = os.umask(0)
     try:
         for device in all_devices(spec):
-            if in_user_ns:
-                _bind_host_device(root_fd, device)
-            else:
-                _mknod(root_fd, device)
+            where = f"linux.devices[{configured[device.path]}]" if device.path in configured else ""
+            try:
+                _create_one(root_fd, device, in_user_ns)
+            except OSError as e:
+                raise DeviceError(
+                    f"{'config.json: ' + where + ': ' if where else ''}cannot create device"
+                    f" {device.path}: {e.strerror}"
+                ) from e
     finally:
         os.umask(old_umask)
 
 
-def _mknod(root_fd: int, device: Device) -> None:
-    parent, name = os.path.split(device.path)
+def _create_one(root_fd: int, device: Device, in_user_ns: bool) -> None:
+    """mknod, or bind the host's node where mknod is not allowed (a user namespace)."""
+    parent, name = _split(device.path)
     dir_fd = ensure_dir(root_fd, parent)
     try:
-        try:
-            os.unlink(name, dir_fd=dir_fd)
-        except FileNotFoundError:
-            pass
-        mode = (device.file_mode if device.file_mode is not None else 0o666) & 0o7777
-        rdev = os.makedev(device.major, device.minor) if device.type != "p" else 0
-        os.mknod(name, mode | TYPE_BITS[device.type], rdev, dir_fd=dir_fd)
-        os.chown(
-            name,
-            device.uid if device.uid is not None else 0,
-            device.gid if device.gid is not None else 0,
-            dir_fd=dir_fd,
-            follow_symlinks=False,
-        )
+        if _existing_matches(dir_fd, name, device):
+            return  # the rootfs already has this very node: keep it (runc does)
+        if not in_user_ns or device.type == "p":  # a fifo needs no privilege
+            try:
+                _mknod(dir_fd, name, device)
+                return
+            except PermissionError:
+                pass  # no CAP_MKNOD here: fall back to a bind mount, as runc
+        _bind_host_device(dir_fd, name, device)
     finally:
         os.close(dir_fd)
 
 
-def _bind_host_device(root_fd: int, device: Device) -> None:
-    target = ensure_file(root_fd, device.path, 0o000)
+def _split(path: str) -> tuple[str, str]:
+    """(parent, name) of a device path, normalized: ``..`` cannot name a directory here."""
+    parent, name = os.path.split(os.path.normpath("/" + path))
+    if not name:
+        raise OSError(errno.EINVAL, f"{path!r} names the root directory")
+    return parent, name
+
+
+def _existing_matches(dir_fd: int, name: str, device: Device) -> bool:
+    """False if nothing is at NAME; True if the same device is; else an error (spec)."""
     try:
-        sc.mount(device.path, fd_path(target), None, sc.MS_BIND)
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    if stat.S_IFMT(st.st_mode) == TYPE_BITS[device.type] and (
+        device.type == "p" or st.st_rdev == os.makedev(device.major, device.minor)
+    ):
+        return True
+    raise OSError(
+        errno.EEXIST,
+        f"a different file already exists there ({_describe(st)}; the config asks for"
+        f" {device.type} {device.major}:{device.minor})",
+    )
+
+
+def _describe(st: os.stat_result) -> str:
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
+        return f"device {kind} {os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+    for test, what in ((stat.S_ISLNK, "a symlink"), (stat.S_ISDIR, "a directory")):
+        if test(st.st_mode):
+            return what
+    return "a regular file" if stat.S_ISREG(st.st_mode) else "a special file"
+
+
+def _mknod(dir_fd: int, name: str, device: Device) -> None:
+    mode = (device.file_mode if device.file_mode is not None else 0o666) & 0o7777
+    rdev = os.makedev(device.major, device.minor) if device.type != "p" else 0
+    os.mknod(name, mode | TYPE_BITS[device.type], rdev, dir_fd=dir_fd)
+    # Relative to the directory's fd and without following: the node we just
+    # made, never a host file a symlink could point at.
+    os.chown(
+        name,
+        device.uid if device.uid is not None else 0,
+        device.gid if device.gid is not None else 0,
+        dir_fd=dir_fd,
+        follow_symlinks=False,
+    )
+
+
+def _bind_host_device(dir_fd: int, name: str, device: Device) -> None:
+    """Bind the host's node at the same path; it must be that very device."""
+    try:
+        st = os.stat(device.path)
+    except FileNotFoundError:
+        raise OSError(
+            errno.ENOENT,
+            "mknod is not allowed here (user namespace) and the host has no node"
+            f" {device.path} to bind",
+        ) from None
+    if device.type != "p" and (
+        stat.S_IFMT(st.st_mode) != TYPE_BITS[device.type]
+        or st.st_rdev != os.makedev(device.major, device.minor)
+    ):
+        raise OSError(
+            errno.ENODEV,
+            f"mknod is not allowed here and the host's {device.path} is {_describe(st)},"
+            f" not {device.type} {device.major}:{device.minor}",
+        )
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o000, dir_fd=dir_fd)  # fmt: skip
+    try:
+        sc.mount(device.path, fd_path(fd), None, sc.MS_BIND)
     finally:
-        os.close(target)
+        os.close(fd)
 
 
 def create_symlinks(root_fd: int) -> None:

@@ -18,8 +18,6 @@ kept open by fd and the child is reaped.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 
 from ocirt.errors import OcirtError
 from ocirt.linux import syscalls as sc
@@ -82,6 +80,9 @@ def _write_file(pid: int, name: str, text: str) -> None:
 
 
 def _run_helper(helper: str, pid: int, maps: Sequence[IdMapping]) -> None:
+    import shutil
+    import subprocess  # ~5 ms: only unprivileged creates with wide maps get here
+
     path = shutil.which(helper)
     field = "linux.uidMappings" if helper == "newuidmap" else "linux.gidMappings"
     if path is None:

@@ -66,8 +66,8 @@ def apply_on_exec(apparmor_profile: str, selinux_label: str) -> None:
 
 
 def mount_data(data: str, mount_label: str) -> str:
-    """Add ``context="LABEL"`` to a mount's data when SELinux is on (runc's rule)."""
-    if not mount_label or not selinux_enabled():
+    """Add ``context="LABEL"`` to a mount's data (the caller checked SELinux is on)."""
+    if not mount_label:
         return data
     context = f'context="{mount_label}"'
     return f"{data},{context}" if data else context

@@ -101,8 +101,7 @@ def write_time_offsets(offsets: dict[str, dict[str, int]]) -> None:
             f.write(time_offsets_text(offsets))
     except OSError as e:
         raise OcirtError(
-            f"config.json: linux.timeOffsets: cannot write /proc/self/timens_offsets: "
-            f"{e.strerror}"
+            f"config.json: linux.timeOffsets: cannot write timens_offsets: {e.strerror}"
         ) from e
 
 

@@ -23,9 +23,18 @@ def fd_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
 
 
+def clean(path: str) -> str:
+    """PATH made lexically clean, relative to the root (Go's filepath.Clean, as runc).
+
+    ``/a/../b`` must work when ``/a`` does not exist yet, as in runc; the
+    kernel would want ``a`` to exist.  Safe either way: RESOLVE_IN_ROOT
+    clamps what is left at the root.
+    """
+    return os.path.normpath("/" + path).lstrip("/") or "."
+
+
 def open_in_root(root_fd: int, path: str, flags: int = os.O_PATH) -> int:
-    rel = path.lstrip("/") or "."
-    return sc.openat2(root_fd, rel, flags | os.O_CLOEXEC, 0, sc.RESOLVE_IN_ROOT)
+    return sc.openat2(root_fd, clean(path), flags | os.O_CLOEXEC, 0, sc.RESOLVE_IN_ROOT)
 
 
 def ensure_dir(root_fd: int, path: str, mode: int = 0o755, _depth: int = 0) -> int:
@@ -59,7 +68,7 @@ def ensure_file(root_fd: int, path: str, mode: int = 0o644) -> int:
         os.close(ensure_dir(root_fd, parent))
         created = sc.openat2(
             root_fd,
-            path.lstrip("/"),
+            clean(path),
             os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
             mode,
             sc.RESOLVE_IN_ROOT,

@@ -11,10 +11,10 @@ import errno
 import os
 
 from ocirt.errors import OcirtError
-from ocirt.linux import mountopts
+from ocirt.linux import copyup, idmap, lsm, mountopts
 from ocirt.linux import syscalls as sc
 from ocirt.linux.paths import ensure_dir, ensure_file, fd_path, open_in_root
-from ocirt.spec import Mount, Spec
+from ocirt.spec import IdMapping, Mount, Spec
 
 ROOTFS_PROPAGATION = {
     "": sc.MS_SLAVE | sc.MS_REC,  # runc's default: host mounts reach us, ours never leak out
@@ -33,7 +33,30 @@ class MountError(OcirtError):
     pass
 
 
-def prepare(spec: Spec, bundle: str, cgroup_paths: dict[str, str]) -> tuple[int, list[str]]:
+class MountContext:
+    """What mounting one entry needs besides the entry itself."""
+
+    __slots__ = ("bundle", "cgroup_paths", "in_cgroup_ns", "in_user_ns", "mount_label", "trees")
+
+    def __init__(
+        self,
+        bundle: str,
+        cgroup_paths: dict[str, str],
+        in_user_ns: bool = False,
+        trees: dict[int, int] | None = None,
+        mount_label: str = "",
+    ) -> None:
+        self.bundle = bundle
+        self.mount_label = mount_label  # SELinux context for new filesystems, "" if none
+        self.in_cgroup_ns = False
+        self.cgroup_paths = cgroup_paths
+        self.in_user_ns = in_user_ns
+        self.trees = trees or {}  # mounts[] index -> detached idmapped tree (from the parent)
+
+
+def prepare(
+    spec: Spec, bundle: str, cgroup_paths: dict[str, str], trees: dict[int, int] | None = None
+) -> tuple[int, list[str]]:
     """Mount everything into the rootfs.
 
     Returns an O_PATH fd of the rootfs and the tmpfs destinations whose "ro"
@@ -42,14 +65,24 @@ def prepare(spec: Spec, bundle: str, cgroup_paths: dict[str, str]) -> tuple[int,
     by a bind remount (read-only mount, read-write superblock).
     """
     rootfs = spec.root_path
-    sc.mount(None, "/", None, ROOTFS_PROPAGATION[spec.linux.rootfs_propagation])
-    # pivot_root needs the new root to be a mount point whose parent is not shared.
+    propagation = ROOTFS_PROPAGATION[spec.linux.rootfs_propagation]
+    if propagation & sc.MS_UNBINDABLE:
+        # An unbindable tree cannot be bound (not even the rootfs onto itself,
+        # nor /dev/null over masked paths): private now, unbindable at the end.
+        propagation = sc.MS_PRIVATE | sc.MS_REC
+    sc.mount(None, "/", None, propagation)
+    if propagation & sc.MS_SHARED:
+        # pivot_root refuses a new root whose parent mount is shared.
+        _make_parent_mount_private(rootfs)
     sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    label = spec.linux.mount_label if spec.linux.mount_label and lsm.selinux_enabled() else ""
+    ctx = MountContext(bundle, cgroup_paths, spec.linux.namespace("user") is not None, trees, label)
+    ctx.in_cgroup_ns = spec.linux.namespace("cgroup") is not None
     deferred: list[str] = []
     for index, m in enumerate(spec.mounts):
         try:
-            if mount_one(root_fd, m, bundle, cgroup_paths):
+            if mount_one(root_fd, m, ctx, index):
                 deferred.append(m.destination)
         except OSError as e:
             raise MountError(
@@ -57,6 +90,35 @@ def prepare(spec: Spec, bundle: str, cgroup_paths: dict[str, str]) -> tuple[int,
                 f" (mounts[{index}]): {e.strerror}"
             ) from e
     return root_fd, deferred
+
+
+def _make_parent_mount_private(path: str) -> None:
+    """runc's rootfsParentMountPrivate: the mount holding PATH, if shared, turns private."""
+    mountpoint, shared = _mount_of(path)
+    if shared:
+        sc.mount(None, mountpoint, None, sc.MS_PRIVATE)
+
+
+def _mount_of(path: str) -> tuple[str, bool]:
+    """(mount point containing PATH, whether it is shared), from mountinfo."""
+    best, best_shared = "/", False
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            point = _unescape(fields[4])
+            inside = path == point or path.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best):
+                sep = fields.index("-")
+                best = point
+                best_shared = any(o.startswith("shared:") for o in fields[6:sep])
+    return best, best_shared
+
+
+def _unescape(field: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as octal."""
+    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        field = field.replace(code, char)
+    return field
 
 
 def remount_deferred(root_fd: int, destinations: list[str]) -> None:
@@ -68,48 +130,82 @@ def remount_deferred(root_fd: int, destinations: list[str]) -> None:
             os.close(target)
 
 
-def mount_one(root_fd: int, m: Mount, bundle: str, cgroup_paths: dict[str, str]) -> bool:
-    """Mount M; True when its read-only flag is left for ``remount_deferred``."""
+def mount_one(root_fd: int, m: Mount, ctx: MountContext, index: int = -1) -> bool:
+    """Mount M (mounts[INDEX]); True when its read-only flag is left for ``remount_deferred``."""
     opts = mountopts.parse(m.options)
     if m.type == "bind" or opts.is_bind:
-        _bind_mount(root_fd, m, opts, bundle)
+        _bind_mount(root_fd, m, opts, ctx.bundle, ctx.trees.get(index))
     elif m.type == "cgroup":
-        _mount_cgroup(root_fd, m, opts, cgroup_paths)
+        _mount_cgroup(root_fd, m, opts, ctx)
     else:
-        target = ensure_dir(root_fd, m.destination)
-        flags = opts.flags
-        defer_ro = m.type == "tmpfs" and bool(flags & sc.MS_RDONLY)
-        if defer_ro:
-            flags &= ~sc.MS_RDONLY
-        try:
-            data = opts.data or None
-            sc.mount(m.source or m.type, fd_path(target), m.type, flags, data)
-        finally:
-            os.close(target)
-        _apply_after_mount(root_fd, m.destination, opts)
-        return defer_ro
+        return _mount_filesystem(root_fd, m, opts, ctx)
     return False
+
+
+def _mount_filesystem(
+    root_fd: int, m: Mount, opts: mountopts.MountOptions, ctx: MountContext
+) -> bool:
+    """A new filesystem instance (tmpfs, proc, sysfs, overlay, ...) at M's destination."""
+    target = ensure_dir(root_fd, m.destination)
+    flags = opts.flags
+    defer_ro = m.type == "tmpfs" and bool(flags & sc.MS_RDONLY)
+    if defer_ro:
+        flags &= ~sc.MS_RDONLY
+    try:
+        try:
+            data = lsm.mount_data(opts.data, ctx.mount_label) if ctx.mount_label else opts.data
+            sc.mount(m.source or m.type, fd_path(target), m.type, flags, data or None)
+        except PermissionError:
+            if not (m.type == "sysfs" and ctx.in_user_ns):
+                raise
+            # A user namespace may mount sysfs only if it owns the network
+            # namespace; runc then binds the host's /sys, read-only.
+            _bind_host_sys(root_fd, target, m.destination)
+            return False
+        if "tmpcopyup" in opts.extensions:
+            # TARGET still names the directory under the new tmpfs: copy it up.
+            copyup.copy_up(target, open_in_root(root_fd, m.destination, os.O_PATH))
+    finally:
+        os.close(target)
+    _apply_after_mount(root_fd, m.destination, opts)
+    return defer_ro
+
+
+def _bind_host_sys(root_fd: int, target: int, destination: str) -> None:
+    sc.mount("/sys", fd_path(target), None, sc.MS_BIND | sc.MS_REC)
+    mounted = open_in_root(root_fd, destination, os.O_PATH)  # the bind, not the dir under it
+    try:
+        bind_remount(fd_path(mounted), sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+    finally:
+        os.close(mounted)
 
 
 def _bind_source(m: Mount, bundle: str) -> str:
     return m.source if os.path.isabs(m.source) else os.path.join(bundle, m.source)
 
 
-def _bind_mount(root_fd: int, m: Mount, opts: mountopts.MountOptions, bundle: str) -> None:
+def _bind_mount(
+    root_fd: int,
+    m: Mount,
+    opts: mountopts.MountOptions,
+    bundle: str,
+    tree: int | None = None,
+) -> None:
+    """Bind M's source; TREE is the detached idmapped copy the parent made, if any."""
     source = _bind_source(m, bundle)
     source_is_dir = os.path.isdir(source)
     target = (ensure_dir if source_is_dir else ensure_file)(root_fd, m.destination)
     try:
-        tree_flags = sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC
-        if opts.is_recursive_bind:
-            tree_flags |= sc.AT_RECURSIVE
-        tree = sc.open_tree(-100, source, tree_flags)  # AT_FDCWD
+        own_tree = tree is None
+        if own_tree:
+            tree = clone_tree(source, opts.is_recursive_bind)
         try:
             sc.move_mount(
                 tree, "", target, "", sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH
             )
         finally:
-            os.close(tree)
+            if own_tree:
+                os.close(tree)
     finally:
         os.close(target)
     remount_flags = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
@@ -120,6 +216,69 @@ def _bind_mount(root_fd: int, m: Mount, opts: mountopts.MountOptions, bundle: st
         finally:
             os.close(mounted)
     _apply_after_mount(root_fd, m.destination, opts)
+
+
+def clone_tree(source: str, recursive: bool) -> int:
+    """A detached copy of the mount tree at SOURCE (open_tree(OPEN_TREE_CLONE))."""
+    flags = sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC
+    if recursive:
+        flags |= sc.AT_RECURSIVE
+    return sc.open_tree(-100, source, flags)  # AT_FDCWD
+
+
+def wants_idmap(m: Mount) -> bool:
+    return bool({"idmap", "ridmap"} & set(m.options)) or bool(m.uid_mappings or m.gid_mappings)
+
+
+def idmapped_trees(spec: Spec, bundle: str) -> dict[int, int]:
+    """Detached, idmapped copies of the sources of mounts with idmap/ridmap.
+
+    Runs in ``ocirt create`` before clone(), in the host's namespaces: the
+    kernel lets only a caller privileged over the source filesystem's owner
+    (the initial user namespace, for host filesystems) idmap a mount.  The
+    init then move_mount()s each tree into place.  A mount without its own
+    mappings takes the container's (runc's rule).
+    """
+    trees: dict[int, int] = {}
+    try:
+        for index, m in enumerate(spec.mounts):
+            if wants_idmap(m):
+                trees[index] = _idmapped_tree(spec, bundle, index, m)
+    except BaseException:
+        for fd in trees.values():
+            os.close(fd)
+        raise
+    return trees
+
+
+def _idmapped_tree(spec: Spec, bundle: str, index: int, m: Mount) -> int:
+    uid_maps, gid_maps = _mount_maps(m, spec)
+    recursive = "ridmap" in m.options
+    source = _bind_source(m, bundle)
+    try:
+        tree = clone_tree(source, recursive or mountopts.parse(m.options).is_recursive_bind)
+        try:
+            userns = idmap.userns_fd(uid_maps, gid_maps)
+            try:
+                flags = sc.AT_EMPTY_PATH | (sc.AT_RECURSIVE if recursive else 0)
+                sc.mount_setattr(tree, "", flags, sc.MOUNT_ATTR_IDMAP, userns_fd=userns)
+            finally:
+                os.close(userns)
+        except BaseException:
+            os.close(tree)
+            raise
+    except OSError as e:
+        raise MountError(
+            f"config.json: mounts[{index}]: cannot make an idmapped mount of {source}"
+            f" for {m.destination}: {e.strerror}"
+        ) from e
+    return tree
+
+
+def _mount_maps(m: Mount, spec: Spec) -> tuple[tuple[IdMapping, ...], tuple[IdMapping, ...]]:
+    uid = tuple(IdMapping.from_dict(x) for x in m.uid_mappings) or spec.linux.uid_mappings
+    gid = tuple(IdMapping.from_dict(x) for x in m.gid_mappings) or spec.linux.gid_mappings
+    return uid, gid
 
 
 def bind_remount(path: str, flags: int) -> None:
@@ -160,10 +319,14 @@ def _apply_after(target: int, opts: mountopts.MountOptions) -> None:
         sc.mount(None, fd_path(target), None, propagation)
 
 
-def _mount_cgroup(
-    root_fd: int, m: Mount, opts: mountopts.MountOptions, cgroup_paths: dict[str, str]
-) -> None:
-    """``type: cgroup``: cgroup2 on a v2 host, else a tmpfs of per-controller binds."""
+def _mount_cgroup(root_fd: int, m: Mount, opts: mountopts.MountOptions, ctx: MountContext) -> None:
+    """``type: cgroup``: cgroup2 on a v2 host, else a tmpfs with one mount per hierarchy.
+
+    Each v1 hierarchy is a bind of the init's own cgroup directory, or, in a
+    cgroup namespace, a fresh mount of the hierarchy (its root is then the
+    namespace's root: a bind would show the host's whole tree), as runc does.
+    """
+    cgroup_paths = ctx.cgroup_paths
     target = ensure_dir(root_fd, m.destination)
     try:
         if "" in cgroup_paths and len(cgroup_paths) == 1:  # pure cgroup v2
@@ -172,26 +335,27 @@ def _mount_cgroup(
         sc.mount("tmpfs", fd_path(target), "tmpfs", opts.flags & ~sc.MS_RDONLY, "mode=755")
         os.close(target)
         target = open_in_root(root_fd, m.destination, os.O_PATH | os.O_DIRECTORY)
-        for mountpoint, cg_path in _v1_hierarchies(cgroup_paths):
+        for mountpoint, cg_path, key in _v1_hierarchies(cgroup_paths):
             name = os.path.basename(mountpoint)
             sub = ensure_dir(root_fd, os.path.join(m.destination, name))
             try:
-                host_dir = os.path.join(mountpoint, cg_path.lstrip("/"))
-                tree = sc.open_tree(-100, host_dir, sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC)
-                try:
-                    sc.move_mount(
-                        tree,
-                        "",
-                        sub,
-                        "",
-                        sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH,
+                if ctx.in_cgroup_ns:
+                    source = key[5:] if key.startswith("name=") else "cgroup"
+                    sc.mount(
+                        source,
+                        fd_path(sub),
+                        "cgroup",
+                        sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
+                        key,
                     )
-                finally:
-                    os.close(tree)
+                else:
+                    _bind_tree(os.path.join(mountpoint, cg_path.lstrip("/")), sub)
             finally:
                 os.close(sub)
             mounted = open_in_root(root_fd, os.path.join(m.destination, name))
             try:
+                # A clone keeps the host mount's peer group; runc's are private.
+                sc.mount(None, fd_path(mounted), None, sc.MS_PRIVATE)
                 bind_remount(
                     fd_path(mounted), opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
                 )
@@ -208,9 +372,23 @@ def _mount_cgroup(
         os.close(target)
 
 
-def _v1_hierarchies(cgroup_paths: dict[str, str]) -> list[tuple[str, str]]:
-    """(host mount point, the init's cgroup path in it) for each v1 hierarchy."""
+def _bind_tree(source: str, target: int) -> None:
+    tree = sc.open_tree(-100, source, sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC)
+    try:
+        flags = sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH
+        sc.move_mount(tree, "", target, "", flags)
+    finally:
+        os.close(tree)
+
+
+def _v1_hierarchies(cgroup_paths: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(host mount point, the init's cgroup path in it, controllers) per v1 hierarchy.
+
+    Only the first mount of each hierarchy counts: later ones may be copies
+    inside the rootfs (a /sys bound from the host, in a user namespace).
+    """
     result = []
+    seen: set[str] = set()
     with open("/proc/self/mountinfo") as f:
         for line in f:
             fields = line.split()
@@ -222,9 +400,12 @@ def _v1_hierarchies(cgroup_paths: dict[str, str]) -> list[tuple[str, str]]:
             key = ",".join(
                 o for o in super_opts if o not in ("rw", "ro") and not o.startswith("release_")
             )
+            if key in seen:
+                continue
+            seen.add(key)
             for controller_key, path in cgroup_paths.items():
                 if controller_key and set(controller_key.split(",")) & set(key.split(",")):
-                    result.append((mountpoint, path))
+                    result.append((mountpoint, path, key))
                     break
     return result
 
@@ -259,6 +440,12 @@ def enter(root_fd: int, rootfs: str, no_pivot: bool) -> None:
     finally:
         os.close(old_root)
     os.chdir("/")
+
+
+def finish_propagation(spec: Spec) -> None:
+    """The last step of the rootfs: "/" unbindable when rootfsPropagation asks."""
+    if ROOTFS_PROPAGATION[spec.linux.rootfs_propagation] & sc.MS_UNBINDABLE:
+        sc.mount(None, "/", None, sc.MS_UNBINDABLE | sc.MS_REC)
 
 
 def make_root_readonly() -> None:

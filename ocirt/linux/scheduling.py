@@ -42,6 +42,7 @@ SCHED_FLAGS = {
 }
 # The policies whose priority must be 1..99; for the others it must be 0.
 REALTIME = {"SCHED_FIFO", "SCHED_RR"}
+RT_RUNTIME = "/sys/fs/cgroup/cpu/cpu.rt_runtime_us"
 
 IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
 IOPRIO_CLASS_SHIFT = 13
@@ -99,8 +100,13 @@ def apply_scheduler(scheduler: dict[str, Any] | None) -> None:
             scheduler.get("period", 0),
         )
     except OSError as e:
+        hint = ""
+        if e.errno == 1 and policy in REALTIME and os.path.exists(RT_RUNTIME):
+            # cgroup v1 gives a new cpu cgroup no real-time budget at all.
+            hint = " (cgroup v1: the container's cpu.rt_runtime_us must be > 0,"
+            hint += " see linux.resources.cpu.realtimeRuntime)"
         raise OcirtError(
-            f"config.json: process.scheduler: cannot set {policy}: {e.strerror}"
+            f"config.json: process.scheduler: cannot set {policy}: {e.strerror}{hint}"
         ) from e
 
 

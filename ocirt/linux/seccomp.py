@@ -21,8 +21,9 @@ SECCOMP_FILTER_FLAG_NEW_LISTENER; stage 2 sends the listener fd to ``ocirt
 start`` over the start connection, which forwards it with the runtime-spec
 ``ContainerProcessState`` to ``listenerPath`` (:func:`read_start_reply`).
 
-Only ``os`` is imported at module level: :func:`read_start_reply` runs in
-``ocirt start``, one of the short commands.
+Only ``os``, ``sys`` and ``ocirt.errors`` are imported at module level, and
+the cffi module lazily: :func:`read_start_reply` runs in ``ocirt start``,
+one of the short commands.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ AUDIT_ARCH_S390 = 0x00000016
 AUDIT_ARCH_S390X = 0x80000016
 X32_SYSCALL_BIT = 0x40000000
 SCMP_FLTATR_CTL_OPTIMIZE = 8
-SPEC_VERSION = "1.0.2"  # ContainerProcessState's ociVersion, as runc 1.1 sends it
+SPEC_VERSION = "1.0.2"  # ContainerProcessState's ociVersion when the state has none
 LISTENER_MSG = b"seccomp-listener\n"  # stage 2's marker, see stage2.c
 
 
@@ -165,7 +166,7 @@ def action_value(name: str, errno_ret: int | None) -> int:
 
 def arch_token(spec_name: str) -> int:
     """libseccomp's token for a runtime-spec architecture name (refuses unknown ones)."""
-    ffi, lib = _lib()
+    _, lib = _lib()
     name = ARCHES.get(spec_name)
     token = lib.ocirt_scmp_arch_token(name.encode()) if name else 0
     if not token:
@@ -284,9 +285,7 @@ def _export(ctx: Any) -> bytes:
 
 def _check(rc: int, what: str) -> None:
     if rc < 0:
-        _, _ = _lib()
-        from ocirt._shim._ocirt_shim import ffi
-
+        ffi, _ = _lib()
         err = ffi.errno
         raise SeccompError(f"seccomp: {what}: {os.strerror(err).lower()}")
 
@@ -408,9 +407,9 @@ def must_load_early(process: Any) -> bool:
     if process.no_new_privileges:
         return False
     caps = process.capabilities
-    if caps is None:
-        return False  # runc's default for a missing capabilities object: all kept
     admin = "CAP_SYS_ADMIN"
+    if caps is None:  # nothing is dropped: root keeps all, anyone else has none
+        return process.user.uid != 0
     if process.user.uid == 0:
         return not (admin in (caps.effective or ()) and admin in (caps.permitted or ()))
     return admin not in (caps.ambient or ())
@@ -476,7 +475,9 @@ def read_start_reply(sock: Any, state: dict[str, Any], config: dict[str, Any]) -
         for level, kind, payload in ancdata:
             if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
                 for i in range(0, len(payload) - len(payload) % 4, 4):
-                    _forward_listener(int.from_bytes(payload[i : i + 4], sys.byteorder), state, config)
+                    _forward_listener(
+                        int.from_bytes(payload[i : i + 4], sys.byteorder), state, config
+                    )
         if not data:
             break
         chunks.append(data)
@@ -503,7 +504,7 @@ def send_to_agent(path: str, fd: int, state: dict[str, Any], metadata: str = "")
     if not path:
         raise SeccompError("seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath")
     message: dict[str, Any] = {
-        "ociVersion": SPEC_VERSION,
+        "ociVersion": state.get("ociVersion") or SPEC_VERSION,
         "fds": ["seccompFd"],
         "pid": state.get("pid", 0),
     }

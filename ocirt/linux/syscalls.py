@@ -235,4 +235,5 @@ def set_mempolicy(mode: int, nodes: list[int]) -> None:
     for node in nodes:
         mask[node // bits] |= 1 << (node % bits)
     maxnode = words * bits + 1 if nodes else 0  # the kernel reads maxnode - 1 bits
-    _check(lib.ocirt_set_mempolicy(mode, mask if nodes else ffi.NULL, maxnode), "set_mempolicy", mode)
+    result = lib.ocirt_set_mempolicy(mode, mask if nodes else ffi.NULL, maxnode)
+    _check(result, "set_mempolicy", mode)

@@ -36,7 +36,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from ocirt.errors import OcirtError
-from ocirt.linux import capabilities, console, namespaces, rlimits, user
+from ocirt.linux import capabilities, console, namespaces, rlimits, seccomp, user
 from ocirt.linux import syscalls as sc
 from ocirt.process import init as init_stage
 from ocirt.process.channel import Channel, ChannelClosed, ChildError, Msg
@@ -222,6 +222,7 @@ class ExecPlan:
     preserve_fds: int = 0
     console_sock: socket.socket | None = None
     in_user_ns: bool = False
+    seccomp: seccomp.CompiledFilter | None = None  # the container's linux.seccomp
 
 
 def start(container: Any, process: dict[str, Any], opts: ExecOptions) -> Started:
@@ -250,6 +251,7 @@ def start(container: Any, process: dict[str, Any], opts: ExecOptions) -> Started
             preserve_fds=opts.preserve_fds,
             console_sock=their_console,
             in_user_ns=any(ns.get("type") == "user" for ns in _namespaces(config)),
+            seccomp=_compile_seccomp(config),
         )
         pid = _fork_child(plan, ns_fds.get("pid"))
         try:
@@ -264,6 +266,25 @@ def start(container: Any, process: dict[str, Any], opts: ExecOptions) -> Started
             _kill_and_reap(pid)
             raise
     return Started(pid, master)
+
+
+def _compile_seccomp(config: dict[str, Any]) -> seccomp.CompiledFilter | None:
+    """The container's filter, compiled before the fork so errors read as exec's.
+
+    No notify listener: it would have to travel back to us and on to the
+    agent, which the exec channel does not do yet, so notified syscalls of
+    an exec'd process fail with ENOSYS (the kernel's answer without one).
+    """
+    config_seccomp = (config.get("linux") or {}).get("seccomp")
+    if not config_seccomp:
+        return None
+    try:
+        compiled = seccomp.compile_filter(config_seccomp)
+    except OcirtError as e:
+        raise ExecError(f"unable to start container process: {e}") from None
+    listener_only = seccomp.FLAG_NEW_LISTENER | seccomp.FLAG_WAIT_KILLABLE_RECV
+    compiled.flags &= ~listener_only
+    return compiled
 
 
 def _namespaces(config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -561,6 +582,8 @@ def _child(plan: ExecPlan) -> NoReturn:
         plan.channel.expect(Msg.PROCEED)
         path, env = _setup(plan)
         sc.prctl(sc.PR_SET_PDEATHSIG, 0)
+        if plan.seccomp is not None:
+            seccomp.load(plan.seccomp)  # as late as possible: the program's profile
         _execve(path, list(plan.process.args), env)
     except OcirtError as e:
         _report(plan, 0, str(e))
@@ -600,6 +623,9 @@ def _setup(plan: ExecPlan) -> tuple[str, dict[str, str]]:
     if caps is not None:
         capabilities.drop_bounding(caps)
         capabilities.keep_caps_across_setuid(True)
+    if plan.seccomp is not None and seccomp.must_load_early(proc):
+        seccomp.load(plan.seccomp)  # needs CAP_SYS_ADMIN without nnp: before the switch
+        plan.seccomp = None
     user.switch(proc.user, plan.in_user_ns)
     user.set_umask(proc.user)
     _chdir(proc.cwd)

@@ -29,10 +29,13 @@ from ocirt.linux import (
     console,
     devices,
     hooks,
+    lsm,
     namespaces,
     network,
+    personality,
     rlimits,
     rootfs,
+    scheduling,
     seccomp,
     sysctl,
     user,
@@ -40,7 +43,7 @@ from ocirt.linux import (
 from ocirt.linux import syscalls as sc
 from ocirt.linux.paths import ensure_dir
 from ocirt.process.channel import Msg
-from ocirt.spec import _REQUIRED, _Record
+from ocirt.spec import _REQUIRED, Spec, _Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -52,7 +55,7 @@ class InitPlan(_Record):
 
     __slots__ = (
         "spec", "bundle", "container_id", "channel", "listen_fd", "stage2_fd", "ns_fds",
-        "preserve_fds", "no_pivot", "console_sock", "state_json",
+        "preserve_fds", "no_pivot", "console_sock", "state_json", "mount_trees",
     )  # fmt: skip
     _fields = {
         "spec": _REQUIRED,
@@ -66,6 +69,7 @@ class InitPlan(_Record):
         "no_pivot": False,
         "console_sock": None,
         "state_json": b"",
+        "mount_trees": dict,  # mounts[] index -> detached idmapped tree (rootfs.idmapped_trees)
     }
 
     @property
@@ -112,8 +116,7 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
     if plan.new_user_ns:
         plan.channel.send(Msg.NEED_ID_MAPS)
         plan.channel.expect(Msg.ID_MAPS_DONE)
-    elif "user" in plan.ns_fds:
-        namespaces.join(plan.ns_fds, skip=tuple(t for t in plan.ns_fds if t != "user"))
+    # A user namespace given by path was joined before clone (parent._fork_init).
     if plan.in_user_ns:
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
@@ -135,7 +138,9 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
 
     # 5. rootfs
     cgroup_paths = rootfs.current_cgroup_paths()
-    root_fd, deferred_ro = rootfs.prepare(spec, plan.bundle, cgroup_paths)
+    root_fd, deferred_ro = rootfs.prepare(spec, plan.bundle, cgroup_paths, plan.mount_trees)
+    for tree in plan.mount_trees.values():
+        os.close(tree)
     if devices.needs_dev_setup(spec):
         devices.create_devices(root_fd, spec, plan.in_user_ns)
         devices.create_symlinks(root_fd)
@@ -155,12 +160,14 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
     sysctl.apply(linux.sysctl)
     rootfs.mask_paths(linux.masked_paths)
     rootfs.readonly_paths(linux.readonly_paths)
+    rootfs.finish_propagation(spec)
 
     # 7. the process's own attributes
     if process.terminal:
         _setup_terminal(plan)
     rlimits.apply(process.rlimits)
     user.set_oom_score_adj(process.oom_score_adj)
+    _apply_execution_attributes(spec)
     hooks_fd = _start_container_hooks_fd(plan)
     _prepare_fds(plan)
     if hooks_fd >= 0:
@@ -182,6 +189,8 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
 
     reset_signals()
+    # Last: an LSM label applies from the next execve on (stage 2's).
+    lsm.apply_on_exec(process.apparmor_profile, process.selinux_label)
     argv = ["ocirt-init", str(plan.listen_fd), seccomp_arg, str(hooks_fd), path, *process.args]
     return argv, env
 
@@ -210,6 +219,19 @@ def _seccomp_for_stage2(plan: InitPlan) -> str:
     fd = seccomp.program_memfd(compiled, floor)
     os.set_inheritable(fd, True)
     return f"{fd},{compiled.flags}"
+
+
+def _apply_execution_attributes(spec: Spec) -> None:
+    """Inherited across fork and kept across execve: set once, here, as root.
+
+    Before capabilities are dropped: a real-time policy, a negative nice or
+    the RT I/O class need CAP_SYS_NICE / CAP_SYS_ADMIN.
+    """
+    process = spec.process
+    personality.apply(spec.linux.personality)
+    scheduling.apply_memory_policy(spec.linux.memory_policy)
+    scheduling.apply_io_priority(process.io_priority)
+    scheduling.apply_scheduler(process.scheduler)
 
 
 def reset_signals() -> None:

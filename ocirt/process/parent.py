@@ -82,6 +82,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
         validate.validate_config(
             config, raw, bundle=bundle, cache_dir=os.path.join(root, ".validated")
         )
+        validate.check_host_support(config)  # fields this host cannot honour
         spec = Spec.from_dict(config, bundle)
         if spec.process is None:
             raise OcirtError("config.json: process: missing (create needs a process to run)")
@@ -235,7 +236,7 @@ def _clone_init(plan: init_stage.InitPlan, cgroup: cgroups.Manager) -> int:
         own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         sc.setns(pid_ns_fd, sc.CLONE_NEWPID)
     try:
-        pid = sc.fork_with_flags(flags, cgroup_fd)
+        pid = _fork_init(plan, flags, cgroup_fd)
         if pid == 0:
             init_stage.run(plan)  # never returns
     finally:
@@ -245,6 +246,51 @@ def _clone_init(plan: init_stage.InitPlan, cgroup: cgroups.Manager) -> int:
             sc.setns(own_pid_ns, sc.CLONE_NEWPID)
             os.close(own_pid_ns)
     return pid
+
+
+CLONE_PARENT = 0x00008000
+
+
+def _fork_init(plan: init_stage.InitPlan, flags: int, cgroup_fd: int) -> int:
+    """fork_with_flags(), but in a joined user namespace when the config names one.
+
+    The init's new namespaces must be owned by the user namespace it runs in,
+    or its root could not set the hostname or mount proc (runc does the same
+    in nsexec).  We cannot enter that namespace ourselves and come back, so
+    a short-lived helper joins it and clones the init with CLONE_PARENT: the
+    init is still our child.  Returns 0 in the init, its pid here.
+    """
+    userns_fd = plan.ns_fds.get("user")
+    if userns_fd is None:
+        return sc.fork_with_flags(flags, cgroup_fd)
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    helper = os.fork()
+    if helper == 0:
+        try:
+            os.close(read_end)
+            sc.setns(userns_fd, sc.CLONE_NEWUSER)
+            # clone3 refuses CLONE_PARENT with an exit signal: no
+            # CLONE_INTO_CGROUP here; the cgroup's apply(pid) moves the init.
+            pid = sc.fork_with_flags(flags | CLONE_PARENT, -1)
+            if pid == 0:
+                os.close(write_end)
+                return 0
+            os.write(write_end, str(pid).encode())
+        except BaseException as e:  # reported by the parent as a failed create
+            os.write(write_end, f"error {getattr(e, 'strerror', None) or e}".encode())
+        os._exit(0)
+    os.close(write_end)
+    try:
+        reply = os.read(read_end, 4096).decode()
+    finally:
+        os.close(read_end)
+        os.waitpid(helper, 0)
+    if not reply.isdigit():
+        raise CreateError(
+            f"unable to start container process: cannot join the user namespace"
+            f" given in linux.namespaces: {reply.removeprefix('error ') or 'helper died'}"
+        )
+    return int(reply)
 
 
 def _converse(

@@ -1,0 +1,46 @@
+"""ocirt trace [-b DIR] [-o FILE] <container-id>: trace a bundle, write a seccomp profile.
+
+Runs the bundle's process to completion under ptrace (see ``ocirt.trace``
+for the design), prints which syscalls it made (count, first caller binary,
+the first call) and writes a runtime-spec ``linux.seccomp`` object that lets
+exactly those through (default SCMP_ACT_ERRNO).  python-ptrace is imported
+only here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from ocirt.cli._common import HELP, exactly_one_id
+from ocirt.cli.flags import Flag
+
+USAGE = "[command options] <container-id>"
+FLAGS = (
+    Flag(("bundle", "b"), True, "", "path to the root of the bundle directory"),
+    Flag(("output", "o"), True, "seccomp.json", "file to write the seccomp profile to"),
+    HELP,
+)
+
+
+def run(ctx, opts: dict, args: list[str]) -> int:
+    from ocirt import _fastjson
+    from ocirt.linux import seccomp
+    from ocirt.process.parent import CreateOptions
+    from ocirt.spec import Process
+    from ocirt.trace import summary_lines, trace_container
+
+    container_id = exactly_one_id("trace", args)
+    bundle = opts["bundle"] or os.getcwd()
+    with open(os.path.join(bundle, "config.json"), "rb") as f:
+        process = Process.from_dict(_fastjson.loads(f.read()).get("process") or {})
+    create_opts = CreateOptions(bundle=bundle, systemd_cgroup=ctx.systemd_cgroup)
+    result = trace_container(ctx.root, container_id, create_opts)
+    profile = result.profile(early_load=seccomp.must_load_early(process))
+    with open(opts["output"], "w") as f:
+        json.dump(profile, f, indent="\t")
+        f.write("\n")
+    sys.stdout.write("\n".join(summary_lines(result)) + "\n")
+    sys.stdout.write(f"profile written to {opts['output']}\n")
+    return 0
