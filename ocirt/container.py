@@ -143,7 +143,8 @@ class Container:
         """Connect to the waiting stage 2; its reply is empty when exec worked."""
         import _socket  # the C module: `socket` imports enum, selectors...
 
-        state_json = _fastjson.dumps(self.state()).encode()
+        state = self.state()
+        state_json = _fastjson.dumps(state).encode()
         s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         try:
             try:
@@ -152,6 +153,13 @@ class Container:
                 raise OcirtError(f"cannot start container: {e.strerror}") from e
             s.sendall(state_json)
             s.shutdown(_socket.SHUT_WR)
+            config = self.record.get("config") or {}
+            if (config.get("linux") or {}).get("seccomp"):
+                # Stage 2 may first hand over a seccomp notify listener, which
+                # goes on to listenerPath from here: the host side of the socket.
+                from ocirt.linux.seccomp import read_start_reply
+
+                return read_start_reply(s, state, config)
             chunks = []
             while chunk := s.recv(65536):
                 chunks.append(chunk)
@@ -197,11 +205,16 @@ class Container:
         status = self.status
         if status in ("running", "paused") and not force:
             raise OcirtError(f"cannot delete container {self.id} that is not stopped: {status}")
+        warnings: list[str] = []
+        if ((self.record.get("config") or {}).get("linux") or {}).get("netDevices"):
+            from ocirt.linux import netdevices  # pyroute2: only for containers that use it
+
+            warnings += netdevices.restore(self.record, init_alive=status != "stopped")
         if status != "stopped":
             self.kill(SIGKILL, all_processes=True)
             self._wait_for_init_exit()
         self._remove_cgroup()
-        warnings = self._run_hooks("poststop", "stopped", fatal=False)
+        warnings += self._run_hooks("poststop", "stopped", fatal=False)
         self._dir.remove()
         return warnings
 

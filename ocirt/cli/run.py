@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
+import _signal as signal  # the C module: `signal` imports enum (~5 ms)
 import os
-import signal
 
 from ocirt import _fastjson
 from ocirt.cli import output
@@ -66,8 +65,10 @@ def run(ctx, opts: dict, args: list[str]) -> int:
 
 def _wait_forwarding_signals(pid: int, skip: tuple[int, ...] = ()) -> int:
     def forward(signum: int, _frame: object) -> None:
-        with contextlib.suppress(ProcessLookupError):
+        try:
             os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
 
     for sig in FORWARDED:
         if sig not in skip:

@@ -36,7 +36,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from ocirt.errors import OcirtError
-from ocirt.linux import capabilities, console, namespaces, rlimits, seccomp, user
+from ocirt.linux import capabilities, console, namespaces, rlimits, scheduling, seccomp, user
 from ocirt.linux import syscalls as sc
 from ocirt.process import init as init_stage
 from ocirt.process.channel import Channel, ChannelClosed, ChildError, Msg
@@ -253,6 +253,9 @@ def start(container: Any, process: dict[str, Any], opts: ExecOptions) -> Started
             in_user_ns=any(ns.get("type") == "user" for ns in _namespaces(config)),
             seccomp=_compile_seccomp(config),
         )
+        # execCPUAffinity.initial: where we run until the child is in the
+        # container's cgroup; the child inherits it and applies "final" there.
+        scheduling.apply_cpu_affinity(proc.exec_cpu_affinity, "initial")
         pid = _fork_child(plan, ns_fds.get("pid"))
         try:
             _release_child_ends(plan)
@@ -605,6 +608,11 @@ def _setup(plan: ExecPlan) -> tuple[str, dict[str, str]]:
     # needs CAP_SYS_RESOURCE in the initial user namespace.
     rlimits.apply(proc.rlimits)
     user.set_oom_score_adj(proc.oom_score_adj)
+    # In the container's cgroup now (PROCEED): runc applies these to exec'd
+    # processes too.
+    scheduling.apply_cpu_affinity(proc.exec_cpu_affinity, "final")
+    scheduling.apply_scheduler(proc.scheduler)
+    scheduling.apply_io_priority(proc.io_priority)
 
     # user first (it grants the rights for the rest), mount last; setns(mnt)
     # also resets our root and cwd to the container's root.

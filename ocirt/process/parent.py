@@ -304,6 +304,10 @@ def _converse(
             channel.send(Msg.ID_MAPS_DONE)
         _move_net_devices(pid, spec)
         cgroup.apply(pid)  # v1 (v2 cloned into it): before the init runs anything
+        if _wants_realtime(spec):
+            # SCHED_FIFO/RR in the init needs cpu.rt_runtime_us in place (cgroup v1).
+            _set_limits(cgroup, spec, record)
+            limits_set = True
         channel.send(Msg.PROCEED)
         while True:
             kind, _body = channel.recv()
@@ -326,6 +330,11 @@ def _converse(
         # After the Python stage has exec'd stage 2: its pages would otherwise
         # count against a small memory limit.
         _set_limits(cgroup, spec, record)
+
+
+def _wants_realtime(spec: Spec) -> bool:
+    scheduler = spec.process.scheduler if spec.process else None
+    return bool(scheduler) and scheduler.get("policy") in ("SCHED_FIFO", "SCHED_RR")
 
 
 def _set_limits(cgroup: cgroups.Manager, spec: Spec, record: dict[str, Any]) -> None:
