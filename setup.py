@@ -23,9 +23,7 @@ class BuildWithStage2(build_ext):
         cc = os.environ.get("CC", "cc")
         # Static and small: it runs inside the container after pivot_root, where
         # no host library is reachable, and it is what a created container costs.
-        subprocess.check_call(
-            [cc, "-static", "-Os", "-s", "-Wall", "-o", target, STAGE2_SOURCE]
-        )
+        subprocess.check_call([cc, "-static", "-Os", "-s", "-Wall", "-o", target, STAGE2_SOURCE])
 
 
 setup(

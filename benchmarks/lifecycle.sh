@@ -9,6 +9,7 @@
 #   start      `R start ID` (prepare: delete -f; create)
 #   kill       `R kill ID 9` of a created container (prepare: delete -f; create)
 #   delete     `R delete -f ID` of a created container (prepare: create)
+#   exec       `R exec ID true` into a running container (benchmarks/exec.sh)
 #   pss        Pss of the created init, from /proc/PID/smaps_rollup (median of PSS_SAMPLES)
 # crun refuses this hybrid cgroup host: run the whole script under nohybrid
 # (a mount namespace without the cgroup2 mount); ocirt and runc work there too.
@@ -124,4 +125,5 @@ for r in "${names[@]}"; do
     printf '%s\t%s\n' "$r" "${samples[*]}" >> "$OUT/pss.tsv"
 done
 
+OCIRT=$OCIRT RUNC=$RUNC CRUN=$CRUN RUNS=$RUNS WARMUP=$WARMUP OUT=$OUT RUNTIMES="${names[*]}" SUMMARY=0 bash "$repo/benchmarks/exec.sh" || echo "lifecycle.sh: benchmarks/exec.sh failed: no exec row" >&2
 "$python" "$repo/benchmarks/summarize.py" "$OUT" | tee "$OUT/results.md"

@@ -1,11 +1,12 @@
 """Summarize benchmarks/lifecycle.sh output as a Markdown table with ratios.
 
-usage: summarize.py OUT_DIR
+usage: summarize.py OUT_DIR [BENCH...]
 
 Reads OUT_DIR/<bench>.json (hyperfine --export-json; one result per runtime,
 named by runtime) and OUT_DIR/pss.tsv (runtime, then PSS samples in kB), and
 prints mean ± stddev per runtime plus the ocirt/runc and ocirt/crun ratios and
-the issue's target for each row.
+the issue's target for each row.  With BENCH names (e.g. ``exec``, which
+benchmarks/exec.sh passes), only those rows ("pss" for the PSS row).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import statistics
 import sys
 from pathlib import Path
 
-BENCHES = ["run", "lifecycle", "state", "start", "kill", "delete"]
+BENCHES = ["run", "lifecycle", "state", "start", "kill", "delete", "exec"]
 RUNTIMES = ["ocirt", "runc", "crun"]
 TARGETS = {
     "lifecycle": "ocirt/runc <= 1.0",
@@ -58,14 +59,15 @@ def ratio(values: dict[str, float], other: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
+    if len(argv) < 2 or any(b not in [*BENCHES, "pss"] for b in argv[2:]):
         print(__doc__, file=sys.stderr)
         return 2
     out = Path(argv[1])
+    only = set(argv[2:]) or {*BENCHES, "pss"}
     head = "| benchmark | " + " | ".join(f"{r}" for r in RUNTIMES)
     print(head + " | ocirt/runc | ocirt/crun | target |")
     print("|---" * (len(RUNTIMES) + 4) + "|")
-    for bench in BENCHES:
+    for bench in (b for b in BENCHES if b in only):
         times = load_times(out, bench)
         if not times:
             continue
@@ -78,7 +80,7 @@ def main(argv: list[str]) -> int:
             + " | ".join(cells)
             + f" | {ratio(means, 'runc')} | {ratio(means, 'crun')} | {TARGETS.get(bench, '')} |"
         )
-    pss = load_pss(out)
+    pss = load_pss(out) if "pss" in only else {}
     if pss:
         cells = [f"{pss[r]:.0f} kB" if r in pss else "-" for r in RUNTIMES]
         print(

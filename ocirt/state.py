@@ -46,7 +46,10 @@ def check_id(container_id: str) -> None:
 def rfc3339_now() -> str:
     ns = time.time_ns()
     secs, frac = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
+    # Go's RFC3339Nano, as runc prints it: trailing zeros of the fraction dropped.
+    fraction = f"{frac:09d}".rstrip("0")
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    return f"{stamp}.{fraction}Z" if fraction else f"{stamp}Z"
 
 
 def process_start_time(pid: int) -> int | None:

@@ -24,12 +24,16 @@ Runtimes: ``runc`` (Debian's), ``ocirt`` (the venv's binary) and
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import resource
+import select
 import shutil
 import signal
+import struct
 import subprocess
 import tempfile
+import termios
 import time
 import uuid
 from collections.abc import Iterator
@@ -622,6 +626,159 @@ def test_ctr_exec_pause_resume(containerd: Containerd, runtime: str) -> None:
         while _task_status(containerd, cid) != "STOPPED":
             assert time.monotonic() < deadline, f"{cid} did not stop after kill 9 while paused"
             time.sleep(0.1)
+    finally:
+        containerd.ctr("task", "rm", "--force", cid)
+        containerd.ctr("container", "rm", cid)
+
+
+# ------------------------------------------- terminals (console sockets, issue 5)
+
+
+@dataclass
+class PtySession:
+    """A manager CLI running with a fresh pty as its stdio and controlling terminal."""
+
+    argv: list[str]
+    proc: subprocess.Popen[bytes]
+    master: int
+    output: bytearray
+
+    def read_until(self, needle: bytes, timeout: float = 60.0) -> bool:
+        """Read the pty into ``output`` until ``needle`` shows up (True), EOF or timeout."""
+        deadline = time.monotonic() + timeout
+        while needle not in self.output:
+            left = deadline - time.monotonic()
+            if left <= 0 or self._read(min(left, 0.5)) is None:
+                return needle in self.output
+        return True
+
+    def _read(self, timeout: float) -> bytes | None:
+        """What arrives within ``timeout`` (b"" if nothing); None at EOF (EIO once
+        every slave fd is closed)."""
+        ready, _, _ = select.select([self.master], [], [], timeout)
+        if not ready:
+            return b""
+        try:
+            data = os.read(self.master, 4096)
+        except OSError:
+            return None
+        self.output += data
+        return data or None
+
+    def send(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def finish(self, timeout: float = 60.0) -> int:
+        """Drain the output until the process has exited and gone quiet; its exit status."""
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            if self._read(0.5) is None:
+                break
+        while self._read(0.2):
+            pass
+        return self.proc.wait(timeout=max(deadline - time.monotonic(), 1.0))
+
+    def explain(self) -> str:
+        text = self.output.decode(errors="replace")
+        return f"argv: {' '.join(self.argv)}\nexit: {self.proc.poll()}\npty output: {text!r}"
+
+
+def _own_terminal() -> None:
+    # After setsid (start_new_session): stdin, the pty slave, becomes the controlling tty.
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+@contextlib.contextmanager
+def _pty_session(argv: list[str], env: dict[str, str] | None = None) -> Iterator[PtySession]:
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_own_terminal,
+        )
+    finally:
+        os.close(slave)
+    session = PtySession(argv, proc, master, bytearray())
+    try:
+        yield session
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=TIMEOUT)
+        os.close(master)
+
+
+# busybox sh's prompt as root.  The terminal echoes the typed line, so the
+# expected answers ("hi-2", "tty-7") are computed by the shell, never typed.
+PROMPT = b"# "
+
+
+def _check_shell_dialogue(session: PtySession, extra: str = "") -> None:
+    """In an interactive busybox sh on the other side of the pty: answer, tty, exit 3."""
+    assert session.read_until(PROMPT), "no shell prompt\n" + session.explain()
+    session.send("echo hi-$((1+1)); [ -t 0 ] && [ -t 1 ] && echo tty-$((3+4))\r")
+    assert session.read_until(b"tty-7"), "no answer\n" + session.explain()
+    assert b"hi-2" in session.output, session.explain()
+    session.send("exit 3\r")
+    code = session.finish()
+    assert code == 3, f"exit code {code}, want 3{extra}\n" + session.explain()
+
+
+def test_podman_run_tty(podman: Podman, runtime: str) -> None:
+    """podman run -it (runtime: create --console-socket S; conmon gets the pty master)."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    argv = [*podman.base, *podman.run_args(runtime), "-it", "--name", name, IMAGE, "sh"]
+    try:
+        with _pty_session(argv, env=podman.env) as session:
+            _check_shell_dialogue(session)
+    finally:
+        podman("rm", "--force", "--time", "0", name)
+
+
+def test_podman_exec_tty(podman: Podman, runtime: str) -> None:
+    """podman exec -it (runtime: exec --detach --tty --console-socket S --process P)."""
+    name = _detached(podman, runtime)
+    try:
+        with _pty_session([*podman.base, "exec", "-it", name, "sh"], env=podman.env) as session:
+            _check_shell_dialogue(session)
+        alive = podman("inspect", "--format", "{{.State.Status}}", name)
+        assert alive.stdout.strip() == "running", _explain(alive)
+    finally:
+        podman("rm", "--force", "--time", "0", name)
+
+
+def _ctr_argv(ctd: Containerd, *args: str) -> list[str]:
+    return ["ctr", "--address", ctd.address, "--namespace", ctd.namespace, *args]
+
+
+def test_ctr_run_tty(containerd: Containerd, runtime: str) -> None:
+    """ctr run -t (the shim's console socket on create; ctr relays the pty)."""
+    cid = f"t-{uuid.uuid4().hex[:8]}"
+    argv = _ctr_argv(containerd, "run", "-t", "--rm", "--runc-binary", runtime, IMAGE, cid, "sh")
+    try:
+        with _pty_session(argv) as session:
+            _check_shell_dialogue(session, f"\n{_ctr_log_tail(containerd)}")
+    finally:
+        containerd.ctr("task", "rm", "--force", cid)
+        containerd.ctr("container", "rm", cid)
+
+
+def test_ctr_task_exec_tty(containerd: Containerd, runtime: str) -> None:
+    """ctr task exec -t (runtime: exec --console-socket S --detach, terminal in P)."""
+    cid = f"te-{uuid.uuid4().hex[:8]}"
+    started = containerd.ctr("run", "-d", "--runc-binary", runtime, IMAGE, cid, "sleep", "1000")
+    assert started.returncode == 0, _explain(started) + f"\n{_ctr_log_tail(containerd)}"
+    try:
+        argv = _ctr_argv(containerd, "task", "exec", "-t", "--exec-id", "tty1", cid, "sh")
+        with _pty_session(argv) as session:
+            _check_shell_dialogue(session, f"\n{_ctr_log_tail(containerd)}")
+        assert _task_status(containerd, cid) == "RUNNING"
     finally:
         containerd.ctr("task", "rm", "--force", cid)
         containerd.ctr("container", "rm", cid)

@@ -24,24 +24,28 @@ direct child of `runc exec`.  No process of ours lingers after --detach.
 
 from __future__ import annotations
 
+# Imports are kept lean: `exec` is the hot path of Kubernetes exec probes.
+# _signal/_socket are the C modules under `signal`/`socket` (which import
+# enum, selectors: ~7 ms); dataclasses/typing/traceback are avoided too.
+import _signal as signal
+import _socket as socket
 import contextlib
-import fcntl
 import os
-import signal
-import socket
-import traceback
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from types import FrameType
-from typing import Any, NoReturn
 
 from ocirt.errors import OcirtError
 from ocirt.linux import capabilities, console, namespaces, rlimits, scheduling, seccomp, user
 from ocirt.linux import syscalls as sc
 from ocirt.process import init as init_stage
 from ocirt.process.channel import Channel, ChannelClosed, ChildError, Msg
-from ocirt.spec import NS_PROC_NAMES, Process
+from ocirt.process.common import high_fd, kill_and_reap, write_pid_file
+from ocirt.spec import _REQUIRED, NS_PROC_NAMES, Process, _Record
 from ocirt.state import init_is_alive
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from types import FrameType
+    from typing import Any, NoReturn
 
 # What a terminal or a manager may send us goes on to the process.  SIGWINCH
 # is not forwarded: with a terminal it resizes the pty (runc does the same).
@@ -62,22 +66,25 @@ class ExecError(OcirtError):
     exit_code = 255
 
 
-@dataclass
-class ExecOptions:
-    console_socket: str = ""
-    detach: bool = False
-    pid_file: str = ""
-    preserve_fds: int = 0
-    cgroup: tuple[str, ...] = ()  # --cgroup [<controller>[,...]:]<path>
-    ignore_paused: bool = False
+class ExecOptions(_Record):
+    """exec's flags that are not the process itself."""
+
+    __slots__ = ("cgroup", "console_socket", "detach", "ignore_paused", "pid_file", "preserve_fds")
+    _fields = {
+        "console_socket": "",
+        "detach": False,
+        "pid_file": "",
+        "preserve_fds": 0,
+        "cgroup": (),  # --cgroup [<controller>[,...]:]<path>
+        "ignore_paused": False,
+    }
 
 
-@dataclass
-class Started:
+class Started(_Record):
     """A process that exec'd; ``master`` is the pty when we own the terminal."""
 
-    pid: int
-    master: int | None = None
+    __slots__ = ("master", "pid")
+    _fields = {"pid": _REQUIRED, "master": None}
 
 
 # -- building the process ------------------------------------------------------
@@ -212,17 +219,31 @@ def _check_label(label: str) -> None:
 
 
 # -- the runtime's side ----------------------------------------------------------
-@dataclass
 class ExecPlan:
-    """Everything the child needs, prepared before the fork."""
+    """Everything the child needs, prepared before the fork (mutable: the child
+    drops what it has used)."""
 
-    process: Process
-    channel: Channel
-    ns_fds: dict[str, int] = field(default_factory=dict)
-    preserve_fds: int = 0
-    console_sock: socket.socket | None = None
-    in_user_ns: bool = False
-    seccomp: seccomp.CompiledFilter | None = None  # the container's linux.seccomp
+    __slots__ = (
+        "channel", "console_sock", "in_user_ns", "ns_fds", "preserve_fds", "process", "seccomp",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        process: Process,
+        channel: Channel,
+        ns_fds: dict[str, int] | None = None,
+        preserve_fds: int = 0,
+        console_sock: socket.socket | None = None,
+        in_user_ns: bool = False,
+        seccomp: seccomp.CompiledFilter | None = None,  # the container's linux.seccomp
+    ) -> None:
+        self.process = process
+        self.channel = channel
+        self.ns_fds = ns_fds if ns_fds is not None else {}
+        self.preserve_fds = preserve_fds
+        self.console_sock = console_sock
+        self.in_user_ns = in_user_ns
+        self.seccomp = seccomp
 
 
 def start(container: Any, process: dict[str, Any], opts: ExecOptions) -> Started:
@@ -264,9 +285,9 @@ def start(container: Any, process: dict[str, Any], opts: ExecOptions) -> Started
             _await_exec(parent_end)
             master = console.recv_master(our_console) if our_console is not None else None
             if opts.pid_file:  # before we return: the manager reads it right after
-                _write_pid_file(opts.pid_file, pid)
+                write_pid_file(opts.pid_file, pid)
         except BaseException:
-            _kill_and_reap(pid)
+            kill_and_reap(pid)
             raise
     return Started(pid, master)
 
@@ -294,18 +315,9 @@ def _namespaces(config: dict[str, Any]) -> list[dict[str, Any]]:
     return (config.get("linux") or {}).get("namespaces") or []
 
 
-def _high_fd(fd: int, floor: int) -> int:
-    """Move FD to >= FLOOR: the fds below it are the caller's preserved ones."""
-    if fd >= floor:
-        return fd
-    new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
-    os.close(fd)
-    return new
-
-
 def _high_socket(sock: socket.socket, floor: int) -> socket.socket:
     family, kind = sock.family, sock.type
-    return socket.socket(family, kind, fileno=_high_fd(sock.detach(), floor))
+    return socket.socket(family, kind, fileno=high_fd(sock.detach(), floor))
 
 
 def _open_namespaces(init_pid: int, floor: int, stack: contextlib.ExitStack) -> dict[str, int]:
@@ -321,7 +333,7 @@ def _open_namespaces(init_pid: int, floor: int, stack: contextlib.ExitStack) -> 
         if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino):
             continue
         try:
-            fd = _high_fd(os.open(path, os.O_RDONLY | os.O_CLOEXEC), floor)
+            fd = high_fd(os.open(path, os.O_RDONLY | os.O_CLOEXEC), floor)
         except FileNotFoundError:
             raise ExecError("cannot exec in a stopped container") from None
         stack.callback(os.close, fd)
@@ -402,20 +414,7 @@ def _await_exec(channel: Channel) -> None:
         return  # the channel is close-on-exec: EOF means execve succeeded
     except ChildError as e:
         raise ExecError(f"unable to start container process: {e.message}") from None
-    raise ExecError(f"unable to start container process: protocol error: got {kind.name}")
-
-
-def _write_pid_file(path: str, pid: int) -> None:
-    from ocirt.process.parent import _write_pid_file as write
-
-    write(path, pid)
-
-
-def _kill_and_reap(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
+    raise ExecError(f"unable to start container process: protocol error: got {Msg.name(kind)}")
 
 
 # -- cgroups ---------------------------------------------------------------------
@@ -593,7 +592,7 @@ def _child(plan: ExecPlan) -> NoReturn:
     except OSError as e:
         _report(plan, e.errno or 0, e.strerror or str(e))
     except BaseException as e:  # a bug: the parent must still hear about it
-        _report(plan, 0, "".join(traceback.format_exception_only(e)).strip())
+        _report(plan, 0, f"internal error: {type(e).__name__}: {e}")
     os._exit(1)
 
 

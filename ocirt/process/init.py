@@ -43,6 +43,7 @@ from ocirt.linux import (
 from ocirt.linux import syscalls as sc
 from ocirt.linux.paths import ensure_dir
 from ocirt.process.channel import Msg
+from ocirt.process.common import high_fd
 from ocirt.spec import _REQUIRED, Spec, _Record
 
 TYPE_CHECKING = False
@@ -249,10 +250,7 @@ def _start_container_hooks_fd(plan: InitPlan) -> int:
     fd = os.memfd_create("ocirt-hooks", os.MFD_CLOEXEC)
     os.write(fd, hooks.encode_for_stage2(hooks_list))
     os.lseek(fd, 0, os.SEEK_SET)
-    # Above the preserved fds, which stage 2 and the program inherit as they are.
-    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3 + plan.preserve_fds)
-    os.close(fd)
-    return high
+    return high_fd(fd, 3 + plan.preserve_fds)
 
 
 def _ensure_cwd(root_fd: int, cwd: str) -> None:

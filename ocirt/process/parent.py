@@ -25,6 +25,7 @@ from ocirt.linux import hooks, namespaces, rootfs
 from ocirt.linux import syscalls as sc
 from ocirt.process import init as init_stage
 from ocirt.process.channel import Channel, ChannelClosed, ChildError, Msg
+from ocirt.process.common import high_fd, kill_and_reap, write_pid_file
 from ocirt.spec import _REQUIRED, Spec, _Record
 from ocirt.state import (
     OCI_VERSION,
@@ -99,12 +100,12 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
         record["pid"] = child_pid
         record["init_start_time"] = process_start_time(child_pid)
         if opts.pid_file:  # step 7
-            _write_pid_file(opts.pid_file, child_pid)
+            write_pid_file(opts.pid_file, child_pid)
         state_dir.write(record)
         return record, child_pid
     except BaseException:
         if child_pid:
-            _kill_and_reap(child_pid)
+            kill_and_reap(child_pid)
         if cgroup is not None:
             cgroup.destroy()  # only what create made: a joined cgroup stays
         state_dir.remove()
@@ -128,15 +129,6 @@ def _record(spec: Spec, config: dict[str, Any], container_id: str, bundle: str) 
     }
 
 
-def _high_fd(fd: int, floor: int) -> int:
-    """Move FD to >= FLOOR so it never collides with a preserved fd."""
-    if fd >= floor:
-        return fd
-    new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
-    os.close(fd)
-    return new
-
-
 def _stage2_memfd(floor: int) -> int:
     """A sealed in-memory copy of ocirt-init: the init's /proc/self/exe.
 
@@ -150,14 +142,14 @@ def _stage2_memfd(floor: int) -> int:
         while offset < size:
             offset += os.sendfile(fd, src.fileno(), offset, size - offset)
     fcntl.fcntl(fd, 1033, F_SEAL_ALL)  # F_ADD_SEALS
-    return _high_fd(fd, floor)
+    return high_fd(fd, floor)
 
 
 def _start_socket(state_dir: StateDir, floor: int) -> _socket.socket:
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     sock.bind(state_dir.socket_path(START_SOCKET))
     sock.listen(1)
-    fd = _high_fd(sock.detach(), floor)
+    fd = high_fd(sock.detach(), floor)
     return _socket.socket(fileno=fd)
 
 
@@ -188,7 +180,7 @@ def _start_init(
     mount_trees = _mount_trees(spec, bundle, floor)  # idmapped mounts: made here, as root
     parent_end, child_end = Channel.pair()
     for ch in (parent_end, child_end):
-        moved = _high_fd(ch.sock.detach(), floor)
+        moved = high_fd(ch.sock.detach(), floor)
         ch.sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET, fileno=moved)
     state_json = _fastjson.dumps(public_state(record, "creating")).encode()
     plan = init_stage.InitPlan(
@@ -211,7 +203,7 @@ def _start_init(
         try:
             _converse(parent_end, pid, spec, record, cgroup)  # steps 5-6
         except BaseException:
-            _kill_and_reap(pid)
+            kill_and_reap(pid)
             raise
         return pid
     finally:
@@ -311,12 +303,12 @@ def _converse(
         channel.send(Msg.PROCEED)
         while True:
             kind, _body = channel.recv()
-            if kind is Msg.RUN_RUNTIME_HOOKS:
+            if kind == Msg.RUN_RUNTIME_HOOKS:
                 _set_limits(cgroup, spec, record)  # runc: limits before these hooks
                 limits_set = True
                 _run_runtime_hooks(spec, record, pid)
                 channel.send(Msg.HOOKS_DONE)
-            elif kind is Msg.READY:
+            elif kind == Msg.READY:
                 break
         channel.recv()  # EOF once stage 2 is executing; ERROR if exec failed
     except ChannelClosed:
@@ -364,7 +356,7 @@ def _mount_trees(spec: Spec, bundle: str, floor: int) -> dict[int, int]:
     if not any(rootfs.wants_idmap(m) for m in spec.mounts):
         return {}
     trees = rootfs.idmapped_trees(spec, bundle)
-    return {index: _high_fd(fd, floor) for index, fd in trees.items()}
+    return {index: high_fd(fd, floor) for index, fd in trees.items()}
 
 
 def _move_net_devices(pid: int, spec: Spec) -> None:
@@ -385,26 +377,3 @@ def _run_runtime_hooks(spec: Spec, record: dict[str, Any], pid: int) -> None:
     for kind in ("prestart", "createRuntime"):
         for hook in spec.hooks.get(kind, ()):
             hooks.run(hook, state_json, kind)
-
-
-def _write_pid_file(path: str, pid: int) -> None:
-    """Digits only, no newline, replaced atomically (conmon reads it once)."""
-    path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, str(pid).encode())
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
-
-
-def _kill_and_reap(pid: int) -> None:
-    try:
-        os.kill(pid, 9)  # SIGKILL
-    except ProcessLookupError:
-        pass
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
