@@ -7,7 +7,6 @@ only joined (runc 1.1 does the same: no controller is set there).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import time
@@ -176,8 +175,10 @@ class V1Manager(Manager):
             except CgroupError as e:
                 errors.append(str(e))
         for path in sorted(set(self._created) - leaves, key=len, reverse=True):
-            with contextlib.suppress(OSError):  # shared with another container, or gone
+            try:
                 os.rmdir(path)
+            except OSError:
+                pass  # shared with another container, or gone
         if errors:
             raise CgroupError("; ".join(errors))
 

@@ -7,7 +7,6 @@ controller that cannot be enabled fails later, when a limit needs it).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import select
@@ -116,8 +115,10 @@ class V2Manager(Manager):
         if remove_dir_if_created:
             remove_dir(self._path)
         for path in sorted(set(self._created) - {self._path}, key=len, reverse=True):
-            with contextlib.suppress(OSError):  # shared with another container, or gone
+            try:
                 os.rmdir(path)
+            except OSError:
+                pass  # shared with another container, or gone
 
     def exists(self) -> bool:
         return os.path.isdir(self._path)
