@@ -22,6 +22,7 @@ from __future__ import annotations
 import _socket  # the C module: `socket` costs ~4 ms of imports
 
 from ocirt import _fastjson
+from ocirt.errors import OcirtError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -90,6 +91,19 @@ class Channel:
     def send_error(self, errno: int, message: str) -> None:
         self.send(Msg.ERROR, {"errno": errno, "message": message})
 
+    def report(self, exc: BaseException) -> None:
+        """The child's last word: EXC as ERROR {errno, sentence}; never raises."""
+        if isinstance(exc, OcirtError):
+            errno, message = 0, str(exc)
+        elif isinstance(exc, OSError):
+            errno, message = exc.errno or 0, exc.strerror or str(exc)
+        else:  # a bug: the parent must still hear about it
+            errno, message = 0, f"internal error: {type(exc).__name__}: {exc}"
+        try:
+            self.send_error(errno, message)
+        except OSError:
+            pass
+
     def recv(self) -> tuple[int, dict[str, Any]]:
         data = self.sock.recv(MAX_MESSAGE)
         if not data:
@@ -103,7 +117,5 @@ class Channel:
     def expect(self, kind: int) -> dict[str, Any]:
         got, body = self.recv()
         if got != kind:
-            raise ChildError(
-                0, f"protocol error: expected {Msg.name(kind)}, got {Msg.name(got)}"
-            )
+            raise ChildError(0, f"protocol error: expected {Msg.name(kind)}, got {Msg.name(got)}")
         return body

@@ -587,18 +587,9 @@ def _child(plan: ExecPlan) -> NoReturn:
         if plan.seccomp is not None:
             seccomp.load(plan.seccomp)  # as late as possible: the program's profile
         _execve(path, list(plan.process.args), env)
-    except OcirtError as e:
-        _report(plan, 0, str(e))
-    except OSError as e:
-        _report(plan, e.errno or 0, e.strerror or str(e))
-    except BaseException as e:  # a bug: the parent must still hear about it
-        _report(plan, 0, f"internal error: {type(e).__name__}: {e}")
+    except BaseException as e:  # whatever it is, the parent must hear of it
+        plan.channel.report(e)
     os._exit(1)
-
-
-def _report(plan: ExecPlan, err: int, message: str) -> None:
-    with contextlib.suppress(OSError):
-        plan.channel.send_error(err, message)
 
 
 def _setup(plan: ExecPlan) -> tuple[str, dict[str, str]]:

@@ -23,7 +23,6 @@ import os
 import stat
 import sys
 
-from ocirt.errors import OcirtError
 from ocirt.linux import (
     capabilities,
     console,
@@ -91,20 +90,9 @@ def run(plan: InitPlan) -> NoReturn:
         plan.channel.send(Msg.READY)
         os.execve(plan.stage2_fd, argv, env)
         raise OSError(0, "stage 2 returned")
-    except OcirtError as e:
-        _report(plan, 0, str(e))
-    except OSError as e:
-        _report(plan, e.errno or 0, e.strerror or str(e))
-    except BaseException as e:  # a bug: the parent must still hear about it
-        _report(plan, 0, f"internal error: {type(e).__name__}: {e}")
+    except BaseException as e:  # whatever it is, the parent must hear of it
+        plan.channel.report(e)
     os._exit(1)
-
-
-def _report(plan: InitPlan, errno: int, message: str) -> None:
-    try:
-        plan.channel.send_error(errno, message)
-    except OSError:
-        pass
 
 
 def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
