@@ -348,6 +348,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
     log = d / "containerd.log"
     namespace = f"ocirt-test-{uuid.uuid4().hex[:8]}"
+    started = time.time()
     with open(log, "wb") as logf:
         proc = subprocess.Popen(
             [*UNSHARE, "containerd", "--config", str(d / "config.toml")],
@@ -373,6 +374,30 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         _stop_containerd(proc)
         _unmount_below(d)
         _remove_cgroups(namespace)
+        # The shim keeps the runtime's --root and its fifos under /run/containerd
+        # whatever config.toml says; the namespace's containers died with containerd.
+        for leftover in ("runc", "fifo"):
+            shutil.rmtree(f"/run/containerd/{leftover}/{namespace}", ignore_errors=True)
+        _remove_dead_shim_sockets(started)
+
+
+def _remove_dead_shim_sockets(since: float) -> None:
+    """Shim sockets (/run/containerd/s/<hash>) made since SINCE that nobody serves."""
+    import socket
+
+    directory = Path("/run/containerd/s")
+    if not directory.is_dir():
+        return
+    for entry in directory.iterdir():
+        try:
+            if entry.lstat().st_mtime < since or not entry.is_socket():
+                continue
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                probe.connect(str(entry))
+        except ConnectionRefusedError:
+            entry.unlink(missing_ok=True)  # its shim died with our containerd
+        except OSError:
+            continue
 
 
 def test_ctr_run_echo(containerd: Containerd, runtime: str) -> None:

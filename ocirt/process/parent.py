@@ -80,9 +80,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
     cgroup: cgroups.Manager | None = None
     try:
         config, raw = validate.load_config(bundle)  # step 2
-        validate.validate_config(
-            config, raw, bundle=bundle, cache_dir=os.path.join(root, ".validated")
-        )
+        validate.validate_config(config, raw, bundle=bundle, cache_dir=validation_cache_dir())
         validate.check_host_support(config)  # fields this host cannot honour
         spec = Spec.from_dict(config, bundle)
         if spec.process is None:
@@ -112,6 +110,18 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
         raise
     finally:
         state_dir.close()
+
+
+def validation_cache_dir() -> str:
+    """Where verdicts of the schema check are cached (see ocirt.validate).
+
+    A cache, not container state: outside --root, so that a failed create
+    leaves nothing in the state directory and `list` never sees it.
+    """
+    if os.geteuid() == 0:
+        return "/var/cache/ocirt/schema-ok"
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "ocirt", "schema-ok")
 
 
 def _record(spec: Spec, config: dict[str, Any], container_id: str, bundle: str) -> dict[str, Any]:
