@@ -66,15 +66,16 @@ def join(fds: dict[str, int], skip: tuple[str, ...] = ()) -> None:
                 raise OSError(e.errno, f"failed to join {ns_type} namespace: {e.strerror}") from e
 
 
-def unshare_late(linux: Linux) -> None:
-    """The namespaces the init creates itself, after clone."""
+def unshare_late(linux: Linux, kinds: tuple[str, ...] = ("cgroup", "time")) -> None:
+    """The namespaces the init creates itself, after clone (cgroup: once it is
+    in its cgroup, which becomes the namespace's root)."""
     flags = 0
-    for ns_type in ("cgroup", "time"):
+    for ns_type in kinds:
         if linux.has_new_namespace(ns_type):
             flags |= CLONE_FLAGS[ns_type]
     if flags:
         sc.unshare(flags)
-    if linux.has_new_namespace("time"):
+    if "time" in kinds and linux.has_new_namespace("time"):
         write_time_offsets(linux.time_offsets or {})
 
 

@@ -16,6 +16,10 @@ from ocirt.linux import syscalls as sc
 from ocirt.linux.paths import ensure_dir, ensure_file, fd_path, open_in_root
 from ocirt.spec import IdMapping, Mount, Spec
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 ROOTFS_PROPAGATION = {
     "": sc.MS_SLAVE | sc.MS_REC,  # runc's default: host mounts reach us, ours never leak out
     "slave": sc.MS_SLAVE | sc.MS_REC,
@@ -41,7 +45,7 @@ class MountContext:
     def __init__(
         self,
         bundle: str,
-        cgroup_paths: dict[str, str],
+        cgroup_paths: dict[str, str] | Callable[[], dict[str, str]],
         in_user_ns: bool = False,
         trees: dict[int, int] | None = None,
         mount_label: str = "",
@@ -55,7 +59,10 @@ class MountContext:
 
 
 def prepare(
-    spec: Spec, bundle: str, cgroup_paths: dict[str, str], trees: dict[int, int] | None = None
+    spec: Spec,
+    bundle: str,
+    cgroup_paths: dict[str, str] | Callable[[], dict[str, str]],
+    trees: dict[int, int] | None = None,
 ) -> tuple[int, list[str]]:
     """Mount everything into the rootfs.
 
@@ -326,7 +333,8 @@ def _mount_cgroup(root_fd: int, m: Mount, opts: mountopts.MountOptions, ctx: Mou
     cgroup namespace, a fresh mount of the hierarchy (its root is then the
     namespace's root: a bind would show the host's whole tree), as runc does.
     """
-    cgroup_paths = ctx.cgroup_paths
+    # A callable waits until the init is in its cgroup (process/init.py's CgroupGate).
+    cgroup_paths = ctx.cgroup_paths() if callable(ctx.cgroup_paths) else ctx.cgroup_paths
     target = ensure_dir(root_fd, m.destination)
     try:
         if "" in cgroup_paths and len(cgroup_paths) == 1:  # pure cgroup v2

@@ -10,7 +10,8 @@ Sequence (docs/architecture.md has the diagram):
 
     child  -> parent  NEED_ID_MAPS        new user ns exists; write uid/gid maps
     parent -> child   ID_MAPS_DONE
-    parent -> child   PROCEED             the init's cgroup is ready
+    parent -> child   PROCEED             go on (the namespaces are set up)
+    parent -> child   CGROUP_READY        the init is in its cgroup
     child  -> parent  RUN_RUNTIME_HOOKS   mounts done: prestart + createRuntime
     parent -> child   HOOKS_DONE
     child  -> parent  READY               set up; about to exec stage 2
@@ -45,6 +46,7 @@ class Msg:
     HOOKS_DONE = 5
     READY = 6
     ERROR = 7
+    CGROUP_READY = 8
 
     @classmethod
     def name(cls, kind: int) -> str:

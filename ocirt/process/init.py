@@ -110,12 +110,13 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
 
-    # 2. the parent places us in our cgroup first
+    # 2. go on; the parent moves us into our cgroup meanwhile (see CgroupGate)
     plan.channel.expect(Msg.PROCEED)
+    cgroup_gate = CgroupGate(plan)
 
     # 3. namespaces
     namespaces.join(plan.ns_fds, skip=("user", "pid"))
-    namespaces.unshare_late(linux)
+    namespaces.unshare_late(linux, kinds=("time",))
 
     # 4. identity and network
     if spec.hostname:
@@ -126,8 +127,7 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
         network.bring_up_loopback()
 
     # 5. rootfs
-    cgroup_paths = rootfs.current_cgroup_paths()
-    root_fd, deferred_ro = rootfs.prepare(spec, plan.bundle, cgroup_paths, plan.mount_trees)
+    root_fd, deferred_ro = rootfs.prepare(spec, plan.bundle, cgroup_gate, plan.mount_trees)
     for tree in plan.mount_trees.values():
         os.close(tree)
     if devices.needs_dev_setup(spec):
@@ -135,6 +135,7 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
         devices.create_symlinks(root_fd)
     rootfs.remount_deferred(root_fd, deferred_ro)
     _ensure_cwd(root_fd, process.cwd)
+    cgroup_gate()  # from here on everything runs in the container's cgroup
     if spec.hooks.get("prestart") or spec.hooks.get("createRuntime"):
         plan.channel.send(Msg.RUN_RUNTIME_HOOKS)
         plan.channel.expect(Msg.HOOKS_DONE)
@@ -221,6 +222,27 @@ def _apply_execution_attributes(spec: Spec) -> None:
     scheduling.apply_memory_policy(spec.linux.memory_policy)
     scheduling.apply_io_priority(process.io_priority)
     scheduling.apply_scheduler(process.scheduler)
+
+
+class CgroupGate:
+    """Waits (once) until the parent has put us in our cgroup.
+
+    Called by the first step that depends on it: the cgroup mount (which
+    reads our cgroup paths) or, at the latest, before the hooks.  Then it
+    unshares the cgroup namespace, whose root is the cgroup we are in.
+    Returns /proc/self/cgroup as {controllers: path}.
+    """
+
+    def __init__(self, plan: InitPlan) -> None:
+        self._plan = plan
+        self._paths: dict[str, str] | None = None
+
+    def __call__(self) -> dict[str, str]:
+        if self._paths is None:
+            self._plan.channel.expect(Msg.CGROUP_READY)
+            namespaces.unshare_late(self._plan.spec.linux, kinds=("cgroup",))
+            self._paths = rootfs.current_cgroup_paths()
+        return self._paths
 
 
 def reset_signals() -> None:

@@ -305,12 +305,21 @@ def _converse(
             _write_id_maps(pid, spec)
             channel.send(Msg.ID_MAPS_DONE)
         _move_net_devices(pid, spec)
-        cgroup.apply(pid)  # v1 (v2 cloned into it): before the init runs anything
+        channel.send(Msg.PROCEED)
+        # While the init mounts its rootfs: on v1 the first cgroup.procs write
+        # waits for an RCU grace period (~10 ms). The init waits for
+        # CGROUP_READY before anything that depends on its cgroup (cgroup
+        # namespace and mount, hooks, scheduler, stage 2).  On v2 it was cloned
+        # into the cgroup already.
+        cgroup.apply(pid)
         if _wants_realtime(spec):
             # SCHED_FIFO/RR in the init needs cpu.rt_runtime_us in place (cgroup v1).
             _set_limits(cgroup, spec, record)
             limits_set = True
-        channel.send(Msg.PROCEED)
+        try:
+            channel.send(Msg.CGROUP_READY)
+        except OSError:
+            pass  # the init is gone: its ERROR is waiting in the channel, read below
         while True:
             kind, _body = channel.recv()
             if kind == Msg.RUN_RUNTIME_HOOKS:
