@@ -19,7 +19,7 @@ import os
 import time
 
 from ocirt import _fastjson
-from ocirt.cgroups import is_frozen, manager_from_record
+from ocirt.cgroups import is_frozen, manager_from_record, procs_in
 from ocirt.errors import ContainerNotExist, ContainerNotRunning, OcirtError
 from ocirt.state import (
     START_SOCKET,
@@ -211,12 +211,19 @@ class Container:
 
             warnings += netdevices.restore(self.record, init_alive=status != "stopped")
         if status != "stopped":
-            self.kill(SIGKILL, all_processes=True)
+            # As runc: with a pid namespace of its own, killing the init kills
+            # every process of the container (and nothing else that shares a
+            # joined cgroup); without one, everything in its cgroup.
+            self.kill(SIGKILL, all_processes=not self._has_own_pid_namespace())
             self._wait_for_init_exit()
         self._remove_cgroup()
         warnings += self._run_hooks("poststop", "stopped", fatal=False)
         self._dir.remove()
         return warnings
+
+    def _has_own_pid_namespace(self) -> bool:
+        namespaces = ((self.record.get("config") or {}).get("linux") or {}).get("namespaces")
+        return any(ns.get("type") == "pid" and not ns.get("path") for ns in namespaces or ())
 
     def _remove_cgroup(self) -> None:
         """Kill what is left in the cgroup (e.g. after an OOM kill), then remove it."""
@@ -225,7 +232,14 @@ class Container:
         manager = manager_from_record(self.record)
         if not manager.exists():
             return
-        for pid in manager.pids():
+        cg = self.record["cgroup"]
+        leaves = set(cg.get("paths", {}).values()) | ({cg["path"]} if "path" in cg else set())
+        # Only what sits in a cgroup create made: a joined, pre-existing one is
+        # shared with processes that are not ours (and destroy() keeps it).
+        leftovers: set[int] = set()
+        for directory in leaves & set(cg.get("created") or ()):
+            leftovers.update(procs_in(directory))
+        for pid in leftovers:
             try:
                 os.kill(pid, SIGKILL)
             except ProcessLookupError:

@@ -503,3 +503,41 @@ def test_long_state_paths_like_dockerds_work(ocirt_bin: str, tmp_path: Path, bun
         assert wait_status(ocirt_bin, root, cid, "stopped")["status"] == "stopped"
     finally:
         run(ocirt_bin, root, "delete", "-f", cid)
+
+
+def test_delete_spares_a_joined_cgroup_and_its_other_processes(
+    ocirt_bin: str, tmp_root: Path, bundle
+) -> None:
+    """A cgroupsPath that exists with other processes in it is joined, never
+    emptied or removed by delete (cgroup v1, this host's hierarchy)."""
+    name = f"ocirt-test-shared-{os.getpid()}"
+    hierarchies = [
+        d
+        for d in ("devices", "pids", "memory", "cpu", "freezer")
+        if os.path.isdir(f"/sys/fs/cgroup/{d}")
+    ]
+    if not hierarchies:
+        pytest.skip("needs cgroup v1 hierarchies (devices, pids, memory, cpu, freezer)")
+    dirs = [Path(f"/sys/fs/cgroup/{h}/{name}") for h in hierarchies]
+    bystander = subprocess.Popen(["sleep", "100"])
+    try:
+        for d in dirs:
+            d.mkdir()
+            (d / "cgroup.procs").write_text(str(bystander.pid))
+        b = bundle("sleep", "100", patch={"linux": {"cgroupsPath": f"/{name}"}})
+        assert run(ocirt_bin, tmp_root, "run", "-d", "-b", str(b), "shared").returncode == 0
+        assert run(ocirt_bin, tmp_root, "delete", "-f", "shared").returncode == 0
+        assert bystander.poll() is None, "delete killed a process that is not the container's"
+        assert all(d.is_dir() for d in dirs), "delete removed a cgroup it did not create"
+    finally:
+        bystander.kill()
+        bystander.wait()
+        for d in dirs:
+            for _ in range(50):
+                try:
+                    d.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.05)
