@@ -35,8 +35,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -157,3 +159,61 @@ def bundle(_bundle_template: Path, tmp_path: Path) -> BundleFactory:
         return dest
 
     return make
+
+
+def run_pytest_in_cgroup2_vm(pytest_args: list[str], timeout: float) -> str:
+    """Run pytest with PYTEST_ARGS inside ../shared/tools/cgroup2-vm (a pure cgroup v2
+    guest); return the tail of its output.
+
+    Skips when the VM tool, its kernel or qemu is missing; fails when the VM
+    does not run, or when the guest's run has failures or passed nothing.
+    """
+    tool = Path(os.environ.get("CGROUP2_VM", REPO.parent / "shared/tools/cgroup2-vm"))
+    kernel_dir = Path(os.environ.get("VM_KERNEL_DIR", "/var/cache/cgroup2-vm/kernel"))
+    if not tool.exists():
+        pytest.skip(f"{tool} is missing")
+    if not list(kernel_dir.glob("boot/vmlinuz-*")):
+        pytest.skip(f"no VM kernel in {kernel_dir}: run `{tool} --fetch-kernel` once")
+    if not shutil.which("qemu-system-x86_64"):
+        pytest.skip("qemu-system-x86_64 is missing (apt-get install qemu-system-x86)")
+    argv = [str(tool), sys.executable, "-m", "pytest", *pytest_args, "-p", "no:cacheprovider"]
+    result = subprocess.run(
+        argv,
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    tail = "\n".join(result.stdout.splitlines()[-30:])
+    if result.stderr.strip():
+        tail += f"\nstderr: {result.stderr[-2000:]}"
+    where = "the VM failed to run" if result.returncode == 125 else "the guest's tests failed"
+    assert result.returncode == 0, f"cgroup v2 run: {where} (exit {result.returncode}):\n{tail}"
+    counts = re.compile(r"\b\d+ (passed|failed|skipped|deselected|errors?)\b")
+    summary = next((ln for ln in reversed(result.stdout.splitlines()) if counts.search(ln)), "")
+    assert re.search(r"\b\d+ passed\b", summary), f"nothing passed on cgroup v2:\n{tail}"
+    assert not re.search(r"\b(failed|errors?)\b", summary), tail
+    return tail
+
+
+def call_runtime(
+    binary: str, root: Path, *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """`BINARY --root ROOT ARGS...` with output captured (pipes: not for `create` of a
+    container that will keep running, whose init holds them open)."""
+    return subprocess.run(
+        [binary, "--root", str(root), *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> str:
+    """PROC's stdout, after asserting it succeeded."""
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout

@@ -11,9 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_pytest_in_cgroup2_vm
 
 from ocirt import cgroups
 from ocirt.cgroups import CgroupError, Manager, manager_for, manager_from_record
@@ -490,38 +489,6 @@ def test_systemd_driver_refused_without_systemd() -> None:
 
 
 # -- the same tests on a pure cgroup v2 kernel ---------------------------------------------------
-def _vm_tool() -> Path:
-    return Path(os.environ.get("CGROUP2_VM", REPO.parent / "shared/tools/cgroup2-vm"))
-
-
 @pytest.mark.skipif(V2, reason="already running on cgroup v2")
 def test_suite_on_cgroup2_vm() -> None:
-    tool = _vm_tool()
-    kernel_dir = Path(os.environ.get("VM_KERNEL_DIR", "/var/cache/cgroup2-vm/kernel"))
-    if not tool.exists():
-        pytest.skip(f"{tool} is missing")
-    if not list(kernel_dir.glob("boot/vmlinuz-*")):
-        pytest.skip(f"no VM kernel in {kernel_dir}: run `{tool} --fetch-kernel` once")
-    if not shutil.which("qemu-system-x86_64"):
-        pytest.skip("qemu-system-x86_64 is missing (apt-get install qemu-system-x86)")
-    result = subprocess.run(
-        [
-            str(tool),
-            sys.executable,
-            "-m",
-            "pytest",
-            "tests/test_cgroups.py",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-        ],
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    tail = "\n".join(result.stdout.splitlines()[-30:])
-    assert result.returncode == 0, f"cgroup v2 run failed ({result.returncode}):\n{tail}"
-    assert re.search(r"\b\d+ passed\b", tail) and " failed" not in tail, tail
-    print(tail)
+    print(run_pytest_in_cgroup2_vm(["tests/test_cgroups.py", "-q"], timeout=1200))

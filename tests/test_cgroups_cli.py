@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import select
-import shutil
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_pytest_in_cgroup2_vm
 
 from ocirt import cgroups
 
@@ -287,41 +285,8 @@ VM_DESELECT = (
 )
 
 
-def _vm_tool() -> Path:
-    return Path(os.environ.get("CGROUP2_VM", REPO.parent / "shared/tools/cgroup2-vm"))
-
-
 @pytest.mark.skipif(V2, reason="already running on cgroup v2")
 def test_cli_on_cgroup2_vm() -> None:
     """This module's cgroup CLI tests (pause/resume, update, ps, events, OOM) on cgroup v2."""
-    tool = _vm_tool()
-    kernel_dir = Path(os.environ.get("VM_KERNEL_DIR", "/var/cache/cgroup2-vm/kernel"))
-    if not tool.exists():
-        pytest.skip(f"{tool} is missing")
-    if not list(kernel_dir.glob("boot/vmlinuz-*")):
-        pytest.skip(f"no VM kernel in {kernel_dir}: run `{tool} --fetch-kernel` once")
-    if not shutil.which("qemu-system-x86_64"):
-        pytest.skip("qemu-system-x86_64 is missing (apt-get install qemu-system-x86)")
-    argv = [
-        str(tool), sys.executable, "-m", "pytest", "tests/test_cgroups_cli.py",
-        "-k", VM_DESELECT, "-q", "-ra", "-p", "no:cacheprovider",
-    ]  # fmt: skip
-    result = subprocess.run(
-        argv,
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    tail = "\n".join(result.stdout.splitlines()[-30:])
-    if result.stderr.strip():
-        tail += f"\nstderr: {result.stderr[-2000:]}"
-    where = "the VM failed to run" if result.returncode == 125 else "the guest's tests failed"
-    assert result.returncode == 0, f"cgroup v2 run: {where} (exit {result.returncode}):\n{tail}"
-    counts = re.compile(r"\b\d+ (passed|failed|skipped|deselected|errors?)\b")
-    summary = next((ln for ln in reversed(result.stdout.splitlines()) if counts.search(ln)), "")
-    assert re.search(r"\b\d+ passed\b", summary), f"nothing passed on cgroup v2:\n{tail}"
-    assert not re.search(r"\b(failed|errors?)\b", summary), tail
-    print(tail)
+    args = ["tests/test_cgroups_cli.py", "-k", VM_DESELECT, "-q", "-ra"]
+    print(run_pytest_in_cgroup2_vm(args, timeout=900))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import call_runtime, ok
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -26,18 +27,7 @@ from ocirt.linux import scheduling  # noqa: E402
 
 
 def run(ocirt: str, root: Path, bundle: Path, name: str = "c1") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [ocirt, "--root", str(root), "run", "-b", str(bundle), name],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def ok(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    return call_runtime(ocirt, root, "run", "-b", str(bundle), name)
 
 
 def refused(

@@ -14,21 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import call_runtime, ok
 
 
 def run(ocirt: str, root: Path, bundle: Path, name: str = "m1") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [ocirt, "--root", str(root), "run", "-b", str(bundle), name],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def ok(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    return call_runtime(ocirt, root, "run", "-b", str(bundle), name)
 
 
 def sh(script: str) -> tuple[str, ...]:
@@ -302,13 +292,7 @@ def test_failed_mount_leaves_nothing_behind(ocirt_bin: str, tmp_root: Path, bund
     patch = add_mounts({"destination": "/x", "type": "nosuchfs", "source": "none"})
     b = bundle("true", patch=patch)
     before = Path("/proc/self/mountinfo").read_text().count("\n")
-    proc = subprocess.run(
-        [ocirt_bin, "--root", str(tmp_root), "create", "-b", str(b), "bad"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = call_runtime(ocirt_bin, tmp_root, "create", "-b", str(b), "bad")
     assert proc.returncode != 0 and "mounts[7]" in proc.stderr
     assert not (tmp_root / "bad").exists()
     assert Path("/proc/self/mountinfo").read_text().count("\n") == before

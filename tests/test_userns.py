@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import call_runtime
 
 MAP = [{"containerID": 0, "hostID": 100000, "size": 65536}]
 
@@ -138,13 +139,7 @@ def test_mappings_without_user_namespace_refused(
     ocirt_bin: str, tmp_root: Path, bundle: Any
 ) -> None:
     b = bundle("true", patch={"linux": {"uidMappings": MAP, "gidMappings": MAP}})
-    proc = subprocess.run(
-        [ocirt_bin, "--root", str(tmp_root), "create", "-b", str(b), "bad"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = call_runtime(ocirt_bin, tmp_root, "create", "-b", str(b), "bad")
     assert proc.returncode != 0 and "linux.uidMappings" in proc.stderr
     assert not (tmp_root / "bad").exists()
 
@@ -152,13 +147,7 @@ def test_mappings_without_user_namespace_refused(
 def test_idmap_without_any_mapping_refused(ocirt_bin: str, tmp_root: Path, bundle: Any) -> None:
     mount = {"destination": "/m", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"]}
     b = bundle("true", patch=lambda c: c["mounts"].append(mount))
-    proc = subprocess.run(
-        [ocirt_bin, "--root", str(tmp_root), "create", "-b", str(b), "bad"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = call_runtime(ocirt_bin, tmp_root, "create", "-b", str(b), "bad")
     assert proc.returncode != 0 and "mounts[7].options" in proc.stderr, proc.stderr
 
 
