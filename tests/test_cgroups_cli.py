@@ -289,4 +289,4 @@ VM_DESELECT = (
 def test_cli_on_cgroup2_vm() -> None:
     """This module's cgroup CLI tests (pause/resume, update, ps, events, OOM) on cgroup v2."""
     args = ["tests/test_cgroups_cli.py", "-k", VM_DESELECT, "-q", "-ra"]
-    print(run_pytest_in_cgroup2_vm(args, timeout=900))
+    print(run_pytest_in_cgroup2_vm(args, timeout=600))
