@@ -10,7 +10,7 @@
 #        OUT (build/bench), RUNTIMES ("ocirt runc crun"),
 #        SUMMARY (1: print the exec row with ocirt/runc and ocirt/crun ratios;
 #                 lifecycle.sh sets 0 and prints it in its own table).
-# Writes OUT/exec.json (hyperfine export).
+# Writes OUT/exec.json (hyperfine export) and, alone, OUT/env.txt (benchmarks/env.sh).
 set -eu
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,6 +46,9 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$OUT"
+if [ "$SUMMARY" = 1 ]; then
+    OCIRT=$OCIRT RUNC=$RUNC CRUN=$CRUN bash "$repo/benchmarks/env.sh" > "$OUT/env.txt"
+fi
 sh "$repo/tools/mkbundle.sh" "$work/bundle" sleep 1000 >/dev/null
 
 cmds=()

@@ -15,8 +15,9 @@
 # (a mount namespace without the cgroup2 mount); ocirt and runc work there too.
 # Knobs: OCIRT RUNC CRUN (paths), RUNS (default 30), WARMUP (3),
 #        PSS_SAMPLES (5), OUT (build/bench), RUNTIMES ("ocirt runc crun").
-# Writes OUT/*.json (hyperfine exports), OUT/pss.tsv and OUT/results.md
-# (table with ocirt/runc and ocirt/crun ratios, also printed).
+# Writes OUT/*.json (hyperfine exports), OUT/pss.tsv, OUT/env.txt (commit,
+# ocirt's interpreter, versions: benchmarks/env.sh) and OUT/results.md (both,
+# the table with ocirt/runc and ocirt/crun ratios; also printed).
 set -eu
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,6 +42,9 @@ for r in $RUNTIMES; do
         echo "lifecycle.sh: skipping $r (not found)" >&2; fi
 done
 
+mkdir -p "$OUT"
+OCIRT=$OCIRT RUNC=$RUNC CRUN=$CRUN bash "$repo/benchmarks/env.sh" > "$OUT/env.txt"
+
 work=$(mktemp -d /tmp/ocirt-bench.XXXXXX)
 # Container ids (and so their default cgroup paths /sys/fs/cgroup/*/ID) are
 # unique to this run: ob<pid>-<what>.
@@ -56,7 +60,6 @@ cleanup() {
     for d in /sys/fs/cgroup/*/"$p"*; do [ -d "$d" ] && rmdir "$d" 2>/dev/null || true; done
 }
 trap cleanup EXIT
-mkdir -p "$OUT"
 sh "$repo/tools/mkbundle.sh" "$work/bundle" true >/dev/null
 B=$work/bundle
 

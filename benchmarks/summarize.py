@@ -4,9 +4,11 @@ usage: summarize.py OUT_DIR [BENCH...]
 
 Reads OUT_DIR/<bench>.json (hyperfine --export-json; one result per runtime,
 named by runtime) and OUT_DIR/pss.tsv (runtime, then PSS samples in kB), and
-prints mean ± stddev per runtime plus the ocirt/runc and ocirt/crun ratios and
-the issue's target for each row.  With BENCH names (e.g. ``exec``, which
-benchmarks/exec.sh passes), only those rows ("pss" for the PSS row).
+prints mean ± stddev per runtime plus the ocirt/runc and ocirt/crun ratios,
+the issue's target for each row and whether it is met, after the lines of
+OUT_DIR/env.txt (benchmarks/env.sh: commit, ocirt's interpreter, versions).
+With BENCH names (e.g. ``exec``, which benchmarks/exec.sh passes), only
+those rows ("pss" for the PSS row).
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ TARGETS = {
     "kill": "ocirt/crun <= 3",
     "delete": "ocirt/crun <= 3",
     "pss": "ocirt <= 1024 kB",
+}
+# (compared with, limit) for the "met" column: a ratio, or ocirt's own value.
+LIMITS = {
+    "lifecycle": ("runc", 1.0),
+    "state": ("crun", 3.0),
+    "start": ("crun", 3.0),
+    "kill": ("crun", 3.0),
+    "delete": ("crun", 3.0),
+    "pss": ("", 1024.0),
 }
 
 
@@ -58,15 +69,31 @@ def ratio(values: dict[str, float], other: str) -> str:
     return "-"
 
 
+def met(bench: str, values: dict[str, float]) -> str:
+    if bench not in LIMITS or "ocirt" not in values:
+        return ""
+    other, limit = LIMITS[bench]
+    if not other:
+        return "yes" if values["ocirt"] <= limit else "no"
+    if not values.get(other):
+        return "-"
+    return "yes" if values["ocirt"] / values[other] <= limit else "no"
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 2 or any(b not in [*BENCHES, "pss"] for b in argv[2:]):
         print(__doc__, file=sys.stderr)
         return 2
     out = Path(argv[1])
     only = set(argv[2:]) or {*BENCHES, "pss"}
+    env = out / "env.txt"
+    if env.exists():
+        for line in env.read_text().splitlines():
+            print(f"- {line}")
+        print()
     head = "| benchmark | " + " | ".join(f"{r}" for r in RUNTIMES)
-    print(head + " | ocirt/runc | ocirt/crun | target |")
-    print("|---" * (len(RUNTIMES) + 4) + "|")
+    print(head + " | ocirt/runc | ocirt/crun | target | met |")
+    print("|---" * (len(RUNTIMES) + 5) + "|")
     for bench in (b for b in BENCHES if b in only):
         times = load_times(out, bench)
         if not times:
@@ -78,7 +105,8 @@ def main(argv: list[str]) -> int:
         print(
             f"| {bench} | "
             + " | ".join(cells)
-            + f" | {ratio(means, 'runc')} | {ratio(means, 'crun')} | {TARGETS.get(bench, '')} |"
+            + f" | {ratio(means, 'runc')} | {ratio(means, 'crun')}"
+            + f" | {TARGETS.get(bench, '')} | {met(bench, means)} |"
         )
     pss = load_pss(out) if "pss" in only else {}
     if pss:
@@ -86,7 +114,8 @@ def main(argv: list[str]) -> int:
         print(
             "| created init PSS | "
             + " | ".join(cells)
-            + f" | {ratio(pss, 'runc')} | {ratio(pss, 'crun')} | {TARGETS['pss']} |"
+            + f" | {ratio(pss, 'runc')} | {ratio(pss, 'crun')}"
+            + f" | {TARGETS['pss']} | {met('pss', pss)} |"
         )
     return 0
 

@@ -6,9 +6,10 @@ stay within a few times crun's ~3 ms.  CPython's C accelerator ``_json``
 (what ``json`` itself uses) is importable on its own: its scanner parses,
 its string encoder quotes.  Output is byte-for-byte ``json.dumps``'s for the
 types a state record holds (tests/test_fastjson.py checks that).
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations``: it is an import too, and the
+annotations here evaluate fine at run time.
+"""
 
 import _json
 

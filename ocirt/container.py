@@ -9,18 +9,19 @@ The CLI is a thin layer over this module; so can any Python program be::
     c.delete(force=True)
 
 The short commands (state, start, kill, delete, list) import only this
-module, ``ocirt.state`` and the standard library: ``create`` pulls in the
-rest (validation, the init) lazily.
+module, ``ocirt.state``, ``ocirt.record``, ``ocirt.errors``,
+``ocirt._fastjson`` and C modules (``posix``, not ``os``: see
+``ocirt.record``); ``ocirt.cgroups`` is imported when a cgroup must be
+changed or its driver is not one ``ocirt.record`` reads.  ``create`` pulls in
+the rest (validation, the init) lazily.
 """
 
-from __future__ import annotations
-
-import os
+import posix
 import time
 
 from ocirt import _fastjson
-from ocirt.cgroups import is_frozen, manager_from_record, procs_in
 from ocirt.errors import ContainerNotExist, ContainerNotRunning, OcirtError
+from ocirt.record import cgroup_frozen
 from ocirt.state import (
     START_SOCKET,
     StateDir,
@@ -42,20 +43,20 @@ KILL_WAIT_SECONDS = 10.0
 
 
 class Container:
-    def __init__(self, state_dir: StateDir, record: dict[str, Any]) -> None:
+    def __init__(self, state_dir: StateDir, record: "dict[str, Any]") -> None:
         self._dir = state_dir
         self.record = record
 
     # -- constructors ---------------------------------------------------------
     @classmethod
-    def create(cls, root: str, container_id: str, opts: CreateOptions) -> Container:
+    def create(cls, root: str, container_id: str, opts: "CreateOptions") -> "Container":
         from ocirt.process.parent import create
 
         record, _pid = create(root, container_id, opts)
         return cls(StateDir(root, container_id), record)
 
     @classmethod
-    def load(cls, root: str, container_id: str, lock: bool = True) -> Container:
+    def load(cls, root: str, container_id: str, lock: bool = True) -> "Container":
         state_dir = StateDir(root, container_id)
         state_dir.open(lock=lock)
         try:
@@ -69,7 +70,7 @@ class Container:
         """Release the lock on the state dir."""
         self._dir.close()
 
-    def __enter__(self) -> Container:
+    def __enter__(self) -> "Container":
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -86,9 +87,9 @@ class Container:
 
     @property
     def status(self) -> str:
-        return derive_status(self.record, paused=is_frozen(self.record))
+        return derive_status(self.record, paused=_is_frozen(self.record))
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> "dict[str, Any]":
         return public_state(self.record, self.status)
 
     def processes(self) -> list[int]:
@@ -99,6 +100,8 @@ class Container:
         """
         alive = init_is_alive(self.record)
         if self.record.get("cgroup"):
+            from ocirt.cgroups import manager_from_record
+
             manager = manager_from_record(self.record)
             if manager.exists():
                 others = [p for p in manager.pids() if p != self.pid]
@@ -107,16 +110,16 @@ class Container:
             return []
         pids = [self.pid]
         try:
-            own = os.stat(f"/proc/{self.pid}/ns/pid").st_ino
-            if own == os.stat("/proc/self/ns/pid").st_ino:
+            own = posix.stat(f"/proc/{self.pid}/ns/pid").st_ino
+            if own == posix.stat("/proc/self/ns/pid").st_ino:
                 return pids  # the host's pid namespace: only the init is known to be ours
         except OSError:
             return pids
-        for name in os.listdir("/proc"):
+        for name in posix.listdir("/proc"):
             if not name.isdigit() or int(name) == self.pid:
                 continue
             try:
-                if os.stat(f"/proc/{name}/ns/pid").st_ino == own:
+                if posix.stat(f"/proc/{name}/ns/pid").st_ino == own:
                     pids.append(int(name))
             except OSError:
                 continue
@@ -129,21 +132,20 @@ class Container:
             raise OcirtError("cannot start a container that has stopped")
         if status != "created":
             raise OcirtError("cannot start an already running container")
-        reply = self._release_init()
+        reply = self._release_init(public_state(self.record, status))
         if reply:
             errno_text, _, message = reply.decode(errors="replace").partition("\n")
             raise OcirtError(message or f"container init failed (errno {errno_text})")
         try:
-            os.unlink(self._dir.file(START_SOCKET))
+            posix.unlink(self._dir.file(START_SOCKET))
         except FileNotFoundError:
             pass
         self._run_hooks("poststart", "running", fatal=True)
 
-    def _release_init(self) -> bytes:
-        """Connect to the waiting stage 2; its reply is empty when exec worked."""
+    def _release_init(self, state: "dict[str, Any]") -> bytes:
+        """Send STATE to the waiting stage 2; its reply is empty when exec worked."""
         import _socket  # the C module: `socket` imports enum, selectors...
 
-        state = self.state()
         state_json = _fastjson.dumps(state).encode()
         s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         try:
@@ -175,14 +177,16 @@ class Container:
         targets = self.processes() if all_processes else [self.pid]
         for pid in targets:
             self._signal(pid, sig, is_init=pid == self.pid)
-        if sig == SIGKILL and is_frozen(self.record):
+        if sig == SIGKILL and _is_frozen(self.record):
+            from ocirt.cgroups import manager_from_record
+
             manager_from_record(self.record).thaw()  # a frozen task dies only once thawed
 
     def _signal(self, pid: int, sig: int, is_init: bool) -> None:
         import _signal
 
         try:
-            pidfd = os.pidfd_open(pid)
+            pidfd = posix.pidfd_open(pid)
         except ProcessLookupError:
             if is_init:
                 raise ContainerNotRunning() from None
@@ -198,7 +202,7 @@ class Container:
         except OSError as e:
             raise OcirtError(f"unable to signal init: {e.strerror.lower()}") from e
         finally:
-            os.close(pidfd)
+            posix.close(pidfd)
 
     def delete(self, force: bool = False) -> list[str]:
         """Remove the container; returns warnings (failed poststop hooks)."""
@@ -229,10 +233,17 @@ class Container:
         """Kill what is left in the cgroup (e.g. after an OOM kill), then remove it."""
         if not self.record.get("cgroup"):
             return
+        from ocirt.cgroups import manager_from_record, procs_in
+
         manager = manager_from_record(self.record)
-        if not manager.exists():
-            return
         cg = self.record["cgroup"]
+        systemd = cg.get("driver") == "systemd"
+        if not manager.exists():
+            if systemd:
+                manager.destroy()  # a failed (e.g. OOM-killed) scope stays loaded: reset it
+            return
+        if systemd:
+            cg = dict(cg["inner"], created=list(manager.paths().values()))  # the scope is ours
         leaves = set(cg.get("paths", {}).values()) | ({cg["path"]} if "path" in cg else set())
         # Only what sits in a cgroup create made: a joined, pre-existing one is
         # shared with processes that are not ours (and destroy() keeps it).
@@ -241,7 +252,7 @@ class Container:
             leftovers.update(procs_in(directory))
         for pid in leftovers:
             try:
-                os.kill(pid, SIGKILL)
+                posix.kill(pid, SIGKILL)
             except ProcessLookupError:
                 pass
         if manager.is_frozen():
@@ -252,7 +263,7 @@ class Container:
         import select
 
         try:
-            pidfd = os.pidfd_open(self.pid)
+            pidfd = posix.pidfd_open(self.pid)
         except ProcessLookupError:
             return
         try:
@@ -260,7 +271,7 @@ class Container:
             while init_is_alive(self.record) and time.monotonic() < deadline:
                 select.select([pidfd], [], [], 0.05)
         finally:
-            os.close(pidfd)
+            posix.close(pidfd)
         if init_is_alive(self.record):
             raise OcirtError(f"container {self.id} did not exit after SIGKILL")
 
@@ -286,18 +297,18 @@ class Container:
         """Exit code of the init; only for the process that created it (run)."""
         while True:
             try:
-                _, status = os.waitpid(self.pid, 0)
+                _, status = posix.waitpid(self.pid, 0)
             except InterruptedError:
                 continue
             except ChildProcessError:
                 return 0
-            if os.WIFEXITED(status):
-                return os.WEXITSTATUS(status)
-            if os.WIFSIGNALED(status):
-                return 128 + os.WTERMSIG(status)
+            if posix.WIFEXITED(status):
+                return posix.WEXITSTATUS(status)
+            if posix.WIFSIGNALED(status):
+                return 128 + posix.WTERMSIG(status)
 
 
-def list_containers(root: str) -> list[dict[str, Any]]:
+def list_containers(root: str) -> "list[dict[str, Any]]":
     """State of every container under ROOT, with its owner's name."""
     result = []
     for container_id in list_ids(root):
@@ -313,10 +324,20 @@ def list_containers(root: str) -> list[dict[str, Any]]:
 
 
 def _owner_name(path: str) -> str:
-    uid = os.stat(path).st_uid
+    uid = posix.stat(path).st_uid
     try:
         import pwd
 
         return pwd.getpwuid(uid).pw_name
     except (KeyError, ImportError):
         return f"#{uid}"
+
+
+def _is_frozen(record: "dict[str, Any]") -> bool:
+    """ocirt.cgroups.is_frozen, read without importing ocirt.cgroups when possible."""
+    frozen = cgroup_frozen(record)
+    if frozen is None:  # a driver whose files ocirt.record does not know
+        from ocirt.cgroups import is_frozen
+
+        frozen = is_frozen(record)
+    return frozen

@@ -5,9 +5,10 @@ runc's stderr line, the ``--log`` record and exit status 1.  Messages follow
 runc's wording where container managers string-match them (see
 ``../shared/reference/contract.md``): "container does not exist",
 "container not running", "no such process", "permission denied".
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations``: the short commands import this
+module, and that would be one more import (see ocirt.record).
+"""
 
 
 class OcirtError(Exception):

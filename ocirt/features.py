@@ -51,7 +51,7 @@ def features() -> dict[str, Any]:
         "linux": {
             "namespaces": [ns for ns in NAMESPACES if os.path.exists(f"/proc/self/ns/{_proc(ns)}")],
             "capabilities": caps,
-            "cgroup": {"v1": v1, "v2": v2, "systemd": False, "systemdUser": False, "rdma": v2},
+            "cgroup": {"v1": v1, "v2": v2, "systemd": True, "systemdUser": False, "rdma": v2},
             "seccomp": _seccomp(),
             "apparmor": {"enabled": lsm.apparmor_enabled()},
             "selinux": {"enabled": lsm.selinux_enabled()},

@@ -2,8 +2,11 @@
 
 pip's console script imports ``re`` and runs ``site`` (with its .pth files):
 ~9 ms before ocirt's first line, three times crun's whole ``state``.  This
-launcher runs the venv's interpreter with ``-I -S`` and puts the exact
-import paths of this installation on ``sys.path`` itself.
+launcher runs the venv's interpreter with ``-I -S``, puts the exact import
+paths of this installation on ``sys.path`` itself and enters through
+``ocirt.fastcli`` (the short commands without ``ocirt.cli``'s imports, and
+an exit without the interpreter's finalization; everything else goes on to
+``ocirt.cli.main``).
 
     python -m ocirt.launcher /path/to/venv/bin/ocirt
 """
@@ -19,8 +22,8 @@ TEMPLATE = """#!{python} -IS
 # ocirt/launcher.py); regenerate it after moving the venv or the checkout.
 import sys
 sys.path[:0] = {paths!r}
-from ocirt.cli import main
-sys.exit(main())
+from ocirt.fastcli import main
+main()
 """
 
 
@@ -38,7 +41,10 @@ def import_paths() -> list[str]:
 
 
 def write(target: str) -> None:
-    text = TEMPLATE.format(python=sys.executable, paths=import_paths())
+    # The venv's own interpreter path (not resolved: a venv's bin/python is a
+    # symlink to the base interpreter, and only the venv's path finds its
+    # site-packages); abspath only drops a relative spelling.
+    text = TEMPLATE.format(python=os.path.abspath(sys.executable), paths=import_paths())
     tmp = target + ".tmp"
     with open(tmp, "w") as f:
         f.write(text)

@@ -10,37 +10,79 @@ Concurrency: every command that changes a container holds ``flock(LOCK_EX)``
 on the directory itself; ``create`` holds it from ``mkdir`` to the end, so a
 second command on the same id waits instead of reading half a container.
 
-The status is never stored: it is derived from the live init, identified by
-its pid *and* its start time (field 22 of /proc/PID/stat), so a pid the
-kernel has recycled is never taken for the container.
+The record's status and public state are ``ocirt.record``'s (re-exported
+here): the short commands' fast path reads them without this module's
+imports.
 """
 
-from __future__ import annotations
-
 import fcntl
-import os
+import posix
 import time
 
 from ocirt import _fastjson
 from ocirt.errors import ContainerNotExist, OcirtError
+from ocirt.record import (  # re-exported: the library's names for them
+    OCI_VERSION,
+    STAGE2_MEMFD_NAME,
+    START_SOCKET,
+    STATE_FILE,
+    check_id,
+    derive_status,
+    init_is_alive,
+    init_is_waiting,
+    process_start_time,
+    process_state_letter,
+    public_state,
+)
 
-TYPE_CHECKING = False  # typing costs ~3 ms to import: names for annotations only
+# No `os` and no `from __future__` here (see ocirt.record): posix calls, and
+# annotations that name typing's Any are quoted.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-OCI_VERSION = "1.3.0"
-STATE_FILE = "state.json"
-START_SOCKET = "start.sock"
-# What /proc/PID/exe of a created (not yet started) init reads: the stage-2
-# init runs from a memfd of this name (see ocirt/process/parent.py).
-STAGE2_MEMFD_NAME = "ocirt-init"
+__all__ = [  # ocirt.record's names too, for the library
+    "OCI_VERSION",
+    "STAGE2_MEMFD_NAME",
+    "START_SOCKET",
+    "STATE_FILE",
+    "StateDir",
+    "check_id",
+    "derive_status",
+    "init_is_alive",
+    "init_is_waiting",
+    "join",
+    "list_ids",
+    "process_start_time",
+    "process_state_letter",
+    "public_state",
+    "rfc3339_now",
+]
+
+_DIR_FLAGS = posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC
+_S_IFMT, _S_IFREG = 0o170000, 0o100000
 
 
-def check_id(container_id: str) -> None:
-    """runc's rule, ^[\\w+-.]+$ (word characters, '+', '-', '.'), minus . and .."""
-    valid = bool(container_id) and all(c.isalnum() or c in "_+-." for c in container_id)
-    if not valid or container_id in (".", ".."):
-        raise OcirtError("invalid container ID format")
+def join(directory: str, name: str) -> str:
+    """os.path.join(DIRECTORY, NAME) for a NAME without slashes."""
+    if not directory or directory.endswith("/"):
+        return directory + name
+    return directory + "/" + name
+
+
+def _exists(path: str) -> bool:
+    try:
+        posix.stat(path)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := posix.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def rfc3339_now() -> str:
@@ -52,27 +94,6 @@ def rfc3339_now() -> str:
     return f"{stamp}.{fraction}Z" if fraction else f"{stamp}Z"
 
 
-def process_start_time(pid: int) -> int | None:
-    """Start time of PID in clock ticks since boot, or None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    # comm (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = stat[stat.rindex(b")") + 2 :].split()
-    return int(fields[19])
-
-
-def process_state_letter(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return "X"
-    return chr(stat[stat.rindex(b")") + 2])
-
-
 class StateDir:
     """A container's directory, opened and optionally locked."""
 
@@ -80,46 +101,48 @@ class StateDir:
         check_id(container_id)
         self.root = root
         self.id = container_id
-        self.path = os.path.join(root, container_id)
+        self.path = join(root, container_id)
         self._fd: int | None = None
 
     # -- lifecycle of the directory ------------------------------------
     def create(self) -> None:
         """mkdir + lock; refuses an id in use (mkdir is the atomic test)."""
+        import os  # only create makes directories: the short commands never get here
+
         os.makedirs(self.root, mode=0o700, exist_ok=True)
         try:
-            os.mkdir(self.path, 0o700)
+            posix.mkdir(self.path, 0o700)
         except FileExistsError:
             raise OcirtError("container with given ID already exists") from None
-        self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._fd = posix.open(self.path, _DIR_FLAGS)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
 
     def open(self, lock: bool = True) -> None:
         try:
-            self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            self._fd = posix.open(self.path, _DIR_FLAGS)
         except FileNotFoundError:
             raise ContainerNotExist(self.id) from None
         if lock:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
-        if not os.path.exists(os.path.join(self.path, STATE_FILE)):
+        if not _exists(join(self.path, STATE_FILE)):
             self.close()
             raise ContainerNotExist(self.id)
 
     def close(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)
+            posix.close(self._fd)
             self._fd = None
 
     def remove(self) -> None:
         """Remove the directory and everything in it (state files only)."""
-        for name in os.listdir(self.path):
-            os.unlink(os.path.join(self.path, name))
-        os.rmdir(self.path)
+        for name in posix.listdir(self.path):
+            posix.unlink(join(self.path, name))
+        posix.rmdir(self.path)
         self.close()
 
     # -- the record ------------------------------------------------------
     def file(self, name: str) -> str:
-        return os.path.join(self.path, name)
+        return join(self.path, name)
 
     def socket_path(self, name: str) -> str:
         """A path for bind()/connect() of a socket in the directory.
@@ -130,75 +153,46 @@ class StateDir:
         """
         if self._fd is None:  # opened unlocked; close() releases it
             try:
-                self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                self._fd = posix.open(self.path, _DIR_FLAGS)
             except FileNotFoundError:
                 raise ContainerNotExist(self.id) from None
         return f"/proc/self/fd/{self._fd}/{name}"
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: "dict[str, Any]") -> None:
+        data = memoryview(_fastjson.dumps(record, compact=True).encode())  # ASCII: \u escapes
         tmp = self.file(STATE_FILE + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(_fastjson.dumps(record, compact=True))
-        os.rename(tmp, self.file(STATE_FILE))
-
-    def read(self) -> dict[str, Any]:
+        fd = posix.open(
+            tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, 0o600
+        )
         try:
-            with open(self.file(STATE_FILE), "rb") as f:
-                return _fastjson.loads(f.read())
+            while data:
+                data = data[posix.write(fd, data) :]
+        finally:
+            posix.close(fd)
+        posix.rename(tmp, self.file(STATE_FILE))
+
+    def read(self) -> "dict[str, Any]":
+        try:
+            fd = posix.open(self.file(STATE_FILE), posix.O_RDONLY | posix.O_CLOEXEC)
         except FileNotFoundError:
             raise ContainerNotExist(self.id) from None
+        try:
+            return _fastjson.loads(_read_all(fd))
+        finally:
+            posix.close(fd)
 
 
 def list_ids(root: str) -> list[str]:
     try:
-        names = os.listdir(root)
+        names = posix.listdir(root)
     except FileNotFoundError:
         return []
-    return sorted(n for n in names if os.path.isfile(os.path.join(root, n, STATE_FILE)))
+    return sorted(n for n in names if _is_file(join(join(root, n), STATE_FILE)))
 
 
-def init_is_alive(record: dict[str, Any]) -> bool:
-    """True while the recorded init (same pid, same start time) lives."""
-    pid = record.get("pid") or 0
-    if pid <= 0:
-        return False
-    if process_start_time(pid) != record.get("init_start_time"):
-        return False
-    return process_state_letter(pid) not in ("Z", "X")
-
-
-def init_is_waiting(pid: int) -> bool:
-    """True while the init is the stage-2 program, blocked before exec."""
+def _is_file(path: str) -> bool:
+    """os.path.isfile."""
     try:
-        exe = os.readlink(f"/proc/{pid}/exe")
-    except OSError:
+        return posix.stat(path).st_mode & _S_IFMT == _S_IFREG
+    except (OSError, ValueError):
         return False
-    return exe.startswith("/memfd:" + STAGE2_MEMFD_NAME)
-
-
-def derive_status(record: dict[str, Any], paused: bool = False) -> str:
-    if not init_is_alive(record):
-        return "stopped"
-    if paused:
-        return "paused"
-    if init_is_waiting(record["pid"]):
-        return "created"
-    return "running"
-
-
-def public_state(record: dict[str, Any], status: str) -> dict[str, Any]:
-    """The runtime-spec state (what `ocirt state` prints and hooks read)."""
-    state = {
-        "ociVersion": record["ociVersion"],
-        "id": record["id"],
-        "pid": record["pid"] if status != "stopped" else 0,
-        "status": status,
-        "bundle": record["bundle"],
-        "rootfs": record["rootfs"],
-        "created": record["created"],
-        "owner": record.get("owner", ""),
-    }
-    if record.get("annotations"):
-        state["annotations"] = record["annotations"]
-    return state

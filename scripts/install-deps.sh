@@ -38,6 +38,23 @@ if [ "${NO_APT:-0}" != 1 ]; then
 fi
 
 python=${PYTHON:-/usr/bin/python3}
+# ocirt's short commands are mostly interpreter start-up, and builds differ
+# (pyenv's 3.11.7 starts ~10% slower than Debian's 3.11.2 on the benchmark
+# host: docs/benchmarks.md), so the venv should be made from $python, as in
+# CI.  One made from another interpreter (a pyenv shim's python3, say) is
+# reported, and rebuilt with REBUILD_VENV=1 (not by default: someone may be
+# running tests with it).
+want_home=$(dirname "$(readlink -f "$python")")
+if [ -f .venv/pyvenv.cfg ] && ! grep -qx "home = $want_home" .venv/pyvenv.cfg; then
+    if [ "${REBUILD_VENV:-0}" = 1 ]; then
+        echo "install-deps: rebuilding .venv from $python" >&2
+        rm -rf .venv
+    else
+        echo "install-deps: WARNING: .venv was made from" \
+            "$(sed -n 's/^home = //p' .venv/pyvenv.cfg), not $want_home ($python);" \
+            "rebuild it with REBUILD_VENV=1 bash scripts/install-deps.sh" >&2
+    fi
+fi
 if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi

@@ -37,8 +37,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -131,6 +133,10 @@ def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def _bundle_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # In the cgroup v2 VM: the one its host built (see run_pytest_in_cgroup2_vm).
+    prebuilt = os.environ.get("OCIRT_TEST_BUNDLE_TEMPLATE")
+    if prebuilt and Path(prebuilt, "config.json").is_file():
+        return Path(prebuilt)
     if shutil.which(os.environ.get("RUNC", "runc")) is None:
         pytest.skip("tools/mkbundle.sh needs `runc spec` (install runc)")
     if not os.access(os.environ.get("BUSYBOX", "/bin/busybox"), os.X_OK):
@@ -161,12 +167,28 @@ def bundle(_bundle_template: Path, tmp_path: Path) -> BundleFactory:
     return make
 
 
-def run_pytest_in_cgroup2_vm(pytest_args: list[str], timeout: float) -> str:
+# Seconds of the VM's time that are not the guest's pytest run: booting (~5 s, but
+# over a minute on a busy CI runner without KVM), its fixture teardown after an
+# interrupt, and powering off.
+VM_MARGIN = 180
+
+
+def run_pytest_in_cgroup2_vm(
+    pytest_args: list[str], timeout: float, wrapper: list[str] | None = None
+) -> str:
     """Run pytest with PYTEST_ARGS inside ../shared/tools/cgroup2-vm (a pure cgroup v2
-    guest); return the tail of its output.
+    guest); return the tail of its output.  WRAPPER (a command prefix) runs
+    the guest's pytest under something, e.g. tests/guest/with-systemd.sh.
 
     Skips when the VM tool, its kernel or qemu is missing; fails when the VM
     does not run, or when the guest's run has failures or passed nothing.
+
+    Bounded, and a hang says where: pytest runs with ``-v`` (the output names
+    the test that hangs) and dumps the stacks of a test that runs for more than a
+    third of its time; the guest interrupts its own pytest (SIGINT: pytest tears
+    its fixtures down and prints its summary) after TIMEOUT - VM_MARGIN seconds;
+    should the VM not answer within TIMEOUT, it is killed and the test fails
+    with the guest's output so far.
     """
     tool = Path(os.environ.get("CGROUP2_VM", REPO.parent / "shared/tools/cgroup2-vm"))
     kernel_dir = Path(os.environ.get("VM_KERNEL_DIR", "/var/cache/cgroup2-vm/kernel"))
@@ -176,36 +198,93 @@ def run_pytest_in_cgroup2_vm(pytest_args: list[str], timeout: float) -> str:
         pytest.skip(f"no VM kernel in {kernel_dir}: run `{tool} --fetch-kernel` once")
     if not shutil.which("qemu-system-x86_64"):
         pytest.skip("qemu-system-x86_64 is missing (apt-get install qemu-system-x86)")
-    argv = [str(tool), sys.executable, "-m", "pytest", *pytest_args, "-p", "no:cacheprovider"]
-    # The guest is fully emulated (no KVM): once in several CI runs a guest
-    # hung past the timeout while the same run passed in ~3 min right after.
-    # One more boot then; a second hang fails the test.
-    for attempt in (1, 2):
-        try:
-            result = subprocess.run(
-                argv,
-                cwd=REPO,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-            break
-        except subprocess.TimeoutExpired:
-            if attempt == 2:
-                raise
-            print(f"cgroup2-vm: no answer after {timeout} s; booting it once more")
-    tail = "\n".join(result.stdout.splitlines()[-30:])
-    if result.stderr.strip():
-        tail += f"\nstderr: {result.stderr[-2000:]}"
-    where = "the VM failed to run" if result.returncode == 125 else "the guest's tests failed"
-    assert result.returncode == 0, f"cgroup v2 run: {where} (exit {result.returncode}):\n{tail}"
+    guest_limit = max(60, int(timeout) - VM_MARGIN)
+    argv = [
+        str(tool),
+        *(wrapper or []),
+        *("timeout", "-s", "INT", "-k", "60", str(guest_limit)),
+        *(sys.executable, "-m", "pytest", *pytest_args),
+        *("-v", "--durations=5", "-p", "no:cacheprovider"),
+        # A test still running after a third of that: the stacks of its threads.
+        *("-o", f"faulthandler_timeout={guest_limit // 3}"),
+    ]
+    # The bundle template takes 1-2 min to build in the guest (a fork+exec per
+    # busybox applet), a second here: built here, where the guest can read it
+    # (not under /tmp: the guest has a tmpfs of its own there).
+    with tempfile.TemporaryDirectory(prefix="ocirt-vm-bundle-", dir="/var/tmp") as shared:
+        env = dict(os.environ)
+        template = Path(shared, "bundle")
+        built = subprocess.run(
+            ["sh", str(MKBUNDLE), str(template)], capture_output=True, timeout=120, check=False
+        )
+        if built.returncode == 0:
+            env["OCIRT_TEST_BUNDLE_TEMPLATE"] = str(template)
+        returncode, stdout, stderr = _run_vm(argv, env, timeout)
+    if returncode is None:
+        pytest.fail(
+            f"cgroup v2 run: the VM did not answer within {timeout} s and was killed "
+            f"(the guest's pytest had {guest_limit} s); its output so far:\n"
+            f"{_vm_tail(stdout, stderr)}\n(VM_DEBUG=1 shows the guest's kernel log)",
+            pytrace=False,
+        )
+    tail = _vm_tail(stdout, stderr)
+    if returncode in (124, 137):  # timeout(1): SIGINT sent / SIGKILL needed too
+        where = f"the guest's pytest run took longer than {guest_limit} s and was interrupted"
+    elif returncode == 125:
+        where = "the VM failed to run"
+    else:
+        where = "the guest's tests failed"
+    assert returncode == 0, f"cgroup v2 run: {where} (exit {returncode}):\n{tail}"
     counts = re.compile(r"\b\d+ (passed|failed|skipped|deselected|errors?)\b")
-    summary = next((ln for ln in reversed(result.stdout.splitlines()) if counts.search(ln)), "")
+    summary = next((ln for ln in reversed(stdout.splitlines()) if counts.search(ln)), "")
     assert re.search(r"\b\d+ passed\b", summary), f"nothing passed on cgroup v2:\n{tail}"
     assert not re.search(r"\b(failed|errors?)\b", summary), tail
+    return _vm_tail(stdout, stderr, lines=30)
+
+
+def _run_vm(argv: list[str], env: dict[str, str], timeout: float) -> tuple[int | None, str, str]:
+    """(exit status, stdout, stderr) of the VM script; status None if it timed out."""
+    # Its own session: on a timeout, qemu goes too (killing the script alone
+    # would leave the guest running, and holding our pipes).
+    proc = subprocess.Popen(
+        argv,
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+        return proc.returncode, stdout, stderr
+    except subprocess.TimeoutExpired:
+        _stop_process_group(proc)
+        stdout, stderr = proc.communicate(timeout=60)
+        return None, stdout, stderr
+
+
+def _vm_tail(stdout: str, stderr: str, lines: int = 200) -> str:
+    tail = "\n".join(stdout.splitlines()[-lines:])
+    if stderr.strip():
+        tail += f"\nstderr: {stderr[-2000:]}"
     return tail
+
+
+def _stop_process_group(proc: subprocess.Popen[str]) -> None:
+    """SIGINT to the VM script's process group (qemu exits, the script removes its
+    temporary directory), SIGKILL if that is not enough within 10 s."""
+    for sig, grace in ((signal.SIGINT, 10), (signal.SIGKILL, 30)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def call_runtime(

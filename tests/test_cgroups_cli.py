@@ -13,6 +13,7 @@ import json
 import os
 import select
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -49,16 +50,25 @@ def cli(binary: str, root: Path, *args: str, stdin: str | None = None, check: bo
     return result
 
 
-def run_detached(binary: str, root: Path, bundle: Path, cid: str) -> None:
-    # The container inherits stdio: no pipes, or run() would wait for it.
-    subprocess.run(
-        [binary, "--root", str(root), "run", "-d", "-b", str(bundle), cid],
-        check=True,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        timeout=120,
-    )
+def run_detached(
+    binary: str, root: Path, bundle: Path, cid: str, command: tuple[str, ...] = ("run", "-d")
+) -> None:
+    """`BINARY run -d` (or COMMAND, e.g. ``("create",)``) of BUNDLE as CID."""
+    # The container inherits stdio: no pipes, or run() would wait for it to
+    # close them.  stderr goes to a file, for the failure message.
+    with tempfile.TemporaryFile() as err:
+        result = subprocess.run(
+            [binary, "--root", str(root), *command, "-b", str(bundle), cid],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            timeout=120,
+            check=False,
+        )
+        if result.returncode != 0:
+            err.seek(0)
+            message = err.read().decode(errors="replace")
+            raise AssertionError(f"{command} {cid}: exit {result.returncode}: {message}")
 
 
 def cgroup_record(root: Path, cid: str) -> dict[str, Any]:
@@ -75,6 +85,72 @@ def last_error(result: subprocess.CompletedProcess) -> str:
 
 def status(binary: str, root: Path, cid: str) -> str:
     return json.loads(cli(binary, root, "state", cid).stdout)["status"]
+
+
+def wait_for_status(binary: str, root: Path, cid: str, want: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while (now := status(binary, root, cid)) != want:
+        assert time.monotonic() < deadline, f"{cid} is still {now!r} after {timeout} s"
+        time.sleep(0.2)
+
+
+class EventStream:
+    """A running `ocirt events`: its JSON lines, each read with a deadline.
+
+    Reads the pipe with select + os.read and splits lines itself: a buffered
+    readline() may take two lines off the pipe and leave the second where
+    select() does not see it, or block on a line that never ends.
+    """
+
+    def __init__(self, argv: list[str], stderr_path: Path) -> None:
+        self._stderr_path = stderr_path
+        with open(stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err
+            )
+        self.seen: list[dict[str, Any]] = []
+        self._buffer = b""
+        self._eof = False
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=60)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+
+    def _next(self, deadline: float) -> dict[str, Any] | None:
+        """The next event; None at EOF or DEADLINE."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if self._eof or left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 65536)
+            self._eof = not chunk
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        self.seen.append(json.loads(line))
+        return self.seen[-1]
+
+    def wait_for(self, kind: str, timeout: float) -> dict[str, Any]:
+        """The next event of type KIND; fails after TIMEOUT s or when the stream ends."""
+        deadline = time.monotonic() + timeout
+        while (event := self._next(deadline)) is not None:
+            if event["type"] == kind:
+                return event
+        if self._eof:
+            why = f"the stream ended (exit status {self.proc.wait(timeout=60)})"
+        else:
+            why = f"nothing for {timeout} s"
+        kinds = [e["type"] for e in self.seen]
+        stderr = self._stderr_path.read_text(errors="replace").strip()
+        raise AssertionError(
+            f"no {kind!r} event: {why}; events so far: {kinds}; stderr: {stderr!r}"
+        )
 
 
 @pytest.fixture
@@ -203,69 +279,45 @@ def test_events_stats(ocirt_bin: str, tmp_root: Path, running: str) -> None:
     assert data["memory"]["usage"]["usage"] > 0
 
 
-def test_events_interval_streams(ocirt_bin: str, tmp_root: Path, running: str) -> None:
-    proc = subprocess.Popen(
-        [ocirt_bin, "--root", str(tmp_root), "events", "--interval", "200ms", running],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        lines = [proc.stdout.readline() for _ in range(2)]  # type: ignore[union-attr]
-        assert all(json.loads(line)["type"] == "stats" for line in lines)
-    finally:
-        proc.kill()
-        proc.wait()
+def test_events_interval_streams(
+    ocirt_bin: str, tmp_root: Path, running: str, tmp_path: Path
+) -> None:
+    argv = [ocirt_bin, "--root", str(tmp_root), "events", "--interval", "200ms", running]
+    with EventStream(argv, tmp_path / "events.stderr") as events:
+        for _ in range(2):
+            assert events.wait_for("stats", timeout=60)["id"] == running
+        assert [e["type"] for e in events.seen] == ["stats", "stats"]
 
 
-def test_oom_event_and_delete(ocirt_bin: str, tmp_root: Path, bundle) -> None:
-    """A memory hog in a 16 MiB container: OOM-killed, events says so, delete cleans up."""
+def test_oom_event_and_delete(ocirt_bin: str, tmp_root: Path, bundle, tmp_path: Path) -> None:
+    """A memory hog in a 16 MiB container: OOM-killed, events says so, delete cleans up.
+
+    The hog starts only once `events` watches: `events` reports the OOM kills
+    that happen after it read the count (as runc) and refuses a container that
+    has stopped already.  Its first stats line says that it watches, so the
+    container is created, `events` started, and the container started only
+    then (a head start of a few seconds was not enough in the cgroup v2 VM,
+    whose processes start ~30x slower than here).
+    """
     memory: dict[str, int] = {"limit": 16 * MIB}
     mem_mount = "/sys/fs/cgroup" if V2 else "/sys/fs/cgroup/memory"
     if V2 or os.path.exists(f"{mem_mount}/memory.memsw.limit_in_bytes"):
         memory["swap"] = 16 * MIB  # and no swap to escape to
-    hog = 'sleep 2; x=a; while true; do x="$x$x"; done'
+    hog = 'x=a; while true; do x="$x$x"; done'
     b = bundle("sh", "-c", hog, patch={"linux": {"resources": {"memory": memory}}})
     cid = unique("oom")
-    run_detached(ocirt_bin, tmp_root, b, cid)
+    run_detached(ocirt_bin, tmp_root, b, cid, command=("create",))
     record = cgroup_record(tmp_root, cid)
-    events = subprocess.Popen(
-        [ocirt_bin, "--root", str(tmp_root), "events", cid],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        seen = _read_events(events, timeout=60)
-    finally:
-        events.kill()
-        events.wait()
-    assert {"type": "oom", "id": cid} in seen
-    deadline = time.monotonic() + 30
-    while status(ocirt_bin, tmp_root, cid) != "stopped" and time.monotonic() < deadline:
-        time.sleep(0.1)
+    argv = [ocirt_bin, "--root", str(tmp_root), "events", "--interval", "1s", cid]
+    with EventStream(argv, tmp_path / "events.stderr") as events:
+        events.wait_for("stats", timeout=120)
+        cli(ocirt_bin, tmp_root, "start", cid)
+        events.wait_for("oom", timeout=120)
+    wait_for_status(ocirt_bin, tmp_root, cid, "stopped", timeout=120)
     cli(ocirt_bin, tmp_root, "delete", cid)
     manager = cgroups.manager_from_record(record)
     assert not manager.exists()
     assert not any(os.path.exists(p) for p in manager.paths().values())
-
-
-def _read_events(proc: subprocess.Popen, timeout: float) -> list[dict[str, Any]]:
-    """Events until an oom one, EOF or TIMEOUT."""
-    seen: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-        if not ready:
-            continue
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen.append(json.loads(line))
-        if seen[-1]["type"] == "oom":
-            break
-    return seen
 
 
 def test_delete_force_removes_cgroups(ocirt_bin: str, tmp_root: Path, running: str) -> None:
@@ -288,5 +340,5 @@ VM_DESELECT = (
 @pytest.mark.skipif(V2, reason="already running on cgroup v2")
 def test_cli_on_cgroup2_vm() -> None:
     """This module's cgroup CLI tests (pause/resume, update, ps, events, OOM) on cgroup v2."""
-    args = ["tests/test_cgroups_cli.py", "-k", VM_DESELECT, "-q", "-ra"]
-    print(run_pytest_in_cgroup2_vm(args, timeout=600))
+    args = ["tests/test_cgroups_cli.py", "-k", VM_DESELECT, "-ra"]
+    print(run_pytest_in_cgroup2_vm(args, timeout=900))

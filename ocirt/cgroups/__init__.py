@@ -8,7 +8,8 @@ Drivers (``to_record()["driver"]``):
 * ``fs2`` cgroup v2 (``ocirt.cgroups.v2``): one directory, controllers
   enabled in every ancestor's ``cgroup.subtree_control``, devices filtered by
   an eBPF program (``ocirt.cgroups.devices_bpf``);
-* ``systemd`` (``ocirt.cgroups.systemd``): refused unless systemd runs.
+* ``systemd`` (``ocirt.cgroups.systemd``): a transient scope made over D-Bus,
+  with the files written by the fs/fs2 code above (as runc's systemd driver).
 
 This module is imported by ``state``/``kill``/``delete``: it only imports the
 standard library, and loads a driver module when a manager is made.
@@ -319,6 +320,10 @@ class Manager:
         """An fd that polls readable (v1 eventfd) or POLLPRI (v2) on OOM."""
         raise NotImplementedError
 
+    def oom_event_is_eventfd(self) -> bool:
+        """True if oom_event_fd() is a v1 eventfd (read 8 bytes per wakeup)."""
+        return self.driver == "fs"
+
     def exists(self) -> bool:
         raise NotImplementedError
 
@@ -329,7 +334,14 @@ class Manager:
         raise NotImplementedError
 
 
-def manager_for(cgroups_path: str, container_id: str, *, systemd: bool, rootless: bool) -> Manager:
+def manager_for(
+    cgroups_path: str,
+    container_id: str,
+    *,
+    systemd: bool,
+    rootless: bool,
+    annotations: dict[str, str] | None = None,
+) -> Manager:
     """The manager for a new container (nothing is created until create()).
 
     runc semantics: an absolute path is taken from each hierarchy's root; a
@@ -340,7 +352,9 @@ def manager_for(cgroups_path: str, container_id: str, *, systemd: bool, rootless
     if systemd:
         from ocirt.cgroups import systemd as driver_systemd
 
-        return driver_systemd.new_manager(cgroups_path, container_id, rootless=rootless)
+        return driver_systemd.new_manager(
+            cgroups_path, container_id, rootless=rootless, annotations=annotations
+        )
     inner = clean_path(cgroups_path) or container_id
     if mode() == "v2":
         from ocirt.cgroups import v2
@@ -364,6 +378,10 @@ def manager_from_record(record: dict[str, Any]) -> Manager:
         from ocirt.cgroups import v1
 
         return v1.V1Manager.from_record(record)
+    if driver == "systemd":
+        from ocirt.cgroups import systemd as driver_systemd
+
+        return driver_systemd.SystemdManager.from_record(record)
     raise CgroupError(f"unknown cgroup driver {driver!r} in the container's state")
 
 

@@ -91,9 +91,11 @@ def stream(ctx, record: dict[str, Any], manager, interval: float) -> int:
 
     container_id = record["id"]
     oom_fd = manager.oom_event_fd()
-    is_eventfd = manager.driver == "fs"
+    is_eventfd = manager.oom_event_is_eventfd()
     poller = select.poll()
-    poller.register(oom_fd, select.POLLIN | select.POLLPRI)
+    # v1: an eventfd, readable per OOM.  v2: memory.events, which polls readable
+    # always (every kernfs file does): only POLLPRI says that it changed.
+    poller.register(oom_fd, select.POLLIN if is_eventfd else select.POLLPRI)
     last_ooms = manager.oom_count()
     next_stats = time.monotonic() + interval
     try:

@@ -37,14 +37,17 @@ FLAGS = (
 
 
 def run(ctx, opts: dict, args: list[str]) -> int:
-    from ocirt.cli import output
+    from ocirt.process import cgroup_warmup
 
+    cgroup_warmup.start()  # first: overlaps the v1 grace period with what follows
     min_args("exec", args, 1)
     preserve = _int_flag(opts["preserve_fds"], "preserve-fds")
     gids = tuple(_int_flag(g, "additional-gids") for g in opts["additional_gids"])
     try:
         return _exec(ctx, opts, args, preserve, gids)
     except Exception as e:  # OcirtError, OSError: runc's "exec failed: ...", 255
+        from ocirt.cli import output
+
         output.error(ctx, f"exec failed: {output.describe(e)}")
         return EXEC_FAILED
 
@@ -118,13 +121,14 @@ def _process(ctx, opts: dict, command: list[str], gids: tuple[int, ...], record:
 
 def _known_caps(ctx, caps: tuple[str, ...]) -> tuple[str, ...]:
     """runc warns about --cap names this kernel lacks and goes on without them."""
-    from ocirt.cli import output
     from ocirt.linux.capabilities import CAP_NUMBERS, last_cap
 
     top = last_cap()
     known = tuple(c for c in caps if CAP_NUMBERS.get(c, top + 1) <= top)
     unknown = [c for c in caps if c not in known]
     if unknown:
+        from ocirt.cli import output
+
         output.warn(ctx, f"ignoring unknown or unavailable capabilities: [{' '.join(unknown)}]")
     return known
 

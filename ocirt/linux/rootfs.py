@@ -3,6 +3,11 @@
 Runs in the init, inside the new mount namespace, in this order (runc's):
 ``prepare()`` before the createContainer hooks, ``enter()`` (pivot_root or
 chroot) after them, then ``finish()`` for what is done from inside.
+
+``lsm`` (mount labels) and ``copyup`` (tmpcopyup) are imported where they are
+used: by then ``ocirt.process.init.preload`` has loaded them for a config that
+needs them (the init cannot import, see ``seal_imports``); ``idmap`` is used
+by the runtime itself (``idmapped_trees``).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import errno
 import os
 
 from ocirt.errors import OcirtError
-from ocirt.linux import copyup, idmap, lsm, mountopts
+from ocirt.linux import mountopts
 from ocirt.linux import syscalls as sc
 from ocirt.linux.paths import ensure_dir, ensure_file, fd_path, open_in_root
 from ocirt.spec import IdMapping, Mount, Spec
@@ -83,7 +88,11 @@ def prepare(
         _make_parent_mount_private(rootfs)
     sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    label = spec.linux.mount_label if spec.linux.mount_label and lsm.selinux_enabled() else ""
+    label = ""
+    if spec.linux.mount_label:
+        from ocirt.linux import lsm
+
+        label = spec.linux.mount_label if lsm.selinux_enabled() else ""
     ctx = MountContext(bundle, cgroup_paths, spec.linux.namespace("user") is not None, trees, label)
     ctx.in_cgroup_ns = spec.linux.namespace("cgroup") is not None
     deferred: list[str] = []
@@ -160,7 +169,11 @@ def _mount_filesystem(
         flags &= ~sc.MS_RDONLY
     try:
         try:
-            data = lsm.mount_data(opts.data, ctx.mount_label) if ctx.mount_label else opts.data
+            data = opts.data
+            if ctx.mount_label:
+                from ocirt.linux import lsm
+
+                data = lsm.mount_data(opts.data, ctx.mount_label)
             sc.mount(m.source or m.type, fd_path(target), m.type, flags, data or None)
         except PermissionError:
             if not (m.type == "sysfs" and ctx.in_user_ns):
@@ -171,6 +184,8 @@ def _mount_filesystem(
             return False
         if "tmpcopyup" in opts.extensions:
             # TARGET still names the directory under the new tmpfs: copy it up.
+            from ocirt.linux import copyup
+
             copyup.copy_up(target, open_in_root(root_fd, m.destination, os.O_PATH))
     finally:
         os.close(target)
@@ -265,6 +280,8 @@ def _idmapped_tree(spec: Spec, bundle: str, index: int, m: Mount) -> int:
     try:
         tree = clone_tree(source, recursive or mountopts.parse(m.options).is_recursive_bind)
         try:
+            from ocirt.linux import idmap
+
             userns = idmap.userns_fd(uid_maps, gid_maps)
             try:
                 flags = sc.AT_EMPTY_PATH | (sc.AT_RECURSIVE if recursive else 0)

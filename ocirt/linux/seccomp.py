@@ -28,7 +28,11 @@ one of the short commands.
 
 from __future__ import annotations
 
+# At the top, not where they are used: the filter is compiled in the init,
+# which cannot import (ocirt.process.common.seal_imports).
+import fcntl
 import os
+import struct
 import sys
 
 from ocirt.errors import OcirtError
@@ -369,8 +373,6 @@ def _arch_section(audit: int, highest: dict[str, int]) -> list[Insn]:
 
 def _assemble(code: list[Insn]) -> bytes:
     """Resolve labels to relative offsets; the stub is tiny, so they fit in 8 bits."""
-    import struct
-
     labels: dict[str, int] = {}
     pc = 0
     for insn in code:
@@ -429,8 +431,6 @@ def load(compiled: CompiledFilter) -> int:
 
 def program_memfd(compiled: CompiledFilter, floor: int) -> int:
     """A close-on-exec memfd at >= FLOOR holding the program, for stage 2."""
-    import fcntl
-
     fd = os.memfd_create("ocirt-seccomp", os.MFD_CLOEXEC)
     try:
         os.write(fd, compiled.program)

@@ -26,26 +26,36 @@ from __future__ import annotations
 
 # Imports are kept lean: `exec` is the hot path of Kubernetes exec probes.
 # _signal/_socket are the C modules under `signal`/`socket` (which import
-# enum, selectors: ~7 ms); dataclasses/typing/traceback are avoided too.
+# enum, selectors: ~7 ms); dataclasses/typing/traceback are avoided too, and
+# contextlib (collections, functools, types: ~2.5 ms; see _Cleanups).
 import _signal as signal
 import _socket as socket
-import contextlib
 import os
 
 from ocirt.errors import OcirtError
-from ocirt.linux import capabilities, console, namespaces, rlimits, scheduling, seccomp, user
+from ocirt.linux import capabilities, namespaces, rlimits, user
 from ocirt.linux import syscalls as sc
-from ocirt.process import init as init_stage
+from ocirt.process import cgroup_warmup
 from ocirt.process.channel import Channel, ChannelClosed, ChildError, Msg
-from ocirt.process.common import high_fd, kill_and_reap, write_pid_file
+from ocirt.process.common import (
+    chdir_to_cwd,
+    high_fd,
+    kill_and_reap,
+    look_path,
+    reset_signals,
+    seal_imports,
+    write_pid_file,
+)
 from ocirt.spec import _REQUIRED, NS_PROC_NAMES, Process, _Record
 from ocirt.state import init_is_alive
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from types import FrameType
     from typing import Any, NoReturn
+
+    from ocirt.linux import seccomp
 
 # What a terminal or a manager may send us goes on to the process.  SIGWINCH
 # is not forwarded: with a terminal it resizes the pty (runc does the same).
@@ -219,6 +229,31 @@ def _check_label(label: str) -> None:
 
 
 # -- the runtime's side ----------------------------------------------------------
+class _Cleanups:
+    """What contextlib.ExitStack does here (callbacks, run last-first on exit,
+    every one even if one fails), without importing contextlib."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[tuple[Callable[..., object], tuple[object, ...]]] = []
+
+    def callback(self, fn: Callable[..., object], *args: object) -> None:
+        self._callbacks.append((fn, args))
+
+    def __enter__(self) -> _Cleanups:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        failure: BaseException | None = None
+        while self._callbacks:
+            fn, args = self._callbacks.pop()
+            try:
+                fn(*args)
+            except BaseException as e:
+                failure = e
+        if failure is not None:
+            raise failure
+
+
 class ExecPlan:
     """Everything the child needs, prepared before the fork (mutable: the child
     drops what it has used)."""
@@ -252,14 +287,16 @@ def start(container: Any, process: dict[str, Any], opts: ExecOptions) -> Started
     Returns once the process has exec'd (or raises ExecError, with nothing
     left running).  The caller waits for it (``wait``) unless detached.
     """
+    cgroup_warmup.start()  # no-op if the CLI started it already
     record = container.record
     config = record.get("config") or {}
     check_status(container.status, opts.ignore_paused)
     proc = effective_process(process, config)
     check_terminal(proc.terminal, opts)
     _check_label(proc.selinux_label)
+    _preload(proc, config)  # the child cannot import (seal_imports)
     floor = 3 + opts.preserve_fds
-    with contextlib.ExitStack() as stack:
+    with _Cleanups() as stack:
         ns_fds = _open_namespaces(container.pid, floor, stack)
         if not init_is_alive(record):  # the fds must be the init's, not a recycled pid's
             raise ExecError("cannot exec in a stopped container")
@@ -276,14 +313,22 @@ def start(container: Any, process: dict[str, Any], opts: ExecOptions) -> Started
         )
         # execCPUAffinity.initial: where we run until the child is in the
         # container's cgroup; the child inherits it and applies "final" there.
-        scheduling.apply_cpu_affinity(proc.exec_cpu_affinity, "initial")
+        if proc.exec_cpu_affinity:
+            from ocirt.linux import scheduling
+
+            scheduling.apply_cpu_affinity(proc.exec_cpu_affinity, "initial")
         pid = _fork_child(plan, ns_fds.get("pid"))
         try:
             _release_child_ends(plan)
             _join_cgroups(record, pid, opts.cgroup)
+            cgroup_warmup.stop()
             parent_end.send(Msg.PROCEED)
             _await_exec(parent_end)
-            master = console.recv_master(our_console) if our_console is not None else None
+            master = None
+            if our_console is not None:
+                from ocirt.linux import console
+
+                master = console.recv_master(our_console)
             if opts.pid_file:  # before we return: the manager reads it right after
                 write_pid_file(opts.pid_file, pid)
         except BaseException:
@@ -302,6 +347,8 @@ def _compile_seccomp(config: dict[str, Any]) -> seccomp.CompiledFilter | None:
     config_seccomp = (config.get("linux") or {}).get("seccomp")
     if not config_seccomp:
         return None
+    from ocirt.linux import seccomp
+
     try:
         compiled = seccomp.compile_filter(config_seccomp)
     except OcirtError as e:
@@ -309,6 +356,20 @@ def _compile_seccomp(config: dict[str, Any]) -> seccomp.CompiledFilter | None:
     listener_only = seccomp.FLAG_NEW_LISTENER | seccomp.FLAG_WAIT_KILLABLE_RECV
     compiled.flags &= ~listener_only
     return compiled
+
+
+def _wants_scheduling(proc: Process) -> bool:
+    return bool(proc.exec_cpu_affinity or proc.scheduler or proc.io_priority)
+
+
+def _preload(proc: Process, config: dict[str, Any]) -> None:
+    """Import, before the fork, the modules only some processes need (cf. init.preload)."""
+    if proc.terminal:
+        from ocirt.linux import console  # noqa: F401
+    if _wants_scheduling(proc):
+        from ocirt.linux import scheduling  # noqa: F401
+    if (config.get("linux") or {}).get("seccomp"):
+        from ocirt.linux import seccomp  # noqa: F401
 
 
 def _namespaces(config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -320,7 +381,7 @@ def _high_socket(sock: socket.socket, floor: int) -> socket.socket:
     return socket.socket(family, kind, fileno=high_fd(sock.detach(), floor))
 
 
-def _open_namespaces(init_pid: int, floor: int, stack: contextlib.ExitStack) -> dict[str, int]:
+def _open_namespaces(init_pid: int, floor: int, stack: _Cleanups) -> dict[str, int]:
     """The init's namespaces that are not already ours (setns to our own user ns is EINVAL)."""
     fds: dict[str, int] = {}
     for ns_type, proc_name in NS_PROC_NAMES.items():
@@ -342,7 +403,7 @@ def _open_namespaces(init_pid: int, floor: int, stack: contextlib.ExitStack) -> 
 
 
 def _console_ends(
-    terminal: bool, opts: ExecOptions, floor: int, stack: contextlib.ExitStack
+    terminal: bool, opts: ExecOptions, floor: int, stack: _Cleanups
 ) -> tuple[socket.socket | None, socket.socket | None]:
     """(the child's end, ours): where the child sends the pty master.
 
@@ -370,7 +431,7 @@ def _console_ends(
     return theirs, ours
 
 
-def _channel_pair(floor: int, stack: contextlib.ExitStack) -> tuple[Channel, Channel]:
+def _channel_pair(floor: int, stack: _Cleanups) -> tuple[Channel, Channel]:
     parent_end, child_end = Channel.pair()
     for ch in (parent_end, child_end):
         ch.sock = _high_socket(ch.sock, floor)
@@ -545,8 +606,10 @@ class SignalForwarder:
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         if self.pid:
-            with contextlib.suppress(ProcessLookupError):
+            try:
                 os.kill(self.pid, signum)
+            except ProcessLookupError:
+                pass
         else:
             self._pending.append(signum)
 
@@ -578,6 +641,7 @@ def wait(pid: int) -> int:
 # -- the child: joins the container and becomes the process -----------------------
 def _child(plan: ExecPlan) -> NoReturn:
     try:
+        seal_imports()  # after setns(mnt) an import would read the container's files
         for sig in FORWARDED:  # the parent's forwarding handlers are not ours
             signal.signal(sig, signal.SIG_DFL)
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)  # until execve
@@ -585,6 +649,8 @@ def _child(plan: ExecPlan) -> NoReturn:
         path, env = _setup(plan)
         sc.prctl(sc.PR_SET_PDEATHSIG, 0)
         if plan.seccomp is not None:
+            from ocirt.linux import seccomp  # preloaded
+
             seccomp.load(plan.seccomp)  # as late as possible: the program's profile
         _execve(path, list(plan.process.args), env)
     except BaseException as e:  # whatever it is, the parent must hear of it
@@ -600,9 +666,12 @@ def _setup(plan: ExecPlan) -> tuple[str, dict[str, str]]:
     user.set_oom_score_adj(proc.oom_score_adj)
     # In the container's cgroup now (PROCEED): runc applies these to exec'd
     # processes too.
-    scheduling.apply_cpu_affinity(proc.exec_cpu_affinity, "final")
-    scheduling.apply_scheduler(proc.scheduler)
-    scheduling.apply_io_priority(proc.io_priority)
+    if _wants_scheduling(proc):
+        from ocirt.linux import scheduling  # preloaded
+
+        scheduling.apply_cpu_affinity(proc.exec_cpu_affinity, "final")
+        scheduling.apply_scheduler(proc.scheduler)
+        scheduling.apply_io_priority(proc.io_priority)
 
     # user first (it grants the rights for the rest), mount last; setns(mnt)
     # also resets our root and cwd to the container's root.
@@ -621,26 +690,30 @@ def _setup(plan: ExecPlan) -> tuple[str, dict[str, str]]:
     if caps is not None:
         capabilities.drop_bounding(caps)
         capabilities.keep_caps_across_setuid(True)
+    if plan.seccomp is not None:
+        from ocirt.linux import seccomp  # preloaded
     if plan.seccomp is not None and seccomp.must_load_early(proc):
         seccomp.load(plan.seccomp)  # needs CAP_SYS_ADMIN without nnp: before the switch
         plan.seccomp = None
     user.switch(proc.user, plan.in_user_ns)
     user.set_umask(proc.user)
     _chdir(proc.cwd)
-    path = init_stage.look_path(proc.args[0], env.get("PATH", ""))
+    path = look_path(proc.args[0], env.get("PATH", ""))
     if caps is not None:
         capabilities.keep_caps_across_setuid(False)
         capabilities.apply_sets(caps)
     if proc.no_new_privileges:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
     _apply_lsm(proc)
-    init_stage.reset_signals()
+    reset_signals()
     return path, env
 
 
 def _setup_terminal(plan: ExecPlan) -> None:
     """A pty from the container's own devpts; the master goes out, the slave is our tty."""
     assert plan.console_sock is not None
+    from ocirt.linux import console  # preloaded
+
     master, slave_path = console.open_pty()
     try:
         console.set_size(master, plan.process.console_size)
@@ -667,12 +740,14 @@ def _prepare_fds(plan: ExecPlan) -> None:
     if keep < first:  # cannot happen (moved high), but never leak it
         raise OcirtError("internal error: the exec channel is below the preserved fds")
     for fd in range(3, first):
-        with contextlib.suppress(OSError):
+        try:
             os.set_inheritable(fd, True)
+        except OSError:
+            pass
 
 
 def _chdir(cwd: str) -> None:
-    init_stage.chdir_to_cwd(cwd)
+    chdir_to_cwd(cwd)
     try:
         os.getcwd()
     except FileNotFoundError:  # getcwd says "(unreachable)": not under our root

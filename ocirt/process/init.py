@@ -1,8 +1,12 @@
 """The container's init, Python stage: everything between clone() and stage 2.
 
 Runs in the child of ``clone()``, already in the new namespaces.  Every
-module it needs is imported at the top of this file, i.e. in the runtime
-before the fork: after pivot_root the host's Python files are out of reach.
+module it needs is imported before the fork, in the runtime: the ones every
+container needs at the top of this file, the ones only some configs need
+(seccomp, a terminal, hooks, sysctl, personality, scheduling, LSM labels,
+tmpfs copy-up) by ``preload(spec)``, which ``create`` calls before clone().
+The init itself never imports: ``seal_imports()`` is its first step, since
+after pivot_root the paths on ``sys.path`` would name the container's files.
 Numbered steps mirror the messages in ``ocirt.process.channel``:
 
   1. user namespace: ask the parent for id maps, become root in it
@@ -17,32 +21,21 @@ Numbered steps mirror the messages in ``ocirt.process.channel``:
 
 from __future__ import annotations
 
-import _signal  # the C module: `signal` imports enum (~2 ms)
 import fcntl
 import os
-import stat
 import sys
 
-from ocirt.linux import (
-    capabilities,
-    console,
-    devices,
-    hooks,
-    lsm,
-    namespaces,
-    network,
-    personality,
-    rlimits,
-    rootfs,
-    scheduling,
-    seccomp,
-    sysctl,
-    user,
-)
+from ocirt.linux import capabilities, devices, namespaces, network, rlimits, rootfs, user
 from ocirt.linux import syscalls as sc
 from ocirt.linux.paths import ensure_dir
 from ocirt.process.channel import Msg
-from ocirt.process.common import high_fd
+from ocirt.process.common import (  # chdir_to_cwd, look_path, reset_signals: exec's too
+    chdir_to_cwd,
+    high_fd,
+    look_path,
+    reset_signals,
+    seal_imports,
+)
 from ocirt.spec import _REQUIRED, Spec, _Record
 
 TYPE_CHECKING = False
@@ -81,9 +74,41 @@ class InitPlan(_Record):
         return self.spec.linux.namespace("user") is not None
 
 
+def optional_modules(spec: Spec) -> list[str]:
+    """The ocirt.linux modules this config needs beyond those imported above.
+
+    Each test is the one made where the module is used (here, in
+    ocirt.linux.rootfs for lsm and copyup): a config that uses none of these
+    features saves ~1 ms of imports on every create (docs/benchmarks.md).
+    """
+    process, linux = spec.process, spec.linux
+    wanted = {
+        "seccomp": bool(linux.seccomp),
+        "console": bool(process and process.terminal),
+        "hooks": bool(spec.hooks.get("createContainer") or spec.hooks.get("startContainer")),
+        "sysctl": bool(linux.sysctl),
+        "personality": bool(linux.personality),
+        "scheduling": bool(
+            linux.memory_policy or (process and (process.io_priority or process.scheduler))
+        ),
+        "lsm": bool(
+            linux.mount_label or (process and (process.apparmor_profile or process.selinux_label))
+        ),
+        "copyup": any("tmpcopyup" in m.options for m in spec.mounts),
+    }
+    return [name for name, needed in wanted.items() if needed]
+
+
+def preload(spec: Spec) -> None:
+    """Import what ``optional_modules(spec)`` names; in the runtime, before clone()."""
+    for name in optional_modules(spec):
+        __import__(f"ocirt.linux.{name}")
+
+
 def run(plan: InitPlan) -> NoReturn:
     """The child's entry point; never returns."""
     try:
+        seal_imports()  # what is not loaded yet must fail here, not come from the rootfs
         sc.prctl(sc.PR_SET_PDEATHSIG, 9)  # die with `ocirt create` until READY
         argv, env = _setup(plan)
         sc.prctl(sc.PR_SET_PDEATHSIG, 0)
@@ -141,13 +166,19 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
         plan.channel.expect(Msg.HOOKS_DONE)
 
     # 6. createContainer hooks run in our namespaces, before pivot_root
-    for hook in spec.hooks.get("createContainer", ()):
-        hooks.run(hook, plan.state_json, "createContainer")
+    if spec.hooks.get("createContainer"):
+        from ocirt.linux import hooks  # preloaded (see optional_modules)
+
+        for hook in spec.hooks["createContainer"]:
+            hooks.run(hook, plan.state_json, "createContainer")
     rootfs.enter(root_fd, spec.root_path, plan.no_pivot)
     os.close(root_fd)
     if spec.root_readonly:
         rootfs.make_root_readonly()
-    sysctl.apply(linux.sysctl)
+    if linux.sysctl:
+        from ocirt.linux import sysctl  # preloaded
+
+        sysctl.apply(linux.sysctl)
     rootfs.mask_paths(linux.masked_paths)
     rootfs.readonly_paths(linux.readonly_paths)
     rootfs.finish_propagation(spec)
@@ -180,7 +211,10 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
 
     reset_signals()
     # Last: an LSM label applies from the next execve on (stage 2's).
-    lsm.apply_on_exec(process.apparmor_profile, process.selinux_label)
+    if process.apparmor_profile or process.selinux_label:
+        from ocirt.linux import lsm  # preloaded
+
+        lsm.apply_on_exec(process.apparmor_profile, process.selinux_label)
     argv = ["ocirt-init", str(plan.listen_fd), seccomp_arg, str(hooks_fd), path, *process.args]
     return argv, env
 
@@ -197,6 +231,8 @@ def _seccomp_for_stage2(plan: InitPlan) -> str:
     config = plan.spec.linux.seccomp
     if not config:
         return "-1"
+    from ocirt.linux import seccomp  # preloaded
+
     compiled = seccomp.compile_filter(config)
     floor = 3 + plan.preserve_fds
     if seccomp.must_load_early(plan.spec.process):
@@ -218,10 +254,16 @@ def _apply_execution_attributes(spec: Spec) -> None:
     the RT I/O class need CAP_SYS_NICE / CAP_SYS_ADMIN.
     """
     process = spec.process
-    personality.apply(spec.linux.personality)
-    scheduling.apply_memory_policy(spec.linux.memory_policy)
-    scheduling.apply_io_priority(process.io_priority)
-    scheduling.apply_scheduler(process.scheduler)
+    if spec.linux.personality:
+        from ocirt.linux import personality  # preloaded
+
+        personality.apply(spec.linux.personality)
+    if spec.linux.memory_policy or process.io_priority or process.scheduler:
+        from ocirt.linux import scheduling  # preloaded
+
+        scheduling.apply_memory_policy(spec.linux.memory_policy)
+        scheduling.apply_io_priority(process.io_priority)
+        scheduling.apply_scheduler(process.scheduler)
 
 
 class CgroupGate:
@@ -245,18 +287,13 @@ class CgroupGate:
         return self._paths
 
 
-def reset_signals() -> None:
-    """Python ignores SIGPIPE and SIGXFSZ; ignored signals survive execve."""
-    for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):
-        _signal.signal(sig, _signal.SIG_DFL)
-    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
-
-
 def _start_container_hooks_fd(plan: InitPlan) -> int:
     """A memfd holding the startContainer hooks for stage 2, or -1."""
     hooks_list = plan.spec.hooks.get("startContainer", ())
     if not hooks_list:
         return -1
+    from ocirt.linux import hooks  # preloaded
+
     fd = os.memfd_create("ocirt-hooks", os.MFD_CLOEXEC)
     os.write(fd, hooks.encode_for_stage2(hooks_list))
     os.lseek(fd, 0, os.SEEK_SET)
@@ -271,53 +308,9 @@ def _ensure_cwd(root_fd: int, cwd: str) -> None:
         pass  # reported by the chdir after the user switch, with runc's words
 
 
-def chdir_to_cwd(cwd: str) -> None:
-    try:
-        os.chdir(cwd)
-    except OSError as e:
-        raise OSError(
-            e.errno, f'chdir to cwd ("{cwd}") set in config.json failed: {_lower(e.strerror)}'
-        ) from e
-
-
-def _lower(text: str | None) -> str:
-    text = text or ""
-    return text[:1].lower() + text[1:]
-
-
-def look_path(arg0: str, path_env: str) -> str:
-    """Go's exec.LookPath, inside the container, with runc's error wording."""
-    if "/" in arg0:
-        if _is_executable(arg0):
-            return arg0
-        err = _exec_error(arg0)
-        raise OSError(err.errno, f'exec: "{arg0}": {_lower(err.strerror)}')
-    for directory in path_env.split(":") if path_env else ():
-        candidate = os.path.join(directory or ".", arg0)
-        if _is_executable(candidate):
-            return candidate
-    raise OSError(2, f'exec: "{arg0}": executable file not found in $PATH')
-
-
-def _is_executable(path: str) -> bool:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    return stat.S_ISREG(st.st_mode) and bool(st.st_mode & 0o111)
-
-
-def _exec_error(path: str) -> OSError:
-    try:
-        st = os.stat(path)
-    except OSError as e:
-        return e
-    if stat.S_ISDIR(st.st_mode):
-        return OSError(21, "is a directory")
-    return OSError(13, "permission denied")
-
-
 def _setup_terminal(plan: InitPlan) -> None:
+    from ocirt.linux import console  # preloaded
+
     master, slave_path = console.open_pty()
     try:
         console.set_size(master, plan.spec.process.console_size if plan.spec.process else None)

@@ -21,8 +21,9 @@ import os
 
 from ocirt import _fastjson, cgroups, validate
 from ocirt.errors import OcirtError
-from ocirt.linux import hooks, namespaces, rootfs
+from ocirt.linux import namespaces, rootfs
 from ocirt.linux import syscalls as sc
+from ocirt.process import cgroup_warmup
 from ocirt.process import init as init_stage
 from ocirt.process.channel import Channel, ChannelClosed, ChildError, Msg
 from ocirt.process.common import high_fd, kill_and_reap, write_pid_file
@@ -71,6 +72,7 @@ class CreateError(OcirtError):
 
 def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str, Any], int]:
     """Create the container; return its state record and the init's pid."""
+    cgroup_warmup.start()  # no-op if the CLI started it already
     bundle = os.path.abspath(opts.bundle)
     state_dir = StateDir(root, container_id)
     if not os.path.isdir(bundle):
@@ -91,6 +93,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
             container_id,
             systemd=opts.systemd_cgroup,
             rootless=opts.rootless or os.geteuid() != 0,
+            annotations=spec.annotations,  # systemd driver: org.systemd.property.*
         )
         cgroup.create()
         record["cgroup"] = cgroup.to_record()
@@ -207,6 +210,7 @@ def _start_init(
         state_json=state_json,
         mount_trees=mount_trees,
     )
+    init_stage.preload(spec)  # what only this config needs: the init cannot import
     try:
         pid = _clone_init(plan, cgroup)  # step 4
         child_end.close()
@@ -312,6 +316,7 @@ def _converse(
         # namespace and mount, hooks, scheduler, stage 2).  On v2 it was cloned
         # into the cgroup already.
         cgroup.apply(pid)
+        cgroup_warmup.stop()
         if _wants_realtime(spec):
             # SCHED_FIFO/RR in the init needs cpu.rt_runtime_us in place (cgroup v1).
             _set_limits(cgroup, spec, record)
@@ -391,6 +396,8 @@ def _move_net_devices(pid: int, spec: Spec) -> None:
 
 
 def _run_runtime_hooks(spec: Spec, record: dict[str, Any], pid: int) -> None:
+    from ocirt.linux import hooks
+
     state = public_state({**record, "pid": pid}, "creating")
     state_json = _fastjson.dumps(state).encode()
     for kind in ("prestart", "createRuntime"):

@@ -1,0 +1,259 @@
+"""The installed ``ocirt``'s entry point: a lean front end for the short commands.
+
+``ocirt/launcher.py`` writes an ``ocirt`` that calls ``main()`` here.  The
+issue wants ``state``, ``start``, ``kill`` and ``delete`` within 3x crun's
+time (crun: ~3 ms), and a bare ``python -I -S`` start takes ~7.5 ms of that:
+what ocirt adds must fit in about 1.5 ms (docs/benchmarks.md).  ``ocirt.cli``
+is the complete command line (every flag, help tables, ``os``); this module
+parses the usual spellings of those four commands itself and makes the same
+library calls as ``ocirt/cli/<command>.py``, through ``ocirt.container``,
+which for them imports neither ``os`` nor ``ocirt.cgroups`` (see
+``ocirt.record``).  No ``from __future__`` here either: it is an import.
+
+Anything else -- another command, --help, --version, a flag or a spelling it
+does not know, a wrong argument count -- goes to ``ocirt.cli.main``
+untouched, before anything has run, so usage errors and help read exactly as
+there.  Errors of the library calls are reported by ``ocirt.cli.output``, as
+``ocirt.cli`` reports them.
+
+``main`` then leaves with ``_exit`` once stdout and stderr are flushed,
+skipping the interpreter's finalization (~1.3 ms for the short commands, ~4
+ms once create's modules are loaded): ocirt's files are written with ``with``
+and closed, and nothing of ocirt registers atexit handlers.  When something
+may still need the normal exit (``threading`` was imported: pyroute2, the
+tty proxy; or atexit handlers are registered), ``sys.exit`` is used.
+"""
+
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+# ocirt.cli's GLOBAL_FLAGS that these commands accept and ignore (or use:
+# root, log, log-format); --help, --version and the rest go to ocirt.cli.
+_VALUE_FLAGS = ("root", "log", "log-format", "criu", "rootless")
+_BOOL_FLAGS = ("debug", "systemd-cgroup")
+
+# Linux signal numbers (the `signal` module would import enum: ~4 ms).
+SIGNALS = {
+    "HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "IOT": 6, "BUS": 7,
+    "FPE": 8, "KILL": 9, "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14,
+    "TERM": 15, "STKFLT": 16, "CHLD": 17, "CONT": 18, "STOP": 19, "TSTP": 20, "TTIN": 21,
+    "TTOU": 22, "URG": 23, "XCPU": 24, "XFSZ": 25, "VTALRM": 26, "PROF": 27, "WINCH": 28,
+    "IO": 29, "POLL": 29, "PWR": 30, "SYS": 31,
+}  # fmt: skip
+
+
+class Context:
+    """What ocirt.cli.output reads of ocirt.cli's Context."""
+
+    __slots__ = ("command", "log", "log_format", "root")
+
+    def __init__(self, root: str, log: str, log_format: str, command: str = "") -> None:
+        self.root = root
+        self.log = log
+        self.log_format = log_format
+        self.command = command
+
+
+def main() -> "NoReturn":
+    argv = sys.argv[1:]
+    try:
+        status = run(argv)
+    except KeyboardInterrupt:
+        status = 130
+    if status is None:
+        from ocirt.cli import main as full_main
+
+        status = full_main(argv)
+    exit_now(status)
+
+
+def run(argv: list[str]) -> int | None:
+    """Run a short command; None (having done nothing) if ocirt.cli must run ARGV."""
+    parsed = _global_flags(argv)
+    if parsed is None or not parsed[1]:
+        return None
+    ctx, rest = parsed
+    if rest[0] in ("create", "run", "exec"):
+        # Not ours, but they place a process in a cgroup: start paying the
+        # v1 grace period now, before ocirt.cli's imports (see the module).
+        from ocirt.process import cgroup_warmup
+
+        cgroup_warmup.start()
+    handler = _HANDLERS.get(rest[0])
+    if handler is None:
+        return None
+    args = rest[1:]
+    if "--" in args:
+        return None
+    ctx.command = rest[0]
+    try:
+        return handler(ctx, args)
+    except Exception as e:  # OcirtError, OSError: one line, as ocirt.cli does
+        from ocirt.cli import output
+
+        return output.fail(ctx, e)
+
+
+def exit_now(status: int | None) -> "NoReturn":
+    """sys.exit(STATUS) without the interpreter's finalization when that is safe."""
+    status = 0 if status is None else status
+    try:
+        sys.stdout.flush()
+    except Exception:  # what finalization would report: EPIPE and the like
+        status = status or 120
+    try:
+        sys.stderr.flush()
+    except Exception:
+        pass
+    if "threading" in sys.modules or _atexit_pending():
+        sys.exit(status)
+    import posix
+
+    posix._exit(status)
+
+
+def _atexit_pending() -> bool:
+    import atexit
+
+    count = getattr(atexit, "_ncallbacks", None)
+    return count is None or count() > 0
+
+
+def parse_signal(text: str) -> int:
+    """9, KILL, SIGKILL, kill: what managers send (contract.md)."""
+    number = _signal_number(text)
+    if number is None:
+        from ocirt.errors import OcirtError
+
+        raise OcirtError(f'unknown signal "{text}"')
+    return number
+
+
+def _signal_number(text: str) -> int | None:
+    if text.isdigit():
+        number = int(text)
+        return number if 0 < number < 65 else None
+    name = text.upper().removeprefix("SIG")
+    if name in SIGNALS:
+        return SIGNALS[name]
+    if name.startswith("RTMIN") or name.startswith("RTMAX"):
+        offset = name[5:]
+        base = 34 if name.startswith("RTMIN") else 64
+        if offset == "" or (offset[0] in "+-" and offset[1:].isdigit()):
+            number = base + int(offset or "0")
+            if 34 <= number <= 64:
+                return number
+    return None
+
+
+# -- argv ---------------------------------------------------------------------
+def _global_flags(argv: list[str]) -> "tuple[Context, list[str]] | None":
+    """ocirt.cli's global flag rules (ocirt/cli/flags.py) for the flags above."""
+    values = {"root": "", "log": "", "log-format": "text"}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if not _is_flag(arg):
+            break  # the command
+        name, has_eq, value = arg.lstrip("-").partition("=")
+        if name in _VALUE_FLAGS:
+            if not has_eq:
+                i += 1
+                if i == len(argv):
+                    return None
+                value = argv[i]
+            values[name] = value
+        elif name not in _BOOL_FLAGS or has_eq:
+            return None
+        i += 1
+    if values["log-format"] not in ("text", "json"):
+        return None
+    ctx = Context(values["root"] or _default_root(), values["log"], values["log-format"])
+    return ctx, argv[i:]
+
+
+def _is_flag(arg: str) -> bool:
+    return arg.startswith("-") and arg != "-"
+
+
+def _default_root() -> str:
+    """ocirt.cli's default_root()."""
+    import posix
+
+    if posix.geteuid() != 0:
+        raw = posix.environ.get(b"XDG_RUNTIME_DIR")
+        if raw:
+            runtime_dir = raw.decode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
+            return runtime_dir + ("ocirt" if runtime_dir.endswith("/") else "/ocirt")
+    return "/run/ocirt"
+
+
+# -- the commands: the same calls as ocirt/cli/<command>.py ----------------------
+def _state(ctx: Context, args: list[str]) -> int | None:
+    if len(args) != 1 or _is_flag(args[0]):
+        return None
+    from ocirt import _fastjson
+    from ocirt.container import Container
+
+    with Container.load(ctx.root, args[0], lock=False) as c:
+        state = c.state()
+    sys.stdout.write(_fastjson.dumps(state, indent=2) + "\n")
+    return 0
+
+
+def _start(ctx: Context, args: list[str]) -> int | None:
+    if len(args) != 1 or _is_flag(args[0]):
+        return None
+    from ocirt.container import Container
+
+    with Container.load(ctx.root, args[0]) as c:
+        c.start()
+    return 0
+
+
+def _kill(ctx: Context, args: list[str]) -> int | None:
+    if not 1 <= len(args) <= 2 or any(_is_flag(a) for a in args):
+        return None  # --all, --help or a usage error
+    sig = parse_signal(args[1] if len(args) == 2 else "SIGTERM")
+    from ocirt.container import Container
+
+    with Container.load(ctx.root, args[0], lock=False) as c:
+        c.kill(sig, all_processes=False)
+    return 0
+
+
+def _delete(ctx: Context, args: list[str]) -> int | None:
+    force = False
+    ids = []
+    for arg in args:
+        if _is_flag(arg):
+            if arg.lstrip("-") not in ("force", "f"):
+                return None
+            force = True
+        else:
+            ids.append(arg)
+    if len(ids) != 1:
+        return None
+    from ocirt.container import Container
+    from ocirt.errors import ContainerNotExist
+
+    try:
+        c = Container.load(ctx.root, ids[0])
+    except ContainerNotExist:
+        if force:
+            return 0  # containerd deletes twice: the second must succeed
+        raise
+    with c:
+        warnings = c.delete(force=force)
+    if warnings:
+        from ocirt.cli import output
+
+        for warning in warnings:
+            output.warn(ctx, warning)
+    return 0
+
+
+_HANDLERS = {"state": _state, "start": _start, "kill": _kill, "delete": _delete}

@@ -1,0 +1,152 @@
+"""A container's record: its status and the public state, with C modules only.
+
+``ocirt.state`` (the state directory) re-exports everything here; the short
+commands' fast path (``ocirt.fastcli``) imports this module alone.  Hence no
+``os`` (~1 ms of imports: ``_collections_abc``, ``posixpath``, ``os.environ``),
+no ``from __future__`` (an import too) and no ``typing``: ``posix`` is the C
+module under ``os``.
+
+The status is never stored: it is derived from the live init, identified by
+its pid *and* its start time (field 22 of /proc/PID/stat), so a pid the
+kernel has recycled is never taken for the container.
+"""
+
+import posix
+
+TYPE_CHECKING = False  # annotations only; quoted (no `from __future__`, see above)
+if TYPE_CHECKING:
+    from typing import Any
+
+OCI_VERSION = "1.3.0"
+STATE_FILE = "state.json"
+START_SOCKET = "start.sock"
+# What /proc/PID/exe of a created (not yet started) init reads: the stage-2
+# init runs from a memfd of this name (see ocirt/process/parent.py).
+STAGE2_MEMFD_NAME = "ocirt-init"
+
+_READ_FLAGS = posix.O_RDONLY | posix.O_CLOEXEC
+CGROUP_ROOT = "/sys/fs/cgroup"  # ocirt.cgroups.CGROUP_ROOT
+
+
+def check_id(container_id: str) -> None:
+    """runc's rule, ^[\\w+-.]+$ (word characters, '+', '-', '.'), minus . and .."""
+    if not valid_id(container_id):
+        from ocirt.errors import OcirtError
+
+        raise OcirtError("invalid container ID format")
+
+
+def valid_id(container_id: str) -> bool:
+    valid = bool(container_id) and all(c.isalnum() or c in "_+-." for c in container_id)
+    return valid and container_id not in (".", "..")
+
+
+def read_small(path: str) -> bytes:
+    """The content of a /proc or cgroup file (one read: they fit in a page)."""
+    fd = posix.open(path, _READ_FLAGS)
+    try:
+        return posix.read(fd, 65536)
+    finally:
+        posix.close(fd)
+
+
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """/proc/PID/stat from field 3 (the state letter) on, or None if PID is gone."""
+    try:
+        stat = read_small(f"/proc/{pid}/stat")
+    except OSError:
+        return None
+    # comm (field 2) may hold spaces and parentheses: split after the last ')'.
+    return stat[stat.rindex(b")") + 2 :].split()
+
+
+def process_start_time(pid: int) -> int | None:
+    """Start time of PID in clock ticks since boot, or None if it is gone."""
+    fields = _stat_fields(pid)
+    return None if fields is None else int(fields[19])
+
+
+def process_state_letter(pid: int) -> str:
+    fields = _stat_fields(pid)
+    return "X" if fields is None else fields[0].decode()
+
+
+def init_is_alive(record: "dict[str, Any]") -> bool:
+    """True while the recorded init (same pid, same start time) lives."""
+    pid = record.get("pid") or 0
+    if pid <= 0:
+        return False
+    fields = _stat_fields(pid)  # one read for both the start time and the state
+    if fields is None or int(fields[19]) != record.get("init_start_time"):
+        return False
+    return fields[0] not in (b"Z", b"X")
+
+
+def init_is_waiting(pid: int) -> bool:
+    """True while the init is the stage-2 program, blocked before exec."""
+    try:
+        exe = posix.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return False
+    return exe.startswith("/memfd:" + STAGE2_MEMFD_NAME)
+
+
+def derive_status(record: "dict[str, Any]", paused: bool = False) -> str:
+    if not init_is_alive(record):
+        return "stopped"
+    if paused:
+        return "paused"
+    if init_is_waiting(record["pid"]):
+        return "created"
+    return "running"
+
+
+def public_state(record: "dict[str, Any]", status: str) -> "dict[str, Any]":
+    """The runtime-spec state (what `ocirt state` prints and hooks read)."""
+    state = {
+        "ociVersion": record["ociVersion"],
+        "id": record["id"],
+        "pid": record["pid"] if status != "stopped" else 0,
+        "status": status,
+        "bundle": record["bundle"],
+        "rootfs": record["rootfs"],
+        "created": record["created"],
+        "owner": record.get("owner", ""),
+    }
+    if record.get("annotations"):
+        state["annotations"] = record["annotations"]
+    return state
+
+
+def cgroup_frozen(record: "dict[str, Any]") -> bool | None:
+    """``ocirt.cgroups.is_frozen(record)`` for the fs and fs2 drivers (also under
+    systemd), without importing ``ocirt.cgroups`` (os, errno, time, a driver).
+
+    None when the record is not one of those: the caller asks ``ocirt.cgroups``.
+    Like ``is_frozen``, a cgroup that is gone or unreadable is not frozen.
+    tests/test_fastcli.py checks that both agree.
+    """
+    cg = record.get("cgroup") if "driver" not in record else record
+    if not cg:
+        return False
+    if cg.get("driver") == "systemd":
+        cg = cg.get("inner")
+        if not isinstance(cg, dict):
+            return None
+    driver = cg.get("driver")
+    try:
+        if driver == "fs":
+            path = (cg.get("paths") or {}).get("freezer")
+            if not path:
+                return False
+            if read_small(path + "/freezer.state").strip() == b"THAWED":
+                return False
+            # FROZEN or FREEZING: frozen by us, or only through an ancestor?
+            return read_small(path + "/freezer.self_freezing").strip() == b"1"
+        if driver == "fs2" and isinstance(cg.get("path"), str):
+            if not cg["path"].startswith(CGROUP_ROOT + "/"):
+                return False  # V2Manager refuses such a path; is_frozen says "not frozen"
+            return read_small(cg["path"] + "/cgroup.freeze").strip() == b"1"
+    except OSError:
+        return False
+    return None

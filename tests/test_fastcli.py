@@ -1,0 +1,327 @@
+"""The short commands' fast front end (ocirt/fastcli.py) and what it relies on.
+
+The installed ``ocirt`` enters through ``ocirt.fastcli``; ``ocirt.cli.main``
+is the complete command line.  Both must behave the same: the tests run the
+same commands through both (the second through a copy of the launcher that
+calls ``ocirt.cli.main``) and compare exit status, stdout and stderr.  The
+rest checks the pieces the fast path stands on: the os-free status reading
+(``ocirt.record``), the import set, the exit without finalization, the
+import seal of the init and exec's child, the optional-module preload.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from ocirt import fastcli, record
+from ocirt.process import cgroup_warmup
+from ocirt.process.init import optional_modules
+from ocirt.spec import Spec
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(argv: list[str], timeout: float = 30) -> tuple[int, str, str]:
+    """(status, stdout, stderr); through files: a created init keeps the stdio it got."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=timeout, check=False
+        )
+        out.seek(0)
+        err.seek(0)
+        return proc.returncode, out.read().decode(), err.read().decode()
+
+
+def normalized(result: tuple[int, str, str]) -> tuple[int, str, str]:
+    status, out, err = result
+    return status, out, re.sub(r'time="[^"]*"|"time":"[^"]*"', "TIME", err)
+
+
+@pytest.fixture
+def full_bin(ocirt_bin: str, tmp_path: Path) -> str:
+    """A launcher like OCIRT's that runs ocirt.cli.main instead of ocirt.fastcli."""
+    text = Path(ocirt_bin).read_text()
+    if "from ocirt.fastcli import main" not in text:
+        pytest.skip(f"{ocirt_bin} is not a launcher written by ocirt.launcher")
+    full = tmp_path / "ocirt-full"
+    full.write_text(
+        text.replace(
+            "from ocirt.fastcli import main\nmain()",
+            "from ocirt.cli import main\nsys.exit(main())",
+        )
+    )
+    full.chmod(0o755)
+    return str(full)
+
+
+# -- which argv the fast path takes -------------------------------------------------
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--help"],
+        ["-h"],
+        ["--version"],
+        ["help", "state"],
+        ["list"],
+        ["create", "x"],
+        ["state"],
+        ["state", "a", "b"],
+        ["state", "--help"],
+        ["state", "-h", "x"],
+        ["state", "--", "x"],
+        ["start", "--bogus", "x"],
+        ["kill", "x", "9", "extra"],
+        ["kill", "--all", "x", "9"],
+        ["kill", "-a", "x"],
+        ["delete"],
+        ["delete", "--force=true", "x"],
+        ["delete", "-f", "a", "b"],
+        ["--bogus", "state", "x"],
+        ["--root"],
+        ["--debug=true", "state", "x"],
+        ["--log-format", "xml", "state", "x"],
+    ],
+)
+def test_what_goes_to_the_full_cli(argv: list[str]) -> None:
+    assert fastcli.run(argv) is None
+
+
+def test_global_flags_spellings() -> None:
+    for argv in (
+        ["--root", "/r", "state", "x"],
+        ["--root=/r", "state", "x"],
+        ["-root", "/r", "state", "x"],
+        ["--debug", "--systemd-cgroup", "--rootless", "true", "--root=/r", "state", "x"],
+        ["--log", "/l", "--log-format=json", "--root", "/r", "state", "x"],
+    ):
+        parsed = fastcli._global_flags(argv)
+        assert parsed is not None, argv
+        ctx, rest = parsed
+        assert (ctx.root, rest) == ("/r", ["state", "x"]), argv
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [("9", 9), ("KILL", 9), ("SIGKILL", 9), ("kill", 9), ("SIGRTMIN+2", 36), ("RTMAX", 64)],
+)
+def test_parse_signal(text: str, number: int) -> None:
+    assert fastcli.parse_signal(text) == number
+
+
+@pytest.mark.parametrize("text", ["0", "65", "FOO", "RTMIN+40", "SIG"])
+def test_parse_signal_refuses(text: str) -> None:
+    from ocirt.errors import OcirtError
+
+    with pytest.raises(OcirtError, match="unknown signal"):
+        fastcli.parse_signal(text)
+
+
+# -- the import set and the exit ----------------------------------------------------------
+def _stopped_container(root: Path, cid: str = "c1") -> None:
+    (root / cid).mkdir(parents=True)
+    rec = {
+        "ociVersion": "1.3.0",
+        "id": cid,
+        "pid": 0,
+        "init_start_time": None,
+        "bundle": "/b",
+        "rootfs": "/b/rootfs",
+        "created": "2026-01-01T00:00:00Z",
+        "owner": "",
+        "annotations": {"a": "b"},
+        "config": {},
+    }
+    (root / cid / "state.json").write_text(json.dumps(rec))
+
+
+def test_state_imports_no_os_cli_or_cgroups(tmp_path: Path) -> None:
+    _stopped_container(tmp_path)
+    code = (
+        f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
+        "from ocirt import fastcli\n"
+        f"status = fastcli.run(['--root', {str(tmp_path)!r}, 'state', 'c1'])\n"
+        "heavy = {'os', 'ocirt.cli', 'ocirt.cgroups', '__future__', 'typing', 'json', 're'}\n"
+        "print(status, sorted(heavy & set(sys.modules)), file=sys.stderr)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=False
+    )
+    assert out.stderr.strip() == "0 []", out.stderr
+    state = json.loads(out.stdout)
+    assert (state["status"], state["pid"], state["annotations"]) == ("stopped", 0, {"a": "b"})
+
+
+@pytest.mark.parametrize("with_threading", [False, True])
+def test_exit_now_flushes_and_keeps_the_status(with_threading: bool) -> None:
+    code = (
+        f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
+        + ("import threading\n" if with_threading else "")
+        + "from ocirt.fastcli import exit_now\n"
+        "sys.stdout.write('out'); sys.stderr.write('err')\n"
+        "exit_now(3)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=False
+    )
+    assert (out.returncode, out.stdout, out.stderr) == (3, "out", "err")
+
+
+def test_sealed_process_imports_nothing_new() -> None:
+    code = (
+        f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
+        "from ocirt.process.common import seal_imports\n"
+        "import posixpath\n"
+        "seal_imports()\n"
+        "import posixpath, errno\n"  # loaded, built in: fine
+        "try:\n"
+        "    import json\n"
+        "except ModuleNotFoundError:\n"
+        "    print('sealed')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=False
+    )
+    assert out.stdout == "sealed\n", out.stderr
+
+
+# -- ocirt.record's freezer reading agrees with ocirt.cgroups -------------------------
+def _freezer(tmp_path: Path, state: str, self_freezing: str) -> str:
+    d = tmp_path / f"freezer-{state}-{self_freezing}"
+    d.mkdir()
+    (d / "freezer.state").write_text(state + "\n")
+    (d / "freezer.self_freezing").write_text(self_freezing + "\n")
+    return str(d)
+
+
+def test_cgroup_frozen_agrees_with_the_drivers(tmp_path: Path, monkeypatch) -> None:
+    from ocirt.cgroups import is_frozen, v2
+
+    records: list[dict] = [
+        {},
+        {"cgroup": None},
+        {"cgroup": {"driver": "fs", "paths": {}}},
+        {"cgroup": {"driver": "fs", "paths": {"freezer": str(tmp_path / "gone")}}},
+        {"cgroup": {"driver": "fs2", "path": "/elsewhere/x"}},  # refused by V2Manager
+    ]
+    # v2 paths must lie under CGROUP_ROOT: make tmp_path that root for both readers.
+    monkeypatch.setattr(v2, "CGROUP_ROOT", str(tmp_path))
+    monkeypatch.setattr(record, "CGROUP_ROOT", str(tmp_path))
+    records.append({"cgroup": {"driver": "fs2", "path": str(tmp_path / "gone")}})
+    for value in ("0", "1"):
+        d = tmp_path / f"v2-{value}"
+        d.mkdir()
+        (d / "cgroup.freeze").write_text(value + "\n")
+        records.append({"cgroup": {"driver": "fs2", "path": str(d)}})
+    for state, self_freezing in [
+        ("THAWED", "0"),
+        ("FROZEN", "1"),
+        ("FROZEN", "0"),
+        ("FREEZING", "1"),
+    ]:
+        fs = {"driver": "fs", "paths": {"freezer": _freezer(tmp_path, state, self_freezing)}}
+        records.append({"cgroup": fs})
+        records.append(fs)  # a bare cgroup record, as is_frozen also takes
+    for rec in records:
+        assert record.cgroup_frozen(rec) == is_frozen(rec), rec
+    assert record.cgroup_frozen({"cgroup": {"driver": "something-new"}}) is None
+
+
+def test_cgroup_frozen_reads_through_the_systemd_record(tmp_path: Path) -> None:
+    inner = {"driver": "fs", "paths": {"freezer": _freezer(tmp_path, "FROZEN", "1")}}
+    assert record.cgroup_frozen({"cgroup": {"driver": "systemd", "inner": inner}}) is True
+    assert record.cgroup_frozen({"cgroup": {"driver": "systemd"}}) is None
+
+
+# -- the init's optional modules --------------------------------------------------------
+def _spec(**config: object) -> Spec:
+    base: dict = {"ociVersion": "1.0.2", "process": {"args": ["true"]}, "linux": {}}
+    for key, value in config.items():
+        if key in ("terminal", "apparmorProfile", "scheduler"):
+            base["process"][key] = value
+        elif key in ("seccomp", "sysctl", "personality", "mountLabel"):
+            base["linux"][key] = value
+        else:
+            base[key] = value
+    return Spec.from_dict(base, "/bundle")
+
+
+@pytest.mark.parametrize(
+    ("config", "modules"),
+    [
+        ({}, []),
+        ({"terminal": True}, ["console"]),
+        ({"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}, ["seccomp"]),
+        ({"sysctl": {"net.ipv4.ip_forward": "1"}}, ["sysctl"]),
+        ({"personality": {"domain": "LINUX32"}}, ["personality"]),
+        ({"scheduler": {"policy": "SCHED_OTHER"}}, ["scheduling"]),
+        ({"apparmorProfile": "p"}, ["lsm"]),
+        ({"mountLabel": "l"}, ["lsm"]),
+        ({"hooks": {"createContainer": [{"path": "/bin/true"}]}}, ["hooks"]),
+        ({"hooks": {"prestart": [{"path": "/bin/true"}]}}, []),  # run by the runtime
+        (
+            {"mounts": [{"destination": "/t", "type": "tmpfs", "options": ["tmpcopyup"]}]},
+            ["copyup"],
+        ),
+    ],
+)
+def test_optional_modules(config: dict, modules: list[str]) -> None:
+    assert optional_modules(_spec(**config)) == modules
+
+
+def test_cgroup_warmup_is_harmless() -> None:
+    path = cgroup_warmup.own_v1_procs()
+    assert path is None or path.endswith("/cgroup.procs")
+    cgroup_warmup.start()
+    cgroup_warmup.start()  # once per process
+    cgroup_warmup.stop()
+
+
+# -- both front ends on real containers --------------------------------------------------
+def _both(ocirt_bin: str, full_bin: str, root: Path, *args: str) -> None:
+    fast = normalized(run([ocirt_bin, "--root", str(root), *args]))
+    full = normalized(run([full_bin, "--root", str(root), *args]))
+    assert fast == full, args
+
+
+def test_fast_and_full_cli_agree(ocirt_bin: str, full_bin: str, tmp_root: Path, bundle) -> None:
+    b = bundle("sleep", "1000")
+    for cid in ("c1", "c2", "c3"):
+        status, _, err = run([ocirt_bin, "--root", str(tmp_root), "create", "-b", str(b), cid])
+        assert status == 0, err
+    for args in (
+        ("state", "c1"),
+        ("--log-format", "json", "state", "c1"),
+        ("state", "nope"),
+        ("state", "bad/id"),
+        ("state",),
+        ("kill", "c1", "FOO"),
+        ("kill", "nope", "9"),
+        ("delete", "nope"),
+        ("delete", "-f", "nope"),
+        ("start", "nope"),
+    ):
+        _both(ocirt_bin, full_bin, tmp_root, *args)
+    # One container each for what changes it.
+    assert run([ocirt_bin, "--root", str(tmp_root), "start", "c1"])[0] == 0
+    assert run([full_bin, "--root", str(tmp_root), "start", "c2"])[0] == 0
+    _both(ocirt_bin, full_bin, tmp_root, "start", "c1")  # already running: an error
+    for cid in ("c1", "c2"):
+        assert json.loads(run([ocirt_bin, "--root", str(tmp_root), "state", cid])[1])["status"] == (
+            "running"
+        )
+    _both(ocirt_bin, full_bin, tmp_root, "delete", "c1")  # running, no --force: an error
+    assert run([ocirt_bin, "--root", str(tmp_root), "kill", "c1", "KILL"])[0] == 0
+    assert run([full_bin, "--root", str(tmp_root), "kill", "c2", "KILL"])[0] == 0
+    _both(ocirt_bin, full_bin, tmp_root, "kill", "c3", "0")  # unknown signal, both
+    assert run([ocirt_bin, "--root", str(tmp_root), "delete", "-f", "c3"])[0] == 0
+    assert run([ocirt_bin, "--root", str(tmp_root), "delete", "-f", "c1"])[0] == 0
+    assert run([full_bin, "--root", str(tmp_root), "delete", "-f", "c2"])[0] == 0
+    assert not any(tmp_root.iterdir())
