@@ -220,6 +220,15 @@ def run_pytest_in_cgroup2_vm(
         if built.returncode == 0:
             env["OCIRT_TEST_BUNDLE_TEMPLATE"] = str(template)
         returncode, stdout, stderr = _run_vm(argv, env, timeout)
+        if returncode is None:
+            # The guest's own `timeout` did not end its pytest: the emulated VM
+            # itself stopped answering (seen about once in ten CI runs, with
+            # qemu busy on both CPUs; a new boot then passes).  Boot once more,
+            # with the guest's kernel log this time, and say so.
+            first = _vm_tail(stdout, stderr, lines=40)
+            print(f"cgroup2-vm: the VM hung (killed after {timeout} s); output:\n{first}")
+            print("cgroup2-vm: booting it once more, with VM_DEBUG=1")
+            returncode, stdout, stderr = _run_vm(argv, dict(env, VM_DEBUG="1"), timeout)
     if returncode is None:
         pytest.fail(
             f"cgroup v2 run: the VM did not answer within {timeout} s and was killed "
