@@ -543,14 +543,25 @@ class SystemdManager(Manager):
                     raise CgroupError(f"unable to set unit properties: {e}") from None
         self._inner.set(resources, update=update)
 
+    # systemd removes the scope's cgroup as soon as its last process has gone,
+    # at any moment: a cgroup that vanished is neither frozen nor to be thawed.
     def freeze(self) -> None:
         self._inner.freeze()
 
     def thaw(self) -> None:
-        self._inner.thaw()
+        try:
+            self._inner.thaw()
+        except CgroupError:
+            if self._inner.exists():
+                raise
 
     def is_frozen(self) -> bool:
-        return self._inner.is_frozen()
+        try:
+            return self._inner.is_frozen()
+        except CgroupError:
+            if self._inner.exists():
+                raise
+            return False
 
     def stats(self) -> dict[str, Any]:
         return self._inner.stats()
