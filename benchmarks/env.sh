@@ -15,11 +15,15 @@ OCIRT=${OCIRT:-$repo/.venv/bin/ocirt}
 RUNC=${RUNC:-$(command -v runc || true)}
 CRUN=${CRUN:-$(command -v crun || true)}
 
-commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
-changed=$(git -C "$repo" status --porcelain 2>/dev/null | awk '{print $NF}' | tr '\n' ' ')
+# The checkout ocirt runs from: the first path the launcher puts on sys.path
+# (ocirt/launcher.py), else this one.
+code=$(sed -n "s/^sys.path\[:0\] = \['\([^']*\)'.*/\1/p" "$OCIRT" 2>/dev/null | head -n 1)
+[ -d "${code:-}" ] || code=$repo
+commit=$(git -C "$code" rev-parse --short HEAD 2>/dev/null || echo unknown)
+changed=$(git -C "$code" status --porcelain 2>/dev/null | awk '{print $NF}' | tr '\n' ' ')
 [ -n "$changed" ] && commit="$commit + working tree changes: ${changed% }"
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "commit: $commit"
+echo "commit: $commit ($code)"
 
 interp=$(head -n 1 "$OCIRT" 2>/dev/null | sed -n 's/^#!\([^ ]*\).*/\1/p')
 if [ -n "$interp" ] && [ -x "$interp" ]; then

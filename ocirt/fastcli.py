@@ -17,7 +17,7 @@ there.  Errors of the library calls are reported by ``ocirt.cli.output``, as
 ``ocirt.cli`` reports them.
 
 ``main`` then leaves with ``_exit`` once stdout and stderr are flushed,
-skipping the interpreter's finalization (~1.3 ms for the short commands, ~4
+skipping the interpreter's finalization (~1.3 ms for the short commands, ~2
 ms once create's modules are loaded): ocirt's files are written with ``with``
 and closed, and nothing of ocirt registers atexit handlers.  When something
 may still need the normal exit (``threading`` was imported: pyroute2, the
