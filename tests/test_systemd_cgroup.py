@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_pytest_in_cgroup2_vm
+from conftest import call_runtime, run_pytest_in_cgroup2_vm
 
 from ocirt.cgroups import CgroupError, mode
 from ocirt.cgroups import systemd as sd
@@ -157,14 +157,7 @@ def unique(tag: str) -> str:
 
 
 def cli(binary: str, root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [binary, "--root", str(root), *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    result = call_runtime(binary, root, *args, timeout=180)  # the guest is slow
     if check and result.returncode != 0:
         raise AssertionError(f"{binary} {args}: exit {result.returncode}: {result.stderr}")
     return result
