@@ -41,6 +41,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -78,9 +79,7 @@ def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def ocirt_bin() -> str:
-    env = os.environ.get("OCIRT")
-    candidates = [env] if env else [str(REPO / ".venv" / "bin" / "ocirt"), shutil.which("ocirt")]
-    for cand in candidates:
+    for cand in _ocirt_candidates():
         if cand and os.access(cand, os.X_OK):
             return cand
     pytest.skip("no ocirt binary: set $OCIRT or run `pip install -e .` in .venv")
@@ -94,22 +93,44 @@ def runc_bin() -> str:
     return runc
 
 
-def _delete_leftovers(root: Path, runtimes: list[str]) -> None:
+def _delete_leftovers(root: Path, runtimes: list[str]) -> list[str]:
+    """`delete -f` every container still in ROOT; the ones that would not go.
+
+    A container whose delete fails keeps its state directory (and with it the
+    record of its cgroups and mounts): the caller must not just remove ROOT,
+    or what the container holds on the host is left behind unseen.
+    """
     if not root.is_dir():
-        return
+        return []
+    failures = []
     for entry in sorted(root.iterdir()):
         if not entry.is_dir():
             continue
-        for runtime in runtimes:
+        errors = []
+        for _round in range(2):  # a second round after a pause: a busy host
+            for runtime in runtimes:
+                if not entry.exists():
+                    break
+                result = subprocess.run(
+                    [runtime, "--root", str(root), "delete", "-f", entry.name],
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    check=False,
+                )
+                errors.append(f"{Path(runtime).name}: {result.stderr.strip()}")
             if not entry.exists():
                 break
-            subprocess.run(
-                [runtime, "--root", str(root), "delete", "-f", entry.name],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=60,
-                check=False,
-            )
+            time.sleep(2)
+        if entry.exists():
+            failures.append(f"{entry.name}: {'; '.join(errors)}")
+    return failures
+
+
+def _ocirt_candidates() -> list[str]:
+    env = os.environ.get("OCIRT")
+    return [env] if env else [str(REPO / ".venv" / "bin" / "ocirt"), shutil.which("ocirt") or ""]
 
 
 @pytest.fixture
@@ -119,16 +140,14 @@ def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     try:
         yield root
     finally:
-        runtimes = [
-            r
-            for r in (
-                os.environ.get("OCIRT") or str(REPO / ".venv" / "bin" / "ocirt"),
-                os.environ.get("RUNC") or shutil.which("runc"),
-            )
-            if r and os.access(r, os.X_OK)
-        ]
-        _delete_leftovers(root, runtimes)
-        shutil.rmtree(root, ignore_errors=True)
+        ocirt = next((c for c in _ocirt_candidates() if c and os.access(c, os.X_OK)), "")
+        runc = os.environ.get("RUNC") or shutil.which("runc")
+        runtimes = [r for r in (ocirt, runc) if r and os.access(r, os.X_OK)]
+        failures = _delete_leftovers(root, runtimes)
+        # The state of a container that could not be deleted stays, to clean up by hand.
+        if not failures:
+            shutil.rmtree(root, ignore_errors=True)
+        assert not failures, f"containers in {root} could not be deleted: {failures}"
 
 
 @pytest.fixture(scope="session")

@@ -106,12 +106,14 @@ def clean_path(path: str) -> str:
     return os.path.relpath(cleaned, "/") if cleaned != "/" else ""
 
 
-def remove_dir(path: str, attempts: int = 7) -> None:
+def remove_dir(path: str, attempts: int = 10) -> None:
     """rmdir PATH and any child cgroups; retry while the kernel says EBUSY.
 
     EBUSY lasts a moment after the last task exits (an OOM-killed or just
-    SIGKILLed task is still being torn down), hence the short backoff
-    (10 ms doubling: about 1.3 s in all), as runc's RemovePath.
+    SIGKILLed task is still being torn down), hence the backoff (10 ms
+    doubling, as runc's RemovePath).  On a loaded host that moment passed
+    1.3 s (7 attempts): delete failed and, in the tests, the cgroups were
+    left behind; 10 attempts wait up to about 10 s, only while EBUSY lasts.
     """
     delay = 0.01
     for attempt in range(attempts):
