@@ -107,12 +107,9 @@ def range_to_bits(text: str) -> bytes:
 Property = tuple  # (name, (dbus signature, value)): jeepney's a(sv) element
 
 
-def _num(section: dict[str, Any] | None, key: str) -> int:
-    value = (section or {}).get(key)
-    return int(value) if value is not None else 0
-
-
 def resource_properties(r: dict[str, Any], *, v2: bool, version: int) -> list[Property]:
+    from ocirt.cgroups.v2 import _num, swap_to_v2  # the fs2 driver's own readings of r
+
     props: list[Property] = []
     if r.get("devices") is not None:
         props += device_properties(r["devices"])
@@ -123,8 +120,6 @@ def resource_properties(r: dict[str, Any], *, v2: bool, version: int) -> list[Pr
             props.append(("MemoryMax", ("t", limit & UINT64_MAX)))
         if _num(mem, "reservation"):
             props.append(("MemoryLow", ("t", _num(mem, "reservation") & UINT64_MAX)))
-        from ocirt.cgroups.v2 import swap_to_v2
-
         swap = swap_to_v2(_num(mem, "swap"), limit)
         if swap:
             props.append(("MemorySwapMax", ("t", swap & UINT64_MAX)))
