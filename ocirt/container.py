@@ -21,7 +21,7 @@ import time
 
 from ocirt import _fastjson
 from ocirt.errors import ContainerNotExist, ContainerNotRunning, OcirtError
-from ocirt.record import cgroup_frozen
+from ocirt.record import cgroup_frozen, remove_empty_cgroup
 from ocirt.state import (
     START_SOCKET,
     StateDir,
@@ -231,7 +231,7 @@ class Container:
 
     def _remove_cgroup(self) -> None:
         """Kill what is left in the cgroup (e.g. after an OOM kill), then remove it."""
-        if not self.record.get("cgroup"):
+        if not self.record.get("cgroup") or remove_empty_cgroup(self.record):
             return
         from ocirt.cgroups import manager_from_record, procs_in
 

@@ -150,3 +150,41 @@ def cgroup_frozen(record: "dict[str, Any]") -> bool | None:
     except OSError:
         return False
     return None
+
+
+def remove_empty_cgroup(record: "dict[str, Any]") -> bool:
+    """rmdir the cgroups ``create`` made, for the fs and fs2 drivers: True if done.
+
+    ``delete``'s common case, without importing ``ocirt.cgroups``: the init
+    has exited and its cgroups are empty, so each ``rmdir`` succeeds at once
+    (the kernel refuses one that holds a task or a child cgroup).  False when
+    a leaf is still busy, or when the record is one this does not handle
+    (systemd, a joined cgroup, a path outside /sys/fs/cgroup): the caller
+    then goes through ``ocirt.cgroups``, which kills what is left, thaws,
+    waits out EBUSY and removes the rest.  tests/test_fastcli.py checks it.
+    """
+    cg = record.get("cgroup")
+    if not isinstance(cg, dict) or cg.get("driver") not in ("fs", "fs2"):
+        return False
+    fs = cg["driver"] == "fs"
+    leaves = set((cg.get("paths") or {}).values()) if fs else {cg.get("path")}
+    created = set(cg.get("created") or ())
+    if not leaves <= created or not all(_under_cgroup_root(p) for p in created):
+        return False  # a cgroup we joined is not ours to remove
+    for leaf in sorted(leaves):
+        try:
+            posix.rmdir(leaf)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+    for parent in sorted(created - leaves, key=len, reverse=True):
+        try:
+            posix.rmdir(parent)
+        except OSError:
+            pass  # shared with another container, or gone
+    return True
+
+
+def _under_cgroup_root(path: object) -> bool:
+    return isinstance(path, str) and path.startswith(CGROUP_ROOT + "/") and "/../" not in path

@@ -475,6 +475,8 @@ def check_host_support(config: dict[str, Any], filename: str = "config.json") ->
 
 def _check_sysctl(linux: dict[str, Any], filename: str) -> None:
     """Only sysctls of a namespace the container has of its own (runc's rule)."""
+    if not linux.get("sysctl"):
+        return
     from ocirt.linux.sysctl import namespace_of
 
     kinds = {ns.get("type") for ns in linux.get("namespaces") or []}

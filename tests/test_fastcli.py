@@ -12,13 +12,17 @@ import seal of the init and exec's child, the optional-module preload.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import call_runtime, need_root, ok
 
 from ocirt import fastcli, record
 from ocirt.process import cgroup_warmup
@@ -238,6 +242,110 @@ def test_cgroup_frozen_reads_through_the_systemd_record(tmp_path: Path) -> None:
     inner = {"driver": "fs", "paths": {"freezer": _freezer(tmp_path, "FROZEN", "1")}}
     assert record.cgroup_frozen({"cgroup": {"driver": "systemd", "inner": inner}}) is True
     assert record.cgroup_frozen({"cgroup": {"driver": "systemd"}}) is None
+
+
+# -- delete's cgroup removal without ocirt.cgroups ---------------------------------------
+def _wait_stopped(ocirt_bin: str, root: Path, cid: str) -> None:
+    for _ in range(200):
+        state = json.loads(ok(call_runtime(ocirt_bin, root, "state", cid)))
+        if state["status"] == "stopped":
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{cid} did not stop: {state}")
+
+
+def test_delete_of_a_stopped_container_removes_its_cgroups_lean(
+    ocirt_bin: str, tmp_root: Path, bundle
+) -> None:
+    """The common delete: every cgroup create made is gone, ocirt.cgroups never imported."""
+    b = bundle("true")
+    subprocess.run(
+        [ocirt_bin, "--root", str(tmp_root), "create", "-b", str(b), "lean1"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,  # the init keeps what it is given open
+        check=True,
+        timeout=60,
+    )
+    created = json.loads((tmp_root / "lean1" / "state.json").read_text())["cgroup"]["created"]
+    assert created and all(Path(d).is_dir() for d in created)
+    ok(call_runtime(ocirt_bin, tmp_root, "start", "lean1"))
+    _wait_stopped(ocirt_bin, tmp_root, "lean1")
+    code = (
+        f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
+        "from ocirt import fastcli\n"
+        f"status = fastcli.run(['--root', {str(tmp_root)!r}, 'delete', 'lean1'])\n"
+        "print(status, 'ocirt.cgroups' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=False
+    )
+    assert out.stdout.split() == ["0", "False"], out.stderr
+    assert [d for d in created if Path(d).exists()] == []
+    assert not (tmp_root / "lean1").exists()
+
+
+@pytest.fixture
+def own_cgroup() -> Iterator[tuple[str, str]]:
+    """(driver, a directory of ours) in the pids hierarchy (v1) or the cgroup2 root."""
+    need_root()
+    v2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
+    base = Path("/sys/fs/cgroup" if v2 else "/sys/fs/cgroup/pids")
+    if not os.access(base, os.W_OK):
+        pytest.skip(f"{base} is not writable")
+    top = base / f"ocirt-test-lean-{os.getpid()}"
+    top.mkdir()
+    try:
+        yield ("fs2" if v2 else "fs"), str(top)
+    finally:
+        for d in sorted(top.glob("**/"), key=lambda p: len(str(p)), reverse=True):
+            for pid in (d / "cgroup.procs").read_text().split():
+                os.kill(int(pid), 9)
+            for _ in range(100):
+                try:
+                    d.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+
+
+def _record(driver: str, leaf: str, created: list[str]) -> dict:
+    if driver == "fs":
+        return {"cgroup": {"driver": "fs", "paths": {"pids": leaf}, "created": created}}
+    return {"cgroup": {"driver": "fs2", "path": leaf, "created": created}}
+
+
+def test_remove_empty_cgroup_leaves_a_busy_one_to_ocirt_cgroups(own_cgroup) -> None:
+    driver, top = own_cgroup
+    leaf = os.path.join(top, "leaf")
+    os.mkdir(leaf)
+    rec = _record(driver, leaf, [top, leaf])
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        Path(leaf, "cgroup.procs").write_text(str(sleeper.pid))
+        assert record.remove_empty_cgroup(rec) is False
+        assert Path(leaf).is_dir() and Path(top).is_dir()  # nothing removed, not even the parent
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    for _ in range(100):  # the task leaves the cgroup a moment after it is reaped
+        if not Path(leaf, "cgroup.procs").read_text().strip():
+            break
+        time.sleep(0.05)
+    assert record.remove_empty_cgroup(rec) is True
+    assert not Path(top).exists()
+    assert record.remove_empty_cgroup(rec) is True  # gone already: done
+
+
+def test_remove_empty_cgroup_refuses_what_it_does_not_own(own_cgroup) -> None:
+    driver, top = own_cgroup
+    joined = _record(driver, top, [])  # a cgroup the container joined: not ours
+    assert record.remove_empty_cgroup(joined) is False
+    elsewhere = _record(driver, "/tmp/x", ["/tmp/x"])
+    assert record.remove_empty_cgroup(elsewhere) is False
+    systemd = {"cgroup": {"driver": "systemd", "inner": joined["cgroup"]}}
+    assert record.remove_empty_cgroup(systemd) is False
+    assert record.remove_empty_cgroup({"cgroup": None}) is False
+    assert Path(top).is_dir()
 
 
 # -- the init's optional modules --------------------------------------------------------

@@ -333,7 +333,7 @@ def _set_cpuset(f: _Files, r: dict[str, Any]) -> None:
 def _set_devices(f: _Files, r: dict[str, Any], rootless: bool) -> None:
     if r.get("devices") is None:
         return
-    from ocirt.cgroups.devices_bpf import Emulator, rules_from_spec
+    from ocirt.cgroups.devrules import Emulator, rules_from_spec
 
     target = Emulator.from_rules(rules_from_spec(r["devices"]))
     if not f.path:

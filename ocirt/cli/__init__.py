@@ -9,6 +9,7 @@ podman parse), exit status 1.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -38,6 +39,9 @@ COMMANDS = {
     "update": "update container resource constraints",
 }
 ALIASES = {"ps": "ps", "ls": "list"}
+# Commands that can outlive a moment (a foreground container or process, a
+# stream of events): they collect cyclic garbage as usual.
+RUN_FOR_LONG = frozenset({"run", "exec", "events", "trace"})
 
 GLOBAL_FLAGS = (
     Flag(("debug",), help="enable debug logging"),
@@ -123,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         if opts.get("help"):
             sys.stdout.write(command_help(ctx.command, module))
             return 0
+        if ctx.command in RUN_FOR_LONG:
+            gc.enable()  # ocirt.fastcli turned it off for the short commands
         return module.run(ctx, opts, args)
     except UsageError as e:
         from ocirt.cli import output

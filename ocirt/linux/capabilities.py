@@ -21,13 +21,18 @@ CAP_NAMES = (
 CAP_NUMBERS = {name: number for number, name in enumerate(CAP_NAMES)}
 
 
+_last_cap: list[int] = []  # read once: the init asks for it with every set it changes
+
+
 def last_cap() -> int:
     """The highest capability this kernel knows."""
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
-    except OSError:
-        return len(CAP_NAMES) - 1
+    if not _last_cap:
+        try:
+            with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
+                _last_cap.append(int(f.read()))
+        except OSError:
+            _last_cap.append(len(CAP_NAMES) - 1)
+    return _last_cap[0]
 
 
 def mask(names: tuple[str, ...]) -> int:

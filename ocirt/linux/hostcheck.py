@@ -38,7 +38,11 @@ def check(config: dict[str, Any], filename: str) -> None:
     _check_rootless(kinds, filename)
 
 
+# Each check imports the module it needs only when its field is present:
+# create runs them all, and most configs use none of these fields.
 def _check_lsm(process: dict[str, Any], filename: str) -> None:
+    if not process.get("apparmorProfile") and not process.get("selinuxLabel"):
+        return
     from ocirt.linux import lsm
 
     if process.get("apparmorProfile") and not lsm.apparmor_enabled():
@@ -58,6 +62,8 @@ def _check_lsm(process: dict[str, Any], filename: str) -> None:
 
 
 def _check_process_scheduling(process: dict[str, Any], filename: str) -> None:
+    if not process.get("scheduler") and not process.get("execCPUAffinity"):
+        return
     from ocirt.linux import scheduling
 
     scheduler = process.get("scheduler")
@@ -72,11 +78,11 @@ def _check_process_scheduling(process: dict[str, Any], filename: str) -> None:
 
 
 def _check_personality(linux: dict[str, Any], filename: str) -> None:
-    from ocirt.linux import personality
-
     value = linux.get("personality")
     if not value:
         return
+    from ocirt.linux import personality
+
     unknown = personality.unknown_flags(value)
     if unknown:
         raise ConfigError(
@@ -88,11 +94,11 @@ def _check_personality(linux: dict[str, Any], filename: str) -> None:
 
 
 def _check_memory_policy(linux: dict[str, Any], filename: str) -> None:
-    from ocirt.linux import scheduling
-
     policy = linux.get("memoryPolicy")
     if not policy:
         return
+    from ocirt.linux import scheduling
+
     problem = scheduling.check_memory_policy(policy)
     if problem:
         raise ConfigError(filename, "linux.memoryPolicy", problem)

@@ -155,12 +155,14 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
     root_fd, deferred_ro = rootfs.prepare(spec, plan.bundle, cgroup_gate, plan.mount_trees)
     for tree in plan.mount_trees.values():
         os.close(tree)
+    # From here on everything runs in the container's cgroup, under its
+    # device rules (the parent writes them before CGROUP_READY): mknod too.
+    cgroup_gate()
     if devices.needs_dev_setup(spec):
         devices.create_devices(root_fd, spec, plan.in_user_ns)
         devices.create_symlinks(root_fd)
     rootfs.remount_deferred(root_fd, deferred_ro)
     _ensure_cwd(root_fd, process.cwd)
-    cgroup_gate()  # from here on everything runs in the container's cgroup
     if spec.hooks.get("prestart") or spec.hooks.get("createRuntime"):
         plan.channel.send(Msg.RUN_RUNTIME_HOOKS)
         plan.channel.expect(Msg.HOOKS_DONE)
@@ -270,7 +272,7 @@ class CgroupGate:
     """Waits (once) until the parent has put us in our cgroup.
 
     Called by the first step that depends on it: the cgroup mount (which
-    reads our cgroup paths) or, at the latest, before the hooks.  Then it
+    reads our cgroup paths) or, at the latest, before the /dev nodes.  Then it
     unshares the cgroup namespace, whose root is the cgroup we are in.
     Returns /proc/self/cgroup as {controllers: path}.
     """

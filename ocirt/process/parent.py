@@ -302,7 +302,11 @@ def _fork_init(plan: init_stage.InitPlan, flags: int, cgroup_fd: int) -> int:
 def _converse(
     channel: Channel, pid: int, spec: Spec, record: dict[str, Any], cgroup: cgroups.Manager
 ) -> None:
-    limits_set = False
+    resources = _resources(spec, record)
+    # The memory limit waits until the Python stage has exec'd stage 2: its
+    # pages would otherwise count against a small limit (and "unified" may
+    # hold memory.* keys, and must be written last anyway).
+    deferred = {k: resources.pop(k) for k in DEFERRED_RESOURCES if k in resources}
     try:
         if spec.linux.has_new_namespace("user"):
             channel.expect(Msg.NEED_ID_MAPS)
@@ -313,14 +317,19 @@ def _converse(
         # While the init mounts its rootfs: on v1 the first cgroup.procs write
         # waits for an RCU grace period (~10 ms). The init waits for
         # CGROUP_READY before anything that depends on its cgroup (cgroup
-        # namespace and mount, hooks, scheduler, stage 2).  On v2 it was cloned
-        # into the cgroup already.
+        # namespace and mount, /dev nodes, hooks, scheduler, stage 2).  On v2
+        # it was cloned into the cgroup already.
         cgroup.apply(pid)
         cgroup_warmup.stop()
         if _wants_realtime(spec):
             # SCHED_FIFO/RR in the init needs cpu.rt_runtime_us in place (cgroup v1).
-            _set_limits(cgroup, spec, record)
-            limits_set = True
+            resources.update(deferred)
+            deferred = {}
+        # The other limits now, while the init works, not after it (as runc,
+        # which sets them while its init waits): before CGROUP_READY because
+        # a v1 device list is rewritten from "deny all", and the init's mknod
+        # of /dev nodes must not fall in that gap.
+        cgroup.set(resources)
         try:
             channel.send(Msg.CGROUP_READY)
         except OSError:
@@ -328,8 +337,9 @@ def _converse(
         while True:
             kind, _body = channel.recv()
             if kind == Msg.RUN_RUNTIME_HOOKS:
-                _set_limits(cgroup, spec, record)  # runc: limits before these hooks
-                limits_set = True
+                if deferred:  # runc: every limit is in place before these hooks
+                    cgroup.set(deferred)
+                    deferred = {}
                 _run_runtime_hooks(spec, record, pid)
                 channel.send(Msg.HOOKS_DONE)
             elif kind == Msg.READY:
@@ -342,10 +352,13 @@ def _converse(
             ) from None
     except ChildError as e:
         raise CreateError(f"unable to start container process: {e.message}") from None
-    if not limits_set:
-        # After the Python stage has exec'd stage 2: its pages would otherwise
-        # count against a small memory limit.
-        _set_limits(cgroup, spec, record)
+    if deferred:
+        cgroup.set(deferred)
+
+
+# Written once the init is stage 2 (see _converse); the rest of
+# linux.resources is written while the init sets up.
+DEFERRED_RESOURCES = ("memory", "unified")
 
 
 def _wants_realtime(spec: Spec) -> bool:
@@ -353,9 +366,10 @@ def _wants_realtime(spec: Spec) -> bool:
     return bool(scheduler) and scheduler.get("policy") in ("SCHED_FIFO", "SCHED_RR")
 
 
-def _set_limits(cgroup: cgroups.Manager, spec: Spec, record: dict[str, Any]) -> None:
+def _resources(spec: Spec, record: dict[str, Any]) -> dict[str, Any]:
+    """linux.resources plus runc's default device rules (a new dict)."""
     linux_config = record["config"].get("linux") or {}
-    cgroup.set(cgroups.with_default_devices(spec.linux.resources, linux_config.get("devices")))
+    return cgroups.with_default_devices(spec.linux.resources, linux_config.get("devices"))
 
 
 def _exec_succeeded(pid: int) -> bool:
