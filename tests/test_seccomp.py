@@ -485,8 +485,8 @@ def _start_forwards_listener() -> bool:
 class Agent:
     """tests/seccomp_listener.py in a subprocess."""
 
-    def __init__(self, directory: Path, answer: str) -> None:
-        self.socket = directory / "agent.sock"
+    def __init__(self, directory: Path, answer: str, sock: Path | None = None) -> None:
+        self.socket = sock or directory / "agent.sock"
         self.state_file = directory / "agent-state.json"
         self.proc = subprocess.Popen(
             [sys.executable, str(TESTS / "seccomp_listener.py"), str(self.socket),
@@ -551,6 +551,91 @@ def test_notify(
     runc_state, _ = agent.finish()
     assert theirs.stdout == ours.stdout
     assert set(runc_state) == set(state)
+
+
+EXEC_NOTIFY_SCRIPT = "mkdir /tmp/xd; echo rc=$?; test -d /tmp/xd && echo exists || echo absent"
+
+
+def _notify_exec(
+    binary: str, root: Path, tmp_path: Path, bundle, cid: str, exec_agent: bool = True
+) -> tuple[Any, ...]:
+    """`exec` into a running container whose profile notifies mkdir.
+
+    The init's listener goes (at start) to a first agent; then a second one
+    takes the socket path and gets the exec'd process's listener (with
+    EXEC_AGENT false, nobody listens there any more).  Also returns `ps`.
+    """
+    first = Agent(tmp_path / "init-agent", "continue", sock=tmp_path / "agent.sock")
+    b = profile_bundle(bundle, notify_profile(first), "sleep", "1000", name=f"b-{cid}")
+    subprocess.run(
+        [binary, "--root", str(root), "run", "-d", "-b", str(b), cid],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        timeout=60, check=True,
+    )  # fmt: skip
+    try:
+        for _ in range(200):  # the init's listener has reached the first agent
+            if first.state_file.exists():
+                break
+            time.sleep(0.05)
+        first.socket.unlink()
+        if not exec_agent:
+            out = subprocess.run(
+                [binary, "--root", str(root), "exec", cid, "sh", "-c", EXEC_NOTIFY_SCRIPT],
+                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            ps = subprocess.run(
+                [binary, "--root", str(root), "ps", "--format", "json", cid],
+                capture_output=True, text=True, timeout=60, check=True,
+            )  # fmt: skip
+            return out, json.loads(ps.stdout)
+        second = Agent(tmp_path / "exec-agent", "success", sock=first.socket)
+        out = subprocess.run(
+            [binary, "--root", str(root), "exec", cid, "sh", "-c", EXEC_NOTIFY_SCRIPT],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        for _ in range(100):  # the exec'd process has exited: its listener came, or never will
+            if second.state_file.exists():
+                break
+            time.sleep(0.05)
+        if second.state_file.exists():
+            state, notes = second.finish()
+        else:
+            second.proc.kill()
+            second.proc.wait()
+            state, notes = {}, []
+        init_state = json.loads(first.state_file.read_text())
+    finally:
+        subprocess.run([binary, "--root", str(root), "delete", "-f", cid], timeout=60, check=False)
+        first.proc.wait(timeout=30)
+    return out, state, notes, init_state
+
+
+def test_notify_for_exec(ocirt_bin, runc_bin, tmp_root, tmp_path, bundle) -> None:
+    """An exec'd process's listener reaches the agent too, with its own pid (as runc)."""
+    for d in ("o", "r"):
+        for agent in ("init-agent", "exec-agent"):
+            (tmp_path / d / agent).mkdir(parents=True)
+    out, state, notes, init_state = _notify_exec(ocirt_bin, tmp_root, tmp_path / "o", bundle, "xo")
+    assert out.stdout == "rc=0\nabsent\n", out.stderr  # the agent answered "success"
+    assert state, "the exec'd process's listener never reached the agent"
+    assert state["fds"] == ["seccompFd"] and state["metadata"] == "test-metadata"
+    assert state["state"]["id"] == "xo" and state["state"]["status"] == "running"
+    assert state["state"]["pid"] == init_state["pid"] > 0  # the container's init
+    assert state["pid"] > 0 and state["pid"] != state["state"]["pid"]  # the exec'd process
+    assert [n["nr"] for n in notes] == [seccomp.syscall_number("mkdir")]
+    theirs, runc_state, _, _ = _notify_exec(runc_bin, tmp_root, tmp_path / "r", bundle, "xr")
+    assert theirs.stdout == out.stdout, theirs.stderr
+    assert set(runc_state) == set(state)
+    assert runc_state["pid"] != runc_state["state"]["pid"]
+
+
+def test_notify_for_exec_agent_unreachable(ocirt_bin, tmp_root, tmp_path, bundle) -> None:
+    """No agent for the exec'd process's listener: exec fails, and kills what it started."""
+    (tmp_path / "init-agent").mkdir()
+    out, pids = _notify_exec(ocirt_bin, tmp_root, tmp_path, bundle, "xu", exec_agent=False)
+    assert out.returncode != 0 and "seccomp agent" in out.stderr, out.stderr
+    assert out.stdout == ""  # the program never ran
+    assert len(pids) == 1  # only the container's init is left
 
 
 def test_notify_agent_unreachable(ocirt_bin, tmp_root, tmp_path, bundle) -> None:

@@ -495,8 +495,14 @@ def _forward_listener(fd: int, state: dict[str, Any], config: dict[str, Any]) ->
         os.close(fd)
 
 
-def send_to_agent(path: str, fd: int, state: dict[str, Any], metadata: str = "") -> None:
-    """runtime-spec ContainerProcessState + the listener fd to the agent at PATH."""
+def send_to_agent(
+    path: str, fd: int, state: dict[str, Any], metadata: str = "", pid: int | None = None
+) -> None:
+    """runtime-spec ContainerProcessState + the listener fd to the agent at PATH.
+
+    PID is the process the filter belongs to: the init's (the state's) unless
+    given (an exec'd process).
+    """
     import _socket
 
     from ocirt import _fastjson
@@ -506,7 +512,7 @@ def send_to_agent(path: str, fd: int, state: dict[str, Any], metadata: str = "")
     message: dict[str, Any] = {
         "ociVersion": state.get("ociVersion") or SPEC_VERSION,
         "fds": ["seccompFd"],
-        "pid": state.get("pid", 0),
+        "pid": state.get("pid", 0) if pid is None else pid,
     }
     if metadata:
         message["metadata"] = metadata

@@ -15,12 +15,17 @@ Sequence (docs/architecture.md has the diagram):
     child  -> parent  RUN_RUNTIME_HOOKS   mounts done: prestart + createRuntime
     parent -> child   HOOKS_DONE
     child  -> parent  READY               set up; about to exec stage 2
+    child  -> parent  SECCOMP_LISTENER    exec only: the notify listener fd
+                                          (SCM_RIGHTS), for linux.seccomp.listenerPath
+    parent -> child   LISTENER_SENT       the agent has it: go on to execve
     child  -> parent  ERROR               instead of any of the above, then exit
 """
 
 from __future__ import annotations
 
 import _socket  # the C module: `socket` costs ~4 ms of imports
+import posix as _posix
+import sys
 
 from ocirt import _fastjson
 from ocirt.errors import OcirtError
@@ -30,6 +35,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 MAX_MESSAGE = 64 * 1024
+_BYTEORDER = sys.byteorder
 
 
 class Msg:
@@ -47,6 +53,8 @@ class Msg:
     READY = 6
     ERROR = 7
     CGROUP_READY = 8
+    SECCOMP_LISTENER = 9  # exec's child -> parent, with the listener fd (SCM_RIGHTS)
+    LISTENER_SENT = 10  # parent -> exec's child: the agent has it, go on
 
     @classmethod
     def name(cls, kind: int) -> str:
@@ -90,6 +98,31 @@ class Channel:
         payload = _fastjson.dumps(body or {}).encode()
         self.sock.send(bytes([kind]) + payload)
 
+    def send_fd(self, kind: int, fd: int) -> None:
+        """A message with FD attached (SCM_RIGHTS): the receiver gets its own copy."""
+        rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, _BYTEORDER))]
+        self.sock.sendmsg([bytes([kind]) + b"{}"], rights)
+
+    def recv_fd(self) -> tuple[int, int]:
+        """The next message and the fd it carries (-1 if none); ERROR/EOF as recv()."""
+        data, ancdata, _flags, _addr = self.sock.recvmsg(MAX_MESSAGE, _socket.CMSG_SPACE(4))
+        fds = [
+            int.from_bytes(payload[i : i + 4], _BYTEORDER)
+            for level, kind, payload in ancdata
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS
+            for i in range(0, len(payload) - len(payload) % 4, 4)
+        ]
+        for extra in fds[1:]:
+            _posix.close(extra)
+        fd = fds[0] if fds else -1
+        try:
+            kind, _body = self._decode(data)
+        except BaseException:
+            if fd >= 0:
+                _posix.close(fd)
+            raise
+        return kind, fd
+
     def send_error(self, errno: int, message: str) -> None:
         self.send(Msg.ERROR, {"errno": errno, "message": message})
 
@@ -107,7 +140,10 @@ class Channel:
             pass
 
     def recv(self) -> tuple[int, dict[str, Any]]:
-        data = self.sock.recv(MAX_MESSAGE)
+        return self._decode(self.sock.recv(MAX_MESSAGE))
+
+    @staticmethod
+    def _decode(data: bytes) -> tuple[int, dict[str, Any]]:
         if not data:
             raise ChannelClosed()
         kind = data[0]

@@ -323,7 +323,7 @@ def start(container: Any, process: dict[str, Any], opts: ExecOptions) -> Started
             _join_cgroups(record, pid, opts.cgroup)
             cgroup_warmup.stop()
             parent_end.send(Msg.PROCEED)
-            _await_exec(parent_end)
+            _await_exec(parent_end, pid, record)
             master = None
             if our_console is not None:
                 from ocirt.linux import console
@@ -340,9 +340,9 @@ def start(container: Any, process: dict[str, Any], opts: ExecOptions) -> Started
 def _compile_seccomp(config: dict[str, Any]) -> seccomp.CompiledFilter | None:
     """The container's filter, compiled before the fork so errors read as exec's.
 
-    No notify listener: it would have to travel back to us and on to the
-    agent, which the exec channel does not do yet, so notified syscalls of
-    an exec'd process fail with ENOSYS (the kernel's answer without one).
+    With SCMP_ACT_NOTIFY rules the child's load returns a listener fd, which
+    it sends back over the channel (SECCOMP_LISTENER) and we forward to
+    ``listenerPath`` (:func:`_await_exec`), as runc does for exec'd processes.
     """
     config_seccomp = (config.get("linux") or {}).get("seccomp")
     if not config_seccomp:
@@ -350,12 +350,9 @@ def _compile_seccomp(config: dict[str, Any]) -> seccomp.CompiledFilter | None:
     from ocirt.linux import seccomp
 
     try:
-        compiled = seccomp.compile_filter(config_seccomp)
+        return seccomp.compile_filter(config_seccomp)
     except OcirtError as e:
         raise ExecError(f"unable to start container process: {e}") from None
-    listener_only = seccomp.FLAG_NEW_LISTENER | seccomp.FLAG_WAIT_KILLABLE_RECV
-    compiled.flags &= ~listener_only
-    return compiled
 
 
 def _wants_scheduling(proc: Process) -> bool:
@@ -468,14 +465,48 @@ def _release_child_ends(plan: ExecPlan) -> None:
         plan.console_sock.close()
 
 
-def _await_exec(channel: Channel) -> None:
+def _await_exec(channel: Channel, pid: int, record: dict[str, Any]) -> None:
+    """Until EOF (the channel is close-on-exec: execve succeeded) or ERROR.
+
+    A seccomp notify listener on the way is forwarded to the agent with the
+    container's state and PID, the exec'd process (runc's ContainerProcessState).
+    """
+    while True:
+        try:
+            kind, fd = channel.recv_fd()
+        except ChannelClosed:
+            return
+        except ChildError as e:
+            raise ExecError(f"unable to start container process: {e.message}") from None
+        if kind != Msg.SECCOMP_LISTENER or fd < 0:
+            if fd >= 0:
+                os.close(fd)
+            raise ExecError(
+                f"unable to start container process: protocol error: got {Msg.name(kind)}"
+            )
+        try:
+            _forward_listener(fd, pid, record)
+        finally:
+            os.close(fd)
+        channel.send(Msg.LISTENER_SENT)
+
+
+def _forward_listener(fd: int, pid: int, record: dict[str, Any]) -> None:
+    from ocirt.linux import seccomp
+    from ocirt.state import public_state
+
+    config = ((record.get("config") or {}).get("linux") or {}).get("seccomp") or {}
+    state = public_state(record, "running")
     try:
-        kind, _ = channel.recv()
-    except ChannelClosed:
-        return  # the channel is close-on-exec: EOF means execve succeeded
-    except ChildError as e:
-        raise ExecError(f"unable to start container process: {e.message}") from None
-    raise ExecError(f"unable to start container process: protocol error: got {Msg.name(kind)}")
+        seccomp.send_to_agent(
+            config.get("listenerPath") or "",
+            fd,
+            state,
+            config.get("listenerMetadata") or "",
+            pid=pid,
+        )
+    except OcirtError as e:
+        raise ExecError(f"unable to start container process: {e}") from None
 
 
 # -- cgroups ---------------------------------------------------------------------
@@ -649,13 +680,30 @@ def _child(plan: ExecPlan) -> NoReturn:
         path, env = _setup(plan)
         sc.prctl(sc.PR_SET_PDEATHSIG, 0)
         if plan.seccomp is not None:
-            from ocirt.linux import seccomp  # preloaded
-
-            seccomp.load(plan.seccomp)  # as late as possible: the program's profile
+            _load_seccomp(plan)  # as late as possible: the program's profile
         _execve(path, list(plan.process.args), env)
     except BaseException as e:  # whatever it is, the parent must hear of it
         plan.channel.report(e)
     os._exit(1)
+
+
+def _load_seccomp(plan: ExecPlan) -> None:
+    """Load the filter; a notify listener goes to the parent, which forwards it.
+
+    We wait until the agent has it (runc too): if it cannot be reached, the
+    parent fails the exec and kills us before the program has run.
+    """
+    from ocirt.linux import seccomp  # preloaded
+
+    if plan.seccomp is None:
+        return
+    listener = seccomp.load(plan.seccomp)
+    if listener >= 0:
+        try:
+            plan.channel.send_fd(Msg.SECCOMP_LISTENER, listener)
+        finally:
+            os.close(listener)
+        plan.channel.expect(Msg.LISTENER_SENT)
 
 
 def _setup(plan: ExecPlan) -> tuple[str, dict[str, str]]:
@@ -693,7 +741,7 @@ def _setup(plan: ExecPlan) -> tuple[str, dict[str, str]]:
     if plan.seccomp is not None:
         from ocirt.linux import seccomp  # preloaded
     if plan.seccomp is not None and seccomp.must_load_early(proc):
-        seccomp.load(plan.seccomp)  # needs CAP_SYS_ADMIN without nnp: before the switch
+        _load_seccomp(plan)  # needs CAP_SYS_ADMIN without nnp: before the switch
         plan.seccomp = None
     user.switch(proc.user, plan.in_user_ns)
     user.set_umask(proc.user)
