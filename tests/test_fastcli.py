@@ -75,7 +75,15 @@ def full_bin(ocirt_bin: str, tmp_path: Path) -> str:
         ["--version"],
         ["help", "state"],
         ["list"],
-        ["create", "x"],
+        ["create"],
+        ["create", "a", "b"],
+        ["create", "--help", "x"],
+        ["create", "-b"],
+        ["create", "--no-pivot=true", "x"],
+        ["create", "--bogus", "x"],
+        ["create", "--preserve-fds", "x1", "x"],
+        ["create", "--", "x"],
+        ["run", "x"],
         ["state"],
         ["state", "a", "b"],
         ["state", "--help"],
@@ -96,6 +104,32 @@ def full_bin(ocirt_bin: str, tmp_path: Path) -> str:
 )
 def test_what_goes_to_the_full_cli(argv: list[str]) -> None:
     assert fastcli.run(argv) is None
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["x"],
+        ["-b", "/b", "x"],
+        ["x", "--bundle", "/b", "--pid-file=/p"],
+        ["-bundle=/b", "--console-socket", "/s", "--no-pivot", "x", "--no-new-keyring"],
+        ["--preserve-fds", "3", "--pidfd-socket", "/q", "-pid-file", "/p", "x"],
+    ],
+)
+def test_create_flags_parse_as_in_ocirt_cli(argv: list[str]) -> None:
+    from ocirt.cli import create
+    from ocirt.cli.flags import parse
+
+    full, ids = parse(argv, create.FLAGS)
+    parsed = fastcli.parse_create(argv)
+    assert parsed is not None
+    fast, cid = parsed
+    assert [cid] == ids
+    # ocirt.cli's bool flags default to None: as falsy as our False.
+    assert fast == {
+        k: bool(v) if isinstance(fast[k], bool) else v for k, v in full.items() if k in fast
+    }
+    assert set(full) - set(fast) == {"pidfd_socket", "help"}  # unused by create
 
 
 def test_global_flags_spellings() -> None:
@@ -405,6 +439,10 @@ def test_fast_and_full_cli_agree(ocirt_bin: str, full_bin: str, tmp_root: Path, 
         status, _, err = run([ocirt_bin, "--root", str(tmp_root), "create", "-b", str(b), cid])
         assert status == 0, err
     for args in (
+        ("create", "-b", str(b), "c1"),  # a duplicate id
+        ("create", "--bundle", "/nonexistent", "c9"),
+        ("create", "--bundle=/nonexistent", "--pid-file", "/p", "c9"),
+        ("create", "-b", str(b), "bad/id"),
         ("state", "c1"),
         ("--log-format", "json", "state", "c1"),
         ("state", "nope"),
