@@ -15,6 +15,7 @@ import os
 import struct
 import termios
 
+from ocirt.linux import fdpass
 from ocirt.linux import syscalls as sc
 
 TIOCSPTLCK = 0x40045431
@@ -36,9 +37,7 @@ def set_size(fd: int, size: tuple[int, int] | None) -> None:
 
 
 def send_master(sock: _socket.socket, master: int, name: str) -> None:
-    # struct, not array: `array` pulls in collections.abc (~3 ms per create).
-    fds = struct.pack("i", master)
-    sock.sendmsg([name.encode()], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+    sock.sendmsg([name.encode()], fdpass.rights(master))
 
 
 def mount_console(slave_path: str) -> None:
@@ -66,14 +65,8 @@ def recv_master(sock: _socket.socket) -> int:
     containerd shim do, and what ``run``/``exec`` do themselves when they own
     the terminal.  The fd arrives close-on-exec.
     """
-    fds: list[int] = []
-    msg, ancdata, _flags, _addr = sock.recvmsg(
-        4096, _socket.CMSG_SPACE(4 * 4), _socket.MSG_CMSG_CLOEXEC
-    )
-    for level, kind, data in ancdata:
-        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-            whole = data[: len(data) - len(data) % 4]
-            fds.extend(struct.unpack(f"{len(whole) // 4}i", whole))
+    msg, ancdata, _flags, _addr = sock.recvmsg(4096, fdpass.space(4), _socket.MSG_CMSG_CLOEXEC)
+    fds = fdpass.received(ancdata)
     if not fds:
         raise OSError(errno.EBADMSG, f"console socket: no pty master received ({msg!r})")
     for extra in fds[1:]:

@@ -33,9 +33,9 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
-import sys
 
 from ocirt.errors import OcirtError
+from ocirt.linux import fdpass
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -466,18 +466,12 @@ def read_start_reply(sock: Any, state: dict[str, Any], config: dict[str, Any]) -
     worked.  ``sock`` is a ``_socket.socket``; ``state`` is the state that
     ``start`` sent; ``config`` the container's config.json.
     """
-    import _socket
 
     chunks: list[bytes] = []
-    space = _socket.CMSG_SPACE(4)
     while True:
-        data, ancdata, _flags, _addr = sock.recvmsg(65536, space)
-        for level, kind, payload in ancdata:
-            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                for i in range(0, len(payload) - len(payload) % 4, 4):
-                    _forward_listener(
-                        int.from_bytes(payload[i : i + 4], sys.byteorder), state, config
-                    )
+        data, ancdata, _flags, _addr = sock.recvmsg(65536, fdpass.space())
+        for fd in fdpass.received(ancdata):
+            _forward_listener(fd, state, config)
         if not data:
             break
         chunks.append(data)
@@ -520,8 +514,7 @@ def send_to_agent(
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     try:
         sock.connect(path)
-        rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))]
-        sock.sendmsg([_fastjson.dumps(message).encode()], rights)
+        sock.sendmsg([_fastjson.dumps(message).encode()], fdpass.rights(fd))
     except OSError as e:
         raise SeccompError(
             f"failed to connect with seccomp agent specified in the seccomp profile: "

@@ -25,17 +25,16 @@ from __future__ import annotations
 
 import _socket  # the C module: `socket` costs ~4 ms of imports
 import posix as _posix
-import sys
 
 from ocirt import _fastjson
 from ocirt.errors import OcirtError
+from ocirt.linux import fdpass
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
 MAX_MESSAGE = 64 * 1024
-_BYTEORDER = sys.byteorder
 
 
 class Msg:
@@ -100,18 +99,12 @@ class Channel:
 
     def send_fd(self, kind: int, fd: int) -> None:
         """A message with FD attached (SCM_RIGHTS): the receiver gets its own copy."""
-        rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, _BYTEORDER))]
-        self.sock.sendmsg([bytes([kind]) + b"{}"], rights)
+        self.sock.sendmsg([bytes([kind]) + b"{}"], fdpass.rights(fd))
 
     def recv_fd(self) -> tuple[int, int]:
         """The next message and the fd it carries (-1 if none); ERROR/EOF as recv()."""
-        data, ancdata, _flags, _addr = self.sock.recvmsg(MAX_MESSAGE, _socket.CMSG_SPACE(4))
-        fds = [
-            int.from_bytes(payload[i : i + 4], _BYTEORDER)
-            for level, kind, payload in ancdata
-            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS
-            for i in range(0, len(payload) - len(payload) % 4, 4)
-        ]
+        data, ancdata, _flags, _addr = self.sock.recvmsg(MAX_MESSAGE, fdpass.space())
+        fds = fdpass.received(ancdata)
         for extra in fds[1:]:
             _posix.close(extra)
         fd = fds[0] if fds else -1
