@@ -297,18 +297,11 @@ def _create(ctx: Context, args: list[str]) -> int | None:
     if parsed is None:
         return None
     opts, container_id = parsed
-    import posix
-
     from ocirt.container import Container
     from ocirt.process.parent import CreateOptions
 
-    options = CreateOptions(
-        bundle=opts["bundle"] or posix.getcwd(),
-        pid_file=opts["pid_file"],
-        console_socket=opts["console_socket"],
-        no_pivot=opts["no_pivot"],
-        no_new_keyring=opts["no_new_keyring"],
-        preserve_fds=int(opts["preserve_fds"]),
+    options = CreateOptions.from_flags(
+        {**opts, "preserve_fds": int(opts["preserve_fds"])},
         rootless=ctx.rootless == "true",
         systemd_cgroup=ctx.systemd_cgroup,
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from ocirt.cli._common import HELP, exactly_one_id
 from ocirt.cli.flags import Flag, UsageError
 
@@ -29,13 +27,8 @@ def create_options(ctx, opts: dict):
         preserve = int(opts["preserve_fds"])
     except ValueError:
         raise UsageError(f'invalid value "{opts["preserve_fds"]}" for flag -preserve-fds') from None
-    return CreateOptions(
-        bundle=opts["bundle"] or os.getcwd(),
-        pid_file=opts["pid_file"],
-        console_socket=opts["console_socket"],
-        no_pivot=opts["no_pivot"],
-        no_new_keyring=opts["no_new_keyring"],
-        preserve_fds=preserve,
+    return CreateOptions.from_flags(
+        {**opts, "preserve_fds": preserve},
         rootless=ctx.rootless == "true",
         systemd_cgroup=ctx.systemd_cgroup,
     )

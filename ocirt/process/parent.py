@@ -65,6 +65,23 @@ class CreateOptions(_Record):
         "systemd_cgroup": False,
     }
 
+    @classmethod
+    def from_flags(
+        cls, values: dict[str, Any], *, rootless: bool, systemd_cgroup: bool
+    ) -> CreateOptions:
+        """From the values of create's (and run's) flags, keyed as ocirt/cli/create.py's
+        FLAGS (``preserve_fds`` already an int); no bundle means the current directory."""
+        return cls(
+            bundle=values["bundle"] or os.getcwd(),
+            pid_file=values["pid_file"] or "",
+            console_socket=values["console_socket"] or "",
+            no_pivot=bool(values["no_pivot"]),
+            no_new_keyring=bool(values["no_new_keyring"]),
+            preserve_fds=values["preserve_fds"],
+            rootless=rootless,
+            systemd_cgroup=systemd_cgroup,
+        )
+
 
 class CreateError(OcirtError):
     pass
