@@ -177,9 +177,26 @@ class StateDir:
         except FileNotFoundError:
             raise ContainerNotExist(self.id) from None
         try:
-            return _fastjson.loads(_read_all(fd))
+            record = _fastjson.loads(_read_all(fd))
         finally:
             posix.close(fd)
+        if not _is_ours(record, self.id):
+            # Another runtime's state (runc writes state.json too, and a manager
+            # may point both at one --root): not an ocirt container.  Taking it
+            # for one would make `delete -f` remove its directory and leave its
+            # processes and cgroups behind, out of that runtime's reach.
+            raise ContainerNotExist(self.id)
+        return record
+
+
+def _is_ours(record: object, container_id: str) -> bool:
+    """A record ocirt wrote: its id, and the init's pid and start time."""
+    return (
+        isinstance(record, dict)
+        and record.get("id") == container_id
+        and "pid" in record
+        and "init_start_time" in record
+    )
 
 
 def list_ids(root: str) -> list[str]:

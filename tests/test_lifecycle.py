@@ -192,6 +192,28 @@ def test_sigterm_ends_a_created_container(runtime: str, rt, tmp_root: Path, bund
     assert wait_status(rt[runtime], tmp_root, "t1", "stopped")["status"] == "stopped"
 
 
+def test_another_runtimes_container_is_left_to_it(rt, tmp_root: Path, bundle) -> None:
+    """runc's state dir under ocirt's --root: no ocirt container, and never touched.
+
+    (ocirt used to take runc's state.json for its own: `delete -f` removed the
+    directory and left runc's init and cgroups running where runc could no
+    longer find them.)
+    """
+    b = bundle("sleep", "100")
+    assert run(rt["runc"], tmp_root, "create", "-b", str(b), "theirs").returncode == 0
+    runc_state = state(rt["runc"], tmp_root, "theirs")
+    gone = run(rt["ocirt"], tmp_root, "delete", "-f", "theirs")
+    assert gone.returncode == 0, gone.stderr  # --force of an unknown id, as runc
+    asked = run(rt["ocirt"], tmp_root, "state", "theirs")
+    assert (asked.returncode, msg(asked)) == (1, "container does not exist")
+    listed = run(rt["ocirt"], tmp_root, "list", "-q")
+    assert (listed.returncode, listed.stdout) == (0, "")
+    assert (tmp_root / "theirs" / "state.json").exists()
+    assert state(rt["runc"], tmp_root, "theirs") == runc_state  # its init untouched
+    assert run(rt["runc"], tmp_root, "delete", "-f", "theirs").returncode == 0
+    assert not (tmp_root / "theirs").exists()
+
+
 # -- errors managers string-match ---------------------------------------------
 
 
