@@ -330,6 +330,26 @@ def call_runtime(
     )
 
 
+def run_isolated(code: str) -> subprocess.CompletedProcess[str]:
+    """CODE in a fresh `python -I -S`, the launcher's start: what it imports is its own."""
+    return subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=False
+    )
+
+
+def remove_cgroup_dir(path: Path, attempts: int, delay: float) -> None:
+    """rmdir a cgroup a test made, retrying while the kernel says busy (a killed
+    task leaves it a moment after it is reaped); one that is gone is done."""
+    for _ in range(attempts):
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(delay)
+
+
 def ok(proc: subprocess.CompletedProcess[str]) -> str:
     """PROC's stdout, after asserting it succeeded."""
     assert proc.returncode == 0, proc.stderr

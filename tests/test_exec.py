@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import remove_cgroup_dir
 
 REPO = Path(__file__).resolve().parents[1]
 PROBE = REPO / "conformance" / "probe" / "probe"
@@ -320,12 +321,7 @@ def test_sub_cgroup(pair):
             assert pids.endswith("/" + name), (rt.name, pids)
     finally:
         for directory in made:
-            for _ in range(50):
-                try:
-                    directory.rmdir()
-                    break
-                except OSError:
-                    time.sleep(0.1)
+            remove_cgroup_dir(directory, attempts=50, delay=0.1)
 
 
 def test_pid_file_and_detach_under_a_subreaper(pair, tmp_path):

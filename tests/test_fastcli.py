@@ -15,14 +15,13 @@ import json
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import call_runtime, need_root, ok
+from conftest import call_runtime, need_root, ok, remove_cgroup_dir, run_isolated
 
 from ocirt import fastcli, record
 from ocirt.process import cgroup_warmup
@@ -189,9 +188,7 @@ def test_state_imports_no_os_cli_or_cgroups(tmp_path: Path) -> None:
         "heavy = {'os', 'ocirt.cli', 'ocirt.cgroups', '__future__', 'typing', 'json', 're'}\n"
         "print(status, sorted(heavy & set(sys.modules)), file=sys.stderr)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=False
-    )
+    out = run_isolated(code)
     assert out.stderr.strip() == "0 []", out.stderr
     state = json.loads(out.stdout)
     assert (state["status"], state["pid"], state["annotations"]) == ("stopped", 0, {"a": "b"})
@@ -206,9 +203,7 @@ def test_exit_now_flushes_and_keeps_the_status(with_threading: bool) -> None:
         "sys.stdout.write('out'); sys.stderr.write('err')\n"
         "exit_now(3)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=False
-    )
+    out = run_isolated(code)
     assert (out.returncode, out.stdout, out.stderr) == (3, "out", "err")
 
 
@@ -224,9 +219,7 @@ def test_sealed_process_imports_nothing_new() -> None:
         "except ModuleNotFoundError:\n"
         "    print('sealed')\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=False
-    )
+    out = run_isolated(code)
     assert out.stdout == "sealed\n", out.stderr
 
 
@@ -310,9 +303,7 @@ def test_delete_of_a_stopped_container_removes_its_cgroups_lean(
         f"status = fastcli.run(['--root', {str(tmp_root)!r}, 'delete', 'lean1'])\n"
         "print(status, 'ocirt.cgroups' in sys.modules)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=False
-    )
+    out = run_isolated(code)
     assert out.stdout.split() == ["0", "False"], out.stderr
     assert [d for d in created if Path(d).exists()] == []
     assert not (tmp_root / "lean1").exists()
@@ -334,12 +325,7 @@ def own_cgroup() -> Iterator[tuple[str, str]]:
         for d in sorted(top.glob("**/"), key=lambda p: len(str(p)), reverse=True):
             for pid in (d / "cgroup.procs").read_text().split():
                 os.kill(int(pid), 9)
-            for _ in range(100):
-                try:
-                    d.rmdir()
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            remove_cgroup_dir(d, attempts=100, delay=0.05)
 
 
 def _record(driver: str, leaf: str, created: list[str]) -> dict:

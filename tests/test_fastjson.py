@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_isolated
 
 from ocirt import _fastjson
 
@@ -56,7 +55,5 @@ def test_short_commands_do_not_import_heavy_modules() -> None:
         " 'typing', 'enum', 'subprocess'} & set(sys.modules);"
         "print(sorted(heavy))"
     )
-    out = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=False
-    )
+    out = run_isolated(code)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import remove_cgroup_dir
 
 RUNTIMES = ("ocirt", "runc")
 
@@ -555,11 +556,4 @@ def test_delete_spares_a_joined_cgroup_and_its_other_processes(
         bystander.kill()
         bystander.wait()
         for d in dirs:
-            for _ in range(50):
-                try:
-                    d.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            remove_cgroup_dir(d, attempts=50, delay=0.05)
