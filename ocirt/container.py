@@ -21,7 +21,7 @@ import time
 
 from ocirt import _fastjson
 from ocirt.errors import ContainerNotExist, ContainerNotRunning, OcirtError
-from ocirt.record import cgroup_frozen, remove_empty_cgroup
+from ocirt.record import cgroup_frozen, cgroup_leaves, remove_empty_cgroup
 from ocirt.state import (
     START_SOCKET,
     StateDir,
@@ -244,7 +244,7 @@ class Container:
             return
         if systemd:
             cg = dict(cg["inner"], created=list(manager.paths().values()))  # the scope is ours
-        leaves = set(cg.get("paths", {}).values()) | ({cg["path"]} if "path" in cg else set())
+        leaves = cgroup_leaves(cg)
         # Only what sits in a cgroup create made: a joined, pre-existing one is
         # shared with processes that are not ours (and destroy() keeps it).
         leftovers: set[int] = set()

@@ -166,8 +166,9 @@ def remove_empty_cgroup(record: "dict[str, Any]") -> bool:
     cg = record.get("cgroup")
     if not isinstance(cg, dict) or cg.get("driver") not in ("fs", "fs2"):
         return False
-    fs = cg["driver"] == "fs"
-    leaves = set((cg.get("paths") or {}).values()) if fs else {cg.get("path")}
+    if cg["driver"] == "fs2" and not isinstance(cg.get("path"), str):
+        return False
+    leaves = cgroup_leaves(cg)
     created = set(cg.get("created") or ())
     if not leaves <= created or not all(_under_cgroup_root(p) for p in created):
         return False  # a cgroup we joined is not ours to remove
@@ -184,6 +185,11 @@ def remove_empty_cgroup(record: "dict[str, Any]") -> bool:
         except OSError:
             pass  # shared with another container, or gone
     return True
+
+
+def cgroup_leaves(cg: "dict[str, Any]") -> set:
+    """The container's own cgroup directories in a fs (per hierarchy) or fs2 record."""
+    return set((cg.get("paths") or {}).values()) | ({cg["path"]} if "path" in cg else set())
 
 
 def _under_cgroup_root(path: object) -> bool:
