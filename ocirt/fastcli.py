@@ -94,12 +94,6 @@ def run(argv: list[str]) -> int | None:
     if parsed is None or not parsed[1]:
         return None
     ctx, rest = parsed
-    if rest[0] in ("create", "run", "exec"):
-        # Not ours, but they place a process in a cgroup: start paying the
-        # v1 grace period now, before ocirt.cli's imports (see the module).
-        from ocirt.process import cgroup_warmup
-
-        cgroup_warmup.start()
     handler = _HANDLERS.get(rest[0])
     if handler is None:
         return None

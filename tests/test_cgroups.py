@@ -9,6 +9,7 @@ here is named ``ocirt-test-*`` and removed at teardown.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import select
@@ -25,6 +26,8 @@ from conftest import run_pytest_in_cgroup2_vm
 
 from ocirt import cgroups
 from ocirt.cgroups import CgroupError, Manager, manager_for, manager_from_record
+from ocirt.linux import syscalls as sc
+from ocirt.process.common import join_cgroups_by_tasks
 
 REPO = Path(__file__).resolve().parents[1]
 MIB = 1 << 20
@@ -454,6 +457,96 @@ def test_oom_kill_is_counted_and_notified(make_manager, start_in) -> None:
     finally:
         os.close(fd)
     assert m.oom_count() >= 1
+
+
+# -- a new process joins without a grace period (create's init, exec's process) ------------------
+def _fork_and_join(m: Manager) -> tuple[int, int]:
+    """A child cloned into m.cgroup_fd() that writes "0" to m.tasks_files() itself,
+    as the init and exec's process do; (pid, fd whose EOF tells it to exit)."""
+    files = m.tasks_files()
+    cgroup_fd = m.cgroup_fd()
+    ready_r, ready_w = os.pipe()
+    hold_r, hold_w = os.pipe()
+    try:
+        pid = sc.fork_with_flags(0, cgroup_fd)
+        if pid == 0:  # pragma: no cover - the child
+            status = 1
+            os.close(hold_w)  # or reading hold_r never ends
+            try:
+                join_cgroups_by_tasks(tuple(files), "join")
+                os.write(ready_w, b"ok")
+                os.read(hold_r, 1)
+                status = 0
+            except BaseException as e:
+                os.write(ready_w, str(e).encode())
+            os._exit(status)
+    finally:
+        for fd, _ in files:
+            os.close(fd)
+        if cgroup_fd >= 0:
+            os.close(cgroup_fd)
+        os.close(ready_w)
+        os.close(hold_r)
+    assert os.read(ready_r, 4096) == b"ok"
+    os.close(ready_r)
+    return pid, hold_w
+
+
+def test_a_new_process_joins_by_itself(make_manager) -> None:
+    """v1: "0" to each tasks file; v2 and hybrid's cgroup2: cloned into it.  Nothing left
+    for apply(), which would write cgroup.procs and wait for an RCU grace period."""
+    m = make_manager("/" + unique("join"))
+    files = m.tasks_files()
+    cgroup_fd = m.cgroup_fd()
+    placed = {"cloned_into": cgroup_fd >= 0, "self_joined": bool(files)}
+    try:
+        v1_dirs = sorted({d for d in m.paths().values() if Path(d, "tasks").exists()})
+        assert sorted(d for _, d in files) == v1_dirs
+        assert (cgroup_fd >= 0) == ("" in m.paths())  # v2, or a hybrid host's cgroup2 mount
+    finally:
+        for fd, _ in files:
+            os.close(fd)
+        if cgroup_fd >= 0:
+            os.close(cgroup_fd)
+    assert not m.needs_apply(**placed)
+    assert m.needs_apply()
+    pid, hold = _fork_and_join(m)
+    try:
+        assert m.pids() == [pid]
+        for path in set(m.paths().values()):
+            assert str(pid) in Path(path, "cgroup.procs").read_text().split(), path
+    finally:
+        os.close(hold)
+        os.waitpid(pid, 0)
+
+
+@pytest.mark.skipif(V2, reason="v1 cpuset: a cgroup without cpus takes no task")
+def test_a_failed_self_join_names_the_file() -> None:
+    empty = Path("/sys/fs/cgroup/cpuset", unique("nocpus"))
+    empty.mkdir()
+    try:
+        files = cgroups.open_tasks_files([str(empty)])
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            try:
+                join_cgroups_by_tasks(tuple(files), "unable to apply cgroup configuration")
+                os.write(write_end, b"joined")
+            except OSError as e:
+                os.write(write_end, f"{e.errno} {e.strerror}".encode())
+            os._exit(0)
+        os.close(write_end)
+        for fd, _ in files:
+            os.close(fd)
+        got = os.read(read_end, 4096).decode()
+        os.close(read_end)
+        os.waitpid(pid, 0)
+        assert got == (
+            f"{errno.ENOSPC} unable to apply cgroup configuration:"
+            f" failed to write 0 to {empty}/tasks: no space left on device"
+        )
+    finally:
+        empty.rmdir()
 
 
 # -- destroy ----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import subprocess
 import tempfile
 import time
@@ -325,6 +326,83 @@ def test_delete_force_removes_cgroups(ocirt_bin: str, tmp_root: Path, running: s
     assert manager.exists()
     cli(ocirt_bin, tmp_root, "delete", "-f", running)
     assert not manager.exists()
+
+
+# -- placing processes: never through cgroup.procs ------------------------------------------
+def _cgroup_writes(log: Path) -> tuple[list[str], list[str], list[str]]:
+    """From an strace log: cgroup.procs and tasks files opened for writing, and
+    clone3 calls into a cgroup."""
+    procs, tasks, clone_into = [], [], []
+    for line in log.read_text().splitlines():
+        if "openat(" in line and ("O_WRONLY" in line or "O_RDWR" in line):
+            path = line.split('"')[1]
+            if path.endswith("/cgroup.procs"):
+                procs.append(path)
+            elif path.endswith("/tasks"):
+                tasks.append(path)
+        elif "clone3(" in line and "CLONE_INTO_CGROUP" in line:
+            clone_into.append(line)
+    return procs, tasks, clone_into
+
+
+def _strace(tmp_path: Path, name: str, argv: list[str]) -> tuple[subprocess.Popen, Path]:
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed")
+    log = tmp_path / f"{name}.strace"
+    trace = [strace, "-f", "-qq", "-e", "trace=openat,clone3", "-o", str(log)]
+    proc = subprocess.Popen(
+        [*trace, *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return proc, log
+
+
+def _v1_dirs(record: dict[str, Any]) -> set[str]:
+    paths = (record.get("inner") or record).get("paths") or {}
+    return {d for key, d in paths.items() if key}
+
+
+def test_create_and_exec_place_their_process_without_cgroup_procs(
+    ocirt_bin: str, tmp_root: Path, bundle, tmp_path: Path
+) -> None:
+    """The init and an exec'd process join their cgroups at birth: cloned into the
+    cgroup2 one (CLONE_INTO_CGROUP), "0" written by themselves to each v1 tasks
+    file.  Writing a pid to cgroup.procs instead waits for an RCU grace period
+    (~5 ms here; ocirt.cgroups.open_tasks_files); runc 1.1 does, on v1."""
+    cid = unique("place")
+    create = [ocirt_bin, "--root", str(tmp_root), "create", "-b", str(bundle("sleep", "1"))]
+    proc, log = _strace(tmp_path, "create", [*create, cid])
+    try:
+        deadline = time.monotonic() + 120
+        while (state := cli(ocirt_bin, tmp_root, "state", cid, check=False)).returncode != 0:
+            assert proc.poll() is None and time.monotonic() < deadline, state.stderr
+            time.sleep(0.05)
+        assert json.loads(state.stdout)["status"] == "created"
+        record = cgroup_record(tmp_root, cid)
+        cli(ocirt_bin, tmp_root, "start", cid)
+        proc.wait(timeout=120)  # strace follows the container to its end
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    procs, tasks, clone_into = _cgroup_writes(log)
+    assert procs == []
+    assert {os.path.dirname(t) for t in tasks} == _v1_dirs(record)
+    assert len(clone_into) == (1 if "" in cgroups.manager_from_record(record).paths() else 0)
+    cli(ocirt_bin, tmp_root, "delete", cid)
+
+    cid = unique("place-exec")
+    run_detached(ocirt_bin, tmp_root, bundle("sleep", "1000", name="exec"), cid)
+    record = cgroup_record(tmp_root, cid)
+    proc, log = _strace(tmp_path, "exec", [ocirt_bin, "--root", str(tmp_root), "exec", cid, "true"])
+    assert proc.wait(timeout=120) == 0
+    procs, tasks, clone_into = _cgroup_writes(log)
+    assert procs == []
+    assert {os.path.dirname(t) for t in tasks} == _v1_dirs(record)
+    assert len(clone_into) == (1 if "" in cgroups.manager_from_record(record).paths() else 0)
 
 
 # -- the same tests on a pure cgroup v2 kernel ---------------------------------------------------

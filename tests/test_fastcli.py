@@ -24,7 +24,6 @@ import pytest
 from conftest import call_runtime, need_root, ok, remove_cgroup_dir, run_isolated
 
 from ocirt import fastcli, record
-from ocirt.process import cgroup_warmup
 from ocirt.process.init import optional_modules
 from ocirt.spec import Spec
 
@@ -402,14 +401,6 @@ def _spec(**config: object) -> Spec:
 )
 def test_optional_modules(config: dict, modules: list[str]) -> None:
     assert optional_modules(_spec(**config)) == modules
-
-
-def test_cgroup_warmup_is_harmless() -> None:
-    path = cgroup_warmup.own_v1_procs()
-    assert path is None or path.endswith("/cgroup.procs")
-    cgroup_warmup.start()
-    cgroup_warmup.start()  # once per process
-    cgroup_warmup.stop()
 
 
 # -- both front ends on real containers --------------------------------------------------

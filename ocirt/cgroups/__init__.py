@@ -164,6 +164,36 @@ def makedirs_tracked(path: str, mode: int = 0o755) -> list[str]:
     return made
 
 
+def open_tasks_files(directories: list[str] | tuple[str, ...]) -> list[tuple[int, str]]:
+    """The ``tasks`` file of each v1 cgroup directory, open for writing: [(fd, dir)].
+
+    For a new process to join these cgroups by itself (``join_by_tasks``):
+    writing a pid to ``cgroup.procs`` moves a whole thread group and takes the
+    kernel's global cgroup_threadgroup_rwsem for writing, which, when no writer
+    came by lately, first waits for an RCU grace period (~5 ms here, up to 15);
+    writing "0" to ``tasks`` moves only the writing thread and skips that lock
+    (the kernel's cgroup_procs_write_start: a single thread, and it is current).
+    The process must be single-threaded (a fresh fork is).  Opened here, by the
+    runtime: v1 judges a write by the opener's credentials, so the child may
+    already be in a user namespace.  On error, the fds opened so far are closed.
+    """
+    files: list[tuple[int, str]] = []
+    try:
+        for directory in directories:
+            path = os.path.join(directory, "tasks")
+            try:
+                files.append((os.open(path, os.O_WRONLY | os.O_CLOEXEC), directory))
+            except OSError as e:
+                raise CgroupError(
+                    f"failed to open {path}: {os.strerror(e.errno or 0)}", e.errno or 0
+                ) from None
+    except BaseException:
+        for fd, _ in files:
+            os.close(fd)
+        raise
+    return files
+
+
 def procs_in(path: str, recursive: bool = True) -> list[int]:
     """Pids in cgroup.procs of PATH (and of every cgroup below it)."""
     pids: list[int] = []
@@ -291,10 +321,21 @@ class Manager:
         raise NotImplementedError
 
     def cgroup_fd(self) -> int:
+        """An O_PATH fd of a cgroup2 directory to clone3() into (CLONE_INTO_CGROUP), or -1."""
         return -1
 
-    def apply(self, pid: int) -> None:
+    def tasks_files(self) -> list[tuple[int, str]]:
+        """v1: [(fd, dir)] of ``tasks`` files a new process writes "0" to (open_tasks_files)."""
+        return []
+
+    def apply(self, pid: int, *, cloned_into: bool = False, self_joined: bool = False) -> None:
+        """Move PID into the cgroup(s), except where it is already: CLONED_INTO the
+        cgroup_fd() directory, SELF_JOINED by writing to the tasks_files()."""
         raise NotImplementedError
+
+    def needs_apply(self, *, cloned_into: bool = False, self_joined: bool = False) -> bool:
+        """Whether apply(pid, ...) with these arguments has anything left to do."""
+        return True
 
     def set(self, resources: dict[str, Any] | None, *, update: bool = False) -> None:
         raise NotImplementedError

@@ -447,7 +447,7 @@ class SystemdManager(Manager):
     def create(self) -> None:
         """Nothing to make yet: systemd creates the scope with the init in it (apply)."""
 
-    def apply(self, pid: int) -> None:
+    def apply(self, pid: int, *, cloned_into: bool = False, self_joined: bool = False) -> None:
         is_slice = self._unit.endswith(".slice")
         props: list[Property] = [("Description", ("s", self._description))]
         props.append(

@@ -17,6 +17,7 @@ from ocirt.cgroups import (
     Manager,
     cgroup_mounts,
     makedirs_tracked,
+    open_tasks_files,
     parse_proc_cgroup,
     procs_in,
     read_file,
@@ -157,13 +158,59 @@ class V1Manager(Manager):
             and e.errno in (errno.EPERM, errno.EACCES, errno.EROFS)
         )
 
-    def apply(self, pid: int) -> None:
-        for path in sorted(set(self._paths.values())):
+    def cgroup_fd(self) -> int:
+        """On a hybrid host, the cgroup2 ("unified") directory: the init is cloned into it.
+
+        As root only: a rootless create may lack the right, and then runs
+        without that cgroup (apply ignores the error) instead of failing clone.
+        """
+        unified = self._paths.get("")
+        if not unified or self._rootless:
+            return -1
+        try:
+            return os.open(unified, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            raise CgroupError(f"failed to open {unified}: {e.strerror}", e.errno or 0) from None
+
+    def tasks_files(self) -> list[tuple[int, str]]:
+        """Every v1 directory's ``tasks`` (not the hybrid cgroup2 one: no such file there)."""
+        files: list[tuple[int, str]] = []
+        try:
+            for path in self._v1_dirs():
+                try:
+                    files += open_tasks_files([path])
+                except CgroupError as e:
+                    if not self._permission_ignorable(e):
+                        raise
+        except BaseException:
+            for fd, _ in files:
+                os.close(fd)
+            raise
+        return files
+
+    def apply(self, pid: int, *, cloned_into: bool = False, self_joined: bool = False) -> None:
+        for path in self._left_to_apply(cloned_into, self_joined):
             try:
                 _write_procs(path, pid)
             except CgroupError as e:
                 if not self._permission_ignorable(e):
                     raise
+
+    def needs_apply(self, *, cloned_into: bool = False, self_joined: bool = False) -> bool:
+        return bool(self._left_to_apply(cloned_into, self_joined))
+
+    def _left_to_apply(self, cloned_into: bool, self_joined: bool) -> list[str]:
+        # self_joined: every v1 directory whose tasks file could be opened;
+        # one that could not is one a rootless create goes without (as apply).
+        paths = set() if self_joined else set(self._v1_dirs())
+        unified = self._paths.get("")
+        if unified and not cloned_into:
+            paths.add(unified)
+        return sorted(paths)
+
+    def _v1_dirs(self) -> list[str]:
+        unified = self._paths.get("")
+        return sorted({p for c, p in self._paths.items() if c and p != unified})
 
     def destroy(self) -> None:
         """Remove the leaf cgroups we made, then the parents we made (if empty)."""

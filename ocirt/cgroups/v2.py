@@ -94,7 +94,12 @@ class V2Manager(Manager):
         except OSError as e:
             raise CgroupError(f"failed to open {self._path}: {e.strerror}", e.errno or 0) from None
 
-    def apply(self, pid: int) -> None:
+    def needs_apply(self, *, cloned_into: bool = False, self_joined: bool = False) -> bool:
+        return not cloned_into
+
+    def apply(self, pid: int, *, cloned_into: bool = False, self_joined: bool = False) -> None:
+        if cloned_into:
+            return  # there already (and a write would wait for an RCU grace period)
         for attempt in range(5):
             try:
                 write_file(self._path, "cgroup.procs", str(pid))

@@ -35,9 +35,6 @@ def create_options(ctx, opts: dict):
 
 
 def run(ctx, opts: dict, args: list[str]) -> int:
-    from ocirt.process import cgroup_warmup
-
-    cgroup_warmup.start()  # first: overlaps the v1 grace period with what follows
     from ocirt.container import Container
 
     container_id = exactly_one_id("create", args)

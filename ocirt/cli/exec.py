@@ -37,9 +37,6 @@ FLAGS = (
 
 
 def run(ctx, opts: dict, args: list[str]) -> int:
-    from ocirt.process import cgroup_warmup
-
-    cgroup_warmup.start()  # first: overlaps the v1 grace period with what follows
     min_args("exec", args, 1)
     preserve = _int_flag(opts["preserve_fds"], "preserve-fds")
     gids = tuple(_int_flag(g, "additional-gids") for g in opts["additional_gids"])

@@ -33,9 +33,6 @@ FORWARDED = (
 
 
 def run(ctx, opts: dict, args: list[str]) -> int:
-    from ocirt.process import cgroup_warmup
-
-    cgroup_warmup.start()  # first: overlaps the v1 grace period with what follows
     from ocirt.container import Container
     from ocirt.linux import syscalls as sc
 

@@ -19,6 +19,23 @@ def high_fd(fd: int, floor: int) -> int:
     return new
 
 
+def join_cgroups_by_tasks(files: tuple[tuple[int, str], ...], what: str) -> None:
+    """Enter the cgroups whose ``tasks`` files the runtime opened for us.
+
+    See ocirt.cgroups.open_tasks_files: "0" names the writing thread, and we
+    are single-threaded, so this moves the whole process, without the RCU
+    grace period a write to cgroup.procs waits for.  WHAT begins the error.
+    """
+    for fd, directory in files:
+        try:
+            os.write(fd, b"0")
+        except OSError as e:
+            reason = f"failed to write 0 to {directory}/tasks: {lower_first(e.strerror)}"
+            raise OSError(e.errno, f"{what}: {reason}") from None
+        finally:
+            os.close(fd)
+
+
 def write_pid_file(path: str, pid: int) -> None:
     """Digits only, no newline, replaced atomically (conmon reads it once)."""
     path = os.path.abspath(path)
@@ -68,11 +85,11 @@ def chdir_to_cwd(cwd: str) -> None:
         os.chdir(cwd)
     except OSError as e:
         raise OSError(
-            e.errno, f'chdir to cwd ("{cwd}") set in config.json failed: {_lower(e.strerror)}'
+            e.errno, f'chdir to cwd ("{cwd}") set in config.json failed: {lower_first(e.strerror)}'
         ) from e
 
 
-def _lower(text: str | None) -> str:
+def lower_first(text: str | None) -> str:
     text = text or ""
     return text[:1].lower() + text[1:]
 
@@ -83,7 +100,7 @@ def look_path(arg0: str, path_env: str) -> str:
         if _is_executable(arg0):
             return arg0
         err = _exec_error(arg0)
-        raise OSError(err.errno, f'exec: "{arg0}": {_lower(err.strerror)}')
+        raise OSError(err.errno, f'exec: "{arg0}": {lower_first(err.strerror)}')
     for directory in path_env.split(":") if path_env else ():
         candidate = os.path.join(directory or ".", arg0)
         if _is_executable(candidate):

@@ -9,7 +9,9 @@ Process model: one fork, and the new process is our direct child.
      or open its /proc/<pid>/fd while C still holds runtime fds (CVE-2016-9962)
   4. setns(pid) -- affects our children only --, fork, setns back:
      C is born in the container's pid namespace, as our child
-  5. put C in the init's cgroups, then PROCEED   ->  rlimits, oom_score_adj (host privileges)
+     (on cgroup v2 into the container's cgroup:   C joins its v1 cgroups by itself
+     CLONE_INTO_CGROUP)                            ("0" to the tasks files we opened)
+  5. PROCEED                                    ->  rlimits, oom_score_adj (host privileges)
                                                     setns user first, ..., mount last
                                                     pty, fds, caps, user, cwd, nnp, LSM
                                                     execve (the channel is close-on-exec)
@@ -30,18 +32,20 @@ from __future__ import annotations
 # contextlib (collections, functools, types: ~2.5 ms; see _Cleanups).
 import _signal as signal
 import _socket as socket
+import errno
 import os
 
 from ocirt.errors import OcirtError
 from ocirt.linux import capabilities, namespaces, rlimits, user
 from ocirt.linux import syscalls as sc
-from ocirt.process import cgroup_warmup
 from ocirt.process.channel import Channel, ChannelClosed, ChildError, Msg
 from ocirt.process.common import (
     chdir_to_cwd,
     high_fd,
+    join_cgroups_by_tasks,
     kill_and_reap,
     look_path,
+    lower_first,
     reset_signals,
     seal_imports,
     write_pid_file,
@@ -169,7 +173,7 @@ def load_process_file(path: str) -> dict[str, Any]:
         with open(path, "rb") as f:
             raw = f.read()
     except OSError as e:
-        raise ExecError(f"open {path}: {_lower(e.strerror)}") from None
+        raise ExecError(f"open {path}: {lower_first(e.strerror)}") from None
     process = validate.parse_json_object(raw, path)
     validate.validate_process(process, path)
     return process
@@ -259,7 +263,8 @@ class ExecPlan:
     drops what it has used)."""
 
     __slots__ = (
-        "channel", "console_sock", "in_user_ns", "ns_fds", "preserve_fds", "process", "seccomp",
+        "cgroup_files", "channel", "console_sock", "in_user_ns", "ns_fds", "preserve_fds",
+        "process", "seccomp",
     )  # fmt: skip
 
     def __init__(
@@ -271,7 +276,9 @@ class ExecPlan:
         console_sock: socket.socket | None = None,
         in_user_ns: bool = False,
         seccomp: seccomp.CompiledFilter | None = None,  # the container's linux.seccomp
+        cgroup_files: tuple[tuple[int, str], ...] = (),  # v1 tasks files: (fd, dir)
     ) -> None:
+        self.cgroup_files = cgroup_files
         self.process = process
         self.channel = channel
         self.ns_fds = ns_fds if ns_fds is not None else {}
@@ -287,7 +294,6 @@ def start(container: Any, process: dict[str, Any], opts: ExecOptions) -> Started
     Returns once the process has exec'd (or raises ExecError, with nothing
     left running).  The caller waits for it (``wait``) unless detached.
     """
-    cgroup_warmup.start()  # no-op if the CLI started it already
     record = container.record
     config = record.get("config") or {}
     check_status(container.status, opts.ignore_paused)
@@ -302,6 +308,7 @@ def start(container: Any, process: dict[str, Any], opts: ExecOptions) -> Started
             raise ExecError("cannot exec in a stopped container")
         their_console, our_console = _console_ends(proc.terminal, opts, floor, stack)
         parent_end, child_end = _channel_pair(floor, stack)
+        cgroups = _open_cgroups(record, opts.cgroup, floor, stack)
         plan = ExecPlan(
             process=proc,
             channel=child_end,
@@ -310,6 +317,7 @@ def start(container: Any, process: dict[str, Any], opts: ExecOptions) -> Started
             console_sock=their_console,
             in_user_ns=any(ns.get("type") == "user" for ns in _namespaces(config)),
             seccomp=_compile_seccomp(config),
+            cgroup_files=cgroups.tasks_files,
         )
         # execCPUAffinity.initial: where we run until the child is in the
         # container's cgroup; the child inherits it and applies "final" there.
@@ -317,11 +325,11 @@ def start(container: Any, process: dict[str, Any], opts: ExecOptions) -> Started
             from ocirt.linux import scheduling
 
             scheduling.apply_cpu_affinity(proc.exec_cpu_affinity, "initial")
-        pid = _fork_child(plan, ns_fds.get("pid"))
+        pid = _fork_child(plan, ns_fds.get("pid"), cgroups.clone_into)
         try:
             _release_child_ends(plan)
-            _join_cgroups(record, pid, opts.cgroup)
-            cgroup_warmup.stop()
+            for directory in cgroups.left:
+                _enter(directory, pid, cgroups.lenient)
             parent_end.send(Msg.PROCEED)
             _await_exec(parent_end, pid, record)
             master = None
@@ -415,8 +423,9 @@ def _console_ends(
             sock.connect(opts.console_socket)
         except OSError as e:
             sock.close()
+            reason = lower_first(e.strerror)
             raise ExecError(
-                f"failed to connect to console socket {opts.console_socket}: {_lower(e.strerror)}"
+                f"failed to connect to console socket {opts.console_socket}: {reason}"
             ) from None
         sock = _high_socket(sock, floor)
         stack.callback(sock.close)
@@ -436,7 +445,7 @@ def _channel_pair(floor: int, stack: _Cleanups) -> tuple[Channel, Channel]:
     return parent_end, child_end
 
 
-def _fork_child(plan: ExecPlan, pid_ns: int | None) -> int:
+def _fork_child(plan: ExecPlan, pid_ns: int | None, cgroup_fd: int) -> int:
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
     own_pid_ns = -1
     if pid_ns is not None:
@@ -445,7 +454,15 @@ def _fork_child(plan: ExecPlan, pid_ns: int | None) -> int:
         own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         sc.setns(pid_ns, sc.CLONE_NEWPID)
     try:
-        pid = sc.fork_with_flags(0)
+        try:
+            pid = sc.fork_with_flags(0, cgroup_fd)
+        except OSError as e:
+            if cgroup_fd < 0:
+                raise
+            raise ExecError(
+                "unable to start container process: error adding pid to cgroups:"
+                f" clone into cgroup: {lower_first(e.strerror)}"
+            ) from None
         if pid == 0:
             _child(plan)  # never returns
     finally:
@@ -527,29 +544,79 @@ def parse_sub_cgroups(args: tuple[str, ...]) -> dict[str, str]:
     return paths
 
 
-def _join_cgroups(record: dict[str, Any], pid: int, sub_args: tuple[str, ...]) -> None:
-    """Put PID where the init is (before it runs anything: its children follow)."""
+class _Cgroups:
+    """Where C goes: cloned into (v2), joined by itself (v1 tasks), or moved by us."""
+
+    __slots__ = ("clone_into", "left", "lenient", "tasks_files")
+
+    def __init__(self) -> None:
+        self.clone_into = -1  # O_PATH fd of the cgroup2 directory, for CLONE_INTO_CGROUP
+        self.tasks_files: tuple[tuple[int, str], ...] = ()
+        self.left: list[str] = []  # we write C's pid to cgroup.procs here after the fork
+        self.lenient = False  # rootless without a cgroupsPath: not allowed is not fatal
+
+
+def _open_cgroups(
+    record: dict[str, Any], sub_args: tuple[str, ...], floor: int, stack: _Cleanups
+) -> _Cgroups:
+    """The init's cgroups (or --cgroup sub-cgroups of them), opened before the fork.
+
+    C joins them without the RCU grace period that a write of its pid to a
+    cgroup.procs file waits for (ocirt.cgroups.open_tasks_files).  Rootless,
+    it is moved by us after the fork, as before: cgroup.procs (whose errors
+    may be ignored then) and no CLONE_INTO_CGROUP (which may not be allowed).
+    """
     sub = parse_sub_cgroups(sub_args)
-    if record.get("cgroup") and not sub:
-        manager = _cgroup_manager(record)
-        if manager is not None:
-            manager.apply(pid)
-            return
-    for directory in _init_cgroup_dirs(record["pid"], pid, sub):
-        _enter(directory, pid)
+    out = _Cgroups()
+    cg = record.get("cgroup") or {}
+    if cg and not sub:
+        fs = cg["inner"] if cg.get("driver") == "systemd" else cg  # the cgroupfs record
+        paths = fs.get("paths") or {"": fs["path"]}  # v1 (+ "" if hybrid) or v2
+        targets = sorted({(d, key == "") for key, d in paths.items()})
+        rootless = bool(fs.get("rootless"))
+        out.lenient = rootless and not fs.get("explicit")
+    else:
+        targets = sorted(set(_init_cgroup_dirs(record["pid"], sub)))
+        rootless = os.geteuid() != 0
+    files: list[tuple[int, str]] = []
+    for directory, is_v2 in targets:
+        if rootless:
+            out.left.append(directory)
+        elif is_v2:
+            out.clone_into = _open_dir(directory, floor)
+            stack.callback(os.close, out.clone_into)
+        else:
+            fd = _open_tasks(directory, floor)
+            stack.callback(os.close, fd)
+            files.append((fd, directory))
+    out.tasks_files = tuple(files)
+    return out
 
 
-def _cgroup_manager(record: dict[str, Any]) -> Any:
+def _open_dir(directory: str, floor: int) -> int:
+    return _open_cgroup_file(directory, os.O_PATH | os.O_DIRECTORY, floor)
+
+
+def _open_tasks(directory: str, floor: int) -> int:
+    """For C to write "0" to (see ocirt.cgroups.open_tasks_files: by the opener's rights)."""
+    return _open_cgroup_file(os.path.join(directory, "tasks"), os.O_WRONLY, floor)
+
+
+def _open_cgroup_file(path: str, flags: int, floor: int) -> int:
     try:
-        from ocirt.cgroups import manager_from_record
-    except ImportError:
-        return None
-    return manager_from_record(record)
+        fd = os.open(path, flags | os.O_CLOEXEC)
+    except OSError as e:
+        raise ExecError(
+            "unable to start container process: error adding pid to cgroups:"
+            f" open {path}: {lower_first(e.strerror)}"
+        ) from None
+    return high_fd(fd, floor)
 
 
-def _init_cgroup_dirs(init_pid: int, pid: int, sub: dict[str, str]) -> Iterator[str]:
-    """Each hierarchy's directory of the init (+ --cgroup sub-path) that PID is not in yet."""
-    own = _proc_cgroup(pid)
+def _init_cgroup_dirs(init_pid: int, sub: dict[str, str]) -> Iterator[tuple[str, bool]]:
+    """Each hierarchy's directory of the init (+ --cgroup sub-path) we are not in,
+    and whether it is the cgroup2 one."""
+    own = _proc_cgroup("self")
     mounts = _cgroup_mounts()
     for controllers, path in _proc_cgroup(init_pid).items():
         names = controllers.split(",") if controllers else []
@@ -564,10 +631,10 @@ def _init_cgroup_dirs(init_pid: int, pid: int, sub: dict[str, str]) -> Iterator[
         rel = os.path.relpath(target, mount_root)
         if rel.startswith(".."):
             continue  # outside what this mount shows
-        yield os.path.normpath(os.path.join(mount_point, rel))
+        yield os.path.normpath(os.path.join(mount_point, rel)), not names
 
 
-def _proc_cgroup(pid: int) -> dict[str, str]:
+def _proc_cgroup(pid: int | str) -> dict[str, str]:
     """{controllers as listed ("cpu,cpuacct", "name=systemd", "" for v2): path}."""
     result = {}
     with open(f"/proc/{pid}/cgroup") as f:
@@ -606,7 +673,7 @@ def _unescape(text: str) -> str:
     return text.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n")
 
 
-def _enter(directory: str, pid: int) -> None:
+def _enter(directory: str, pid: int, lenient: bool) -> None:
     procs = os.path.join(directory, "cgroup.procs")
     try:
         fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
@@ -615,9 +682,11 @@ def _enter(directory: str, pid: int) -> None:
         finally:
             os.close(fd)
     except OSError as e:
+        if lenient and e.errno in (errno.EPERM, errno.EACCES, errno.EROFS):
+            return  # runc: rootless without a cgroupsPath goes without the cgroup
         raise ExecError(
             f"unable to start container process: error adding pid {pid} to cgroups:"
-            f" failed to write {pid}: {procs}: {_lower(e.strerror)}"
+            f" failed to write {pid}: {procs}: {lower_first(e.strerror)}"
         ) from None
 
 
@@ -676,6 +745,9 @@ def _child(plan: ExecPlan) -> NoReturn:
         for sig in FORWARDED:  # the parent's forwarding handlers are not ours
             signal.signal(sig, signal.SIG_DFL)
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)  # until execve
+        join_cgroups_by_tasks(
+            plan.cgroup_files, "unable to start container process: error adding pid to cgroups"
+        )
         plan.channel.expect(Msg.PROCEED)
         path, env = _setup(plan)
         sc.prctl(sc.PR_SET_PDEATHSIG, 0)
@@ -822,19 +894,14 @@ def _write_attr(path: str, value: str, what: str) -> None:
         finally:
             os.close(fd)
     except OSError as e:
-        raise OSError(e.errno, f"{what}: write {path}: {_lower(e.strerror)}") from None
+        raise OSError(e.errno, f"{what}: write {path}: {lower_first(e.strerror)}") from None
 
 
 def _execve(path: str, argv: list[str], env: dict[str, str]) -> NoReturn:
     try:
         os.execve(path, argv, env)
     except OSError as e:
-        raise OSError(e.errno, f'exec: "{argv[0]}": {_lower(e.strerror)}') from None
-
-
-def _lower(text: str | None) -> str:
-    text = text or ""
-    return text[:1].lower() + text[1:]
+        raise OSError(e.errno, f'exec: "{argv[0]}": {lower_first(e.strerror)}') from None
 
 
 __all__ = [

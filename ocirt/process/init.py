@@ -9,6 +9,7 @@ The init itself never imports: ``seal_imports()`` is its first step, since
 after pivot_root the paths on ``sys.path`` would name the container's files.
 Numbered steps mirror the messages in ``ocirt.process.channel``:
 
+  0. join our cgroups (v1: "0" to the tasks files the parent opened)
   1. user namespace: ask the parent for id maps, become root in it
   2. wait until the parent has placed us in our cgroup (PROCEED)
   3. join namespaces given by path; unshare cgroup/time namespaces
@@ -32,6 +33,7 @@ from ocirt.process.channel import Msg
 from ocirt.process.common import (  # chdir_to_cwd, look_path, reset_signals: exec's too
     chdir_to_cwd,
     high_fd,
+    join_cgroups_by_tasks,
     look_path,
     reset_signals,
     seal_imports,
@@ -48,7 +50,7 @@ class InitPlan(_Record):
 
     __slots__ = (
         "spec", "bundle", "container_id", "channel", "listen_fd", "stage2_fd", "ns_fds",
-        "preserve_fds", "no_pivot", "console_sock", "state_json", "mount_trees",
+        "preserve_fds", "no_pivot", "console_sock", "state_json", "mount_trees", "cgroup_files",
     )  # fmt: skip
     _fields = {
         "spec": _REQUIRED,
@@ -63,6 +65,7 @@ class InitPlan(_Record):
         "console_sock": None,
         "state_json": b"",
         "mount_trees": dict,  # mounts[] index -> detached idmapped tree (rootfs.idmapped_trees)
+        "cgroup_files": tuple,  # ((fd, dir), ...): v1 tasks files to join (Manager.tasks_files)
     }
 
     @property
@@ -110,6 +113,8 @@ def run(plan: InitPlan) -> NoReturn:
     try:
         seal_imports()  # what is not loaded yet must fail here, not come from the rootfs
         sc.prctl(sc.PR_SET_PDEATHSIG, 9)  # die with `ocirt create` until READY
+        # 0. our v1 cgroups, first: everything after runs (and allocates) there
+        join_cgroups_by_tasks(plan.cgroup_files, "unable to apply cgroup configuration")
         argv, env = _setup(plan)
         sc.prctl(sc.PR_SET_PDEATHSIG, 0)
         plan.channel.send(Msg.READY)
@@ -135,9 +140,9 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
 
-    # 2. go on; the parent moves us into our cgroup meanwhile (see CgroupGate)
-    plan.channel.expect(Msg.PROCEED)
-    cgroup_gate = CgroupGate(plan)
+    # 2. go on; the parent writes our limits meanwhile (see CgroupGate)
+    proceed = plan.channel.expect(Msg.PROCEED)
+    cgroup_gate = CgroupGate(plan, in_cgroup=bool(proceed.get("in_cgroup")))
 
     # 3. namespaces
     namespaces.join(plan.ns_fds, skip=("user", "pid"))
@@ -152,7 +157,7 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
         network.bring_up_loopback()
 
     # 5. rootfs
-    root_fd, deferred_ro = rootfs.prepare(spec, plan.bundle, cgroup_gate, plan.mount_trees)
+    root_fd, deferred_ro = rootfs.prepare(spec, plan.bundle, cgroup_gate.paths, plan.mount_trees)
     for tree in plan.mount_trees.values():
         os.close(tree)
     # From here on everything runs in the container's cgroup, under its
@@ -269,24 +274,39 @@ def _apply_execution_attributes(spec: Spec) -> None:
 
 
 class CgroupGate:
-    """Waits (once) until the parent has put us in our cgroup.
+    """Waits (once) until we are in our cgroup and its limits are written.
 
-    Called by the first step that depends on it: the cgroup mount (which
-    reads our cgroup paths) or, at the latest, before the /dev nodes.  Then it
-    unshares the cgroup namespace, whose root is the cgroup we are in.
-    Returns /proc/self/cgroup as {controllers: path}.
+    ``paths()`` is for the steps that need only the first, the cgroup mount
+    (which reads our cgroup paths): when PROCEED said we are in our cgroups
+    already (step 0, or cloned into it), it does not wait.  The parent still
+    moves us itself where we could not join at step 0 (a systemd scope; the
+    cgroup2 directory of a hybrid host when a joined user namespace kept us
+    from being cloned into it).  Calling the gate waits for CGROUP_READY, the
+    limits: at the latest before the /dev nodes (a v1 device list is written
+    from "deny all").  The first of them unshares the cgroup namespace, whose
+    root is the cgroup we are in.
     """
 
-    def __init__(self, plan: InitPlan) -> None:
+    def __init__(self, plan: InitPlan, in_cgroup: bool) -> None:
         self._plan = plan
+        self._in_cgroup = in_cgroup
+        self._ready = False
         self._paths: dict[str, str] | None = None
 
-    def __call__(self) -> dict[str, str]:
+    def paths(self) -> dict[str, str]:
+        """/proc/self/cgroup as {controllers: path}, once we are in our cgroup."""
+        if not self._in_cgroup:
+            self()
         if self._paths is None:
-            self._plan.channel.expect(Msg.CGROUP_READY)
             namespaces.unshare_late(self._plan.spec.linux, kinds=("cgroup",))
             self._paths = rootfs.current_cgroup_paths()
         return self._paths
+
+    def __call__(self) -> None:
+        if not self._ready:
+            self._plan.channel.expect(Msg.CGROUP_READY)
+            self._ready = self._in_cgroup = True
+        self.paths()
 
 
 def _start_container_hooks_fd(plan: InitPlan) -> int:

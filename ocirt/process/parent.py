@@ -23,7 +23,6 @@ from ocirt import _fastjson, cgroups, validate
 from ocirt.errors import OcirtError
 from ocirt.linux import namespaces, rootfs
 from ocirt.linux import syscalls as sc
-from ocirt.process import cgroup_warmup
 from ocirt.process import init as init_stage
 from ocirt.process.channel import Channel, ChannelClosed, ChildError, Msg
 from ocirt.process.common import high_fd, kill_and_reap, write_pid_file
@@ -89,7 +88,6 @@ class CreateError(OcirtError):
 
 def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str, Any], int]:
     """Create the container; return its state record and the init's pid."""
-    cgroup_warmup.start()  # no-op if the CLI started it already
     bundle = os.path.abspath(opts.bundle)
     state_dir = StateDir(root, container_id)
     if not os.path.isdir(bundle):
@@ -208,6 +206,7 @@ def _start_init(
     console_sock = _console_socket(opts.console_socket) if opts.console_socket else None
     ns_fds = namespaces.open_paths(spec.linux)
     mount_trees = _mount_trees(spec, bundle, floor)  # idmapped mounts: made here, as root
+    cgroup_files = tuple((high_fd(fd, floor), d) for fd, d in cgroup.tasks_files())
     parent_end, child_end = Channel.pair()
     for ch in (parent_end, child_end):
         moved = high_fd(ch.sock.detach(), floor)
@@ -226,13 +225,17 @@ def _start_init(
         console_sock=console_sock,
         state_json=state_json,
         mount_trees=mount_trees,
+        cgroup_files=cgroup_files,
     )
     init_stage.preload(spec)  # what only this config needs: the init cannot import
     try:
-        pid = _clone_init(plan, cgroup)  # step 4
+        pid, cloned_into = _clone_init(plan, cgroup)  # step 4
         child_end.close()
         try:
-            _converse(parent_end, pid, spec, record, cgroup)  # steps 5-6
+            # The init has joined what it could by itself: the cgroup it was
+            # cloned into (v2, hybrid's cgroup2) and the v1 ones (cgroup_files).
+            placed = {"cloned_into": cloned_into, "self_joined": bool(cgroup_files)}
+            _converse(parent_end, pid, spec, record, cgroup, placed)  # steps 5-6
         except BaseException:
             kill_and_reap(pid)
             raise
@@ -243,14 +246,18 @@ def _start_init(
         os.close(stage2_fd)
         if console_sock is not None:
             console_sock.close()
-        for fd in (*ns_fds.values(), *mount_trees.values()):
+        for fd in (*ns_fds.values(), *mount_trees.values(), *(fd for fd, _ in cgroup_files)):
             os.close(fd)
 
 
-def _clone_init(plan: init_stage.InitPlan, cgroup: cgroups.Manager) -> int:
-    """clone() the init; on cgroup v2 straight into its cgroup (CLONE_INTO_CGROUP)."""
+def _clone_init(plan: init_stage.InitPlan, cgroup: cgroups.Manager) -> tuple[int, bool]:
+    """clone() the init; on cgroup v2 straight into its cgroup (CLONE_INTO_CGROUP).
+
+    Returns its pid and whether it was cloned into cgroup.cgroup_fd().
+    """
     flags = namespaces.clone_flags(plan.spec.linux)
-    cgroup_fd = cgroup.cgroup_fd()
+    # Not with a joined user namespace: _fork_init's helper cannot use it.
+    cgroup_fd = cgroup.cgroup_fd() if "user" not in plan.ns_fds else -1
     pid_ns_fd = plan.ns_fds.get("pid")
     own_pid_ns = -1
     if pid_ns_fd is not None:
@@ -268,7 +275,7 @@ def _clone_init(plan: init_stage.InitPlan, cgroup: cgroups.Manager) -> int:
         if own_pid_ns >= 0:
             sc.setns(own_pid_ns, sc.CLONE_NEWPID)
             os.close(own_pid_ns)
-    return pid
+    return pid, cgroup_fd >= 0
 
 
 CLONE_PARENT = 0x00008000
@@ -317,7 +324,12 @@ def _fork_init(plan: init_stage.InitPlan, flags: int, cgroup_fd: int) -> int:
 
 
 def _converse(
-    channel: Channel, pid: int, spec: Spec, record: dict[str, Any], cgroup: cgroups.Manager
+    channel: Channel,
+    pid: int,
+    spec: Spec,
+    record: dict[str, Any],
+    cgroup: cgroups.Manager,
+    placed: dict[str, bool],
 ) -> None:
     resources = _resources(spec, record)
     # The memory limit waits until the Python stage has exec'd stage 2: its
@@ -330,14 +342,14 @@ def _converse(
             _write_id_maps(pid, spec)
             channel.send(Msg.ID_MAPS_DONE)
         _move_net_devices(pid, spec)
-        channel.send(Msg.PROCEED)
-        # While the init mounts its rootfs: on v1 the first cgroup.procs write
-        # waits for an RCU grace period (~10 ms). The init waits for
-        # CGROUP_READY before anything that depends on its cgroup (cgroup
-        # namespace and mount, /dev nodes, hooks, scheduler, stage 2).  On v2
-        # it was cloned into the cgroup already.
-        cgroup.apply(pid)
-        cgroup_warmup.stop()
+        # Usually the init is in its cgroups already (see _start_init), and
+        # need not wait for us to read its cgroup paths; else we move it now,
+        # while it mounts (a write of its pid to cgroup.procs waits for an
+        # RCU grace period: ocirt.cgroups.open_tasks_files).  It waits for
+        # CGROUP_READY (limits written) before its /dev nodes, hooks,
+        # scheduler and stage 2.
+        channel.send(Msg.PROCEED, {"in_cgroup": not cgroup.needs_apply(**placed)})
+        cgroup.apply(pid, **placed)
         if _wants_realtime(spec):
             # SCHED_FIFO/RR in the init needs cpu.rt_runtime_us in place (cgroup v1).
             resources.update(deferred)
