@@ -22,7 +22,7 @@ packages=(
     # managers for tests/test_managers.py
     podman conmon containerd docker.io umoci skopeo
     # tools: unshare/mount (util-linux), tar, benchmarks, shell tests
-    util-linux tar hyperfine bats
+    util-linux tar hyperfine bats strace
     # the cgroup v2 VM (shared/tools/cgroup2-vm)
     qemu-system-x86 xz-utils
 )
