@@ -525,7 +525,7 @@ def test_a_failed_self_join_names_the_file() -> None:
     empty = Path("/sys/fs/cgroup/cpuset", unique("nocpus"))
     empty.mkdir()
     try:
-        files = cgroups.open_tasks_files([str(empty)])
+        files = [(cgroups.open_tasks_file(str(empty)), str(empty))]
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child

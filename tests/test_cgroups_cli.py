@@ -371,7 +371,7 @@ def test_create_and_exec_place_their_process_without_cgroup_procs(
     """The init and an exec'd process join their cgroups at birth: cloned into the
     cgroup2 one (CLONE_INTO_CGROUP), "0" written by themselves to each v1 tasks
     file.  Writing a pid to cgroup.procs instead waits for an RCU grace period
-    (~5 ms here; ocirt.cgroups.open_tasks_files); runc 1.1 does, on v1."""
+    (~5 ms here; ocirt.cgroups.open_tasks_file); runc 1.1 does, on v1."""
     cid = unique("place")
     create = [ocirt_bin, "--root", str(tmp_root), "create", "-b", str(bundle("sleep", "1"))]
     proc, log = _strace(tmp_path, "create", [*create, cid])

@@ -164,34 +164,27 @@ def makedirs_tracked(path: str, mode: int = 0o755) -> list[str]:
     return made
 
 
-def open_tasks_files(directories: list[str] | tuple[str, ...]) -> list[tuple[int, str]]:
-    """The ``tasks`` file of each v1 cgroup directory, open for writing: [(fd, dir)].
+def open_tasks_file(directory: str) -> int:
+    """The ``tasks`` file of a v1 cgroup directory, open for writing.
 
-    For a new process to join these cgroups by itself (``join_by_tasks``):
-    writing a pid to ``cgroup.procs`` moves a whole thread group and takes the
-    kernel's global cgroup_threadgroup_rwsem for writing, which, when no writer
-    came by lately, first waits for an RCU grace period (~5 ms here, up to 15);
-    writing "0" to ``tasks`` moves only the writing thread and skips that lock
-    (the kernel's cgroup_procs_write_start: a single thread, and it is current).
-    The process must be single-threaded (a fresh fork is).  Opened here, by the
-    runtime: v1 judges a write by the opener's credentials, so the child may
-    already be in a user namespace.  On error, the fds opened so far are closed.
+    For a new process to join the cgroup by itself
+    (``ocirt.process.common.join_cgroups_by_tasks``): writing a pid to
+    ``cgroup.procs`` moves a whole thread group and takes the kernel's global
+    cgroup_threadgroup_rwsem for writing, which, when no writer came by lately,
+    first waits for an RCU grace period (~5 ms here, up to 15); writing "0" to
+    ``tasks`` moves only the writing thread and skips that lock (the kernel's
+    cgroup_procs_write_start: a single thread, and it is current).  The process
+    must be single-threaded (a fresh fork is).  Opened here, by the runtime:
+    v1 judges a write by the opener's credentials, so the new process may
+    already be in a user namespace.
     """
-    files: list[tuple[int, str]] = []
+    path = os.path.join(directory, "tasks")
     try:
-        for directory in directories:
-            path = os.path.join(directory, "tasks")
-            try:
-                files.append((os.open(path, os.O_WRONLY | os.O_CLOEXEC), directory))
-            except OSError as e:
-                raise CgroupError(
-                    f"failed to open {path}: {os.strerror(e.errno or 0)}", e.errno or 0
-                ) from None
-    except BaseException:
-        for fd, _ in files:
-            os.close(fd)
-        raise
-    return files
+        return os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise CgroupError(
+            f"failed to open {path}: {os.strerror(e.errno or 0)}", e.errno or 0
+        ) from None
 
 
 def procs_in(path: str, recursive: bool = True) -> list[int]:
@@ -325,7 +318,7 @@ class Manager:
         return -1
 
     def tasks_files(self) -> list[tuple[int, str]]:
-        """v1: [(fd, dir)] of ``tasks`` files a new process writes "0" to (open_tasks_files)."""
+        """v1: [(fd, dir)] of ``tasks`` files a new process writes "0" to (open_tasks_file)."""
         return []
 
     def apply(self, pid: int, *, cloned_into: bool = False, self_joined: bool = False) -> None:

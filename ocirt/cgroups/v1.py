@@ -17,7 +17,7 @@ from ocirt.cgroups import (
     Manager,
     cgroup_mounts,
     makedirs_tracked,
-    open_tasks_files,
+    open_tasks_file,
     parse_proc_cgroup,
     procs_in,
     read_file,
@@ -178,7 +178,7 @@ class V1Manager(Manager):
         try:
             for path in self._v1_dirs():
                 try:
-                    files += open_tasks_files([path])
+                    files.append((open_tasks_file(path), path))
                 except CgroupError as e:
                     if not self._permission_ignorable(e):
                         raise

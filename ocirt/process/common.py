@@ -22,7 +22,7 @@ def high_fd(fd: int, floor: int) -> int:
 def join_cgroups_by_tasks(files: tuple[tuple[int, str], ...], what: str) -> None:
     """Enter the cgroups whose ``tasks`` files the runtime opened for us.
 
-    See ocirt.cgroups.open_tasks_files: "0" names the writing thread, and we
+    See ocirt.cgroups.open_tasks_file: "0" names the writing thread, and we
     are single-threaded, so this moves the whole process, without the RCU
     grace period a write to cgroup.procs waits for.  WHAT begins the error.
     """

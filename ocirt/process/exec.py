@@ -562,7 +562,7 @@ def _open_cgroups(
     """The init's cgroups (or --cgroup sub-cgroups of them), opened before the fork.
 
     C joins them without the RCU grace period that a write of its pid to a
-    cgroup.procs file waits for (ocirt.cgroups.open_tasks_files).  Rootless,
+    cgroup.procs file waits for (ocirt.cgroups.open_tasks_file).  Rootless,
     it is moved by us after the fork, as before: cgroup.procs (whose errors
     may be ignored then) and no CLONE_INTO_CGROUP (which may not be allowed).
     """
@@ -598,7 +598,7 @@ def _open_dir(directory: str, floor: int) -> int:
 
 
 def _open_tasks(directory: str, floor: int) -> int:
-    """For C to write "0" to (see ocirt.cgroups.open_tasks_files: by the opener's rights)."""
+    """For C to write "0" to (see ocirt.cgroups.open_tasks_file: by the opener's rights)."""
     return _open_cgroup_file(os.path.join(directory, "tasks"), os.O_WRONLY, floor)
 
 

@@ -345,7 +345,7 @@ def _converse(
         # Usually the init is in its cgroups already (see _start_init), and
         # need not wait for us to read its cgroup paths; else we move it now,
         # while it mounts (a write of its pid to cgroup.procs waits for an
-        # RCU grace period: ocirt.cgroups.open_tasks_files).  It waits for
+        # RCU grace period: ocirt.cgroups.open_tasks_file).  It waits for
         # CGROUP_READY (limits written) before its /dev nodes, hooks,
         # scheduler and stage 2.
         channel.send(Msg.PROCEED, {"in_cgroup": not cgroup.needs_apply(**placed)})
