@@ -10,8 +10,9 @@ Sequence (docs/architecture.md has the diagram):
 
     child  -> parent  NEED_ID_MAPS        new user ns exists; write uid/gid maps
     parent -> child   ID_MAPS_DONE
-    parent -> child   PROCEED             go on (the namespaces are set up)
-    parent -> child   CGROUP_READY        the init is in its cgroup
+    parent -> child   PROCEED             go on (the namespaces are set up);
+                                          {"in_cgroup": bool}: in all its cgroups already
+    parent -> child   CGROUP_READY        the init is in its cgroup, limits written
     child  -> parent  RUN_RUNTIME_HOOKS   mounts done: prestart + createRuntime
     parent -> child   HOOKS_DONE
     child  -> parent  READY               set up; about to exec stage 2
