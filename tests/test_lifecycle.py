@@ -288,6 +288,16 @@ def assert_nothing_left(root: Path, cid: str, b: Path) -> None:
     assert not (root / cid).exists(), "state dir left behind"
     assert host_mounts_mentioning(b) == [], "mounts left behind"
     assert processes_with_cwd_or_root_in(b) == [], "processes left behind"
+    assert default_cgroup_dirs(cid) == [], "cgroups left behind"
+
+
+def default_cgroup_dirs(cid: str) -> list[str]:
+    """The cgroup directories a create of CID without cgroupsPath makes (ours and
+    runc's: the id below the runtime's own cgroup), where they exist."""
+    from ocirt import cgroups
+
+    manager = cgroups.manager_for("", cid, systemd=False, rootless=False)
+    return sorted(p for p in set(manager.paths().values()) if os.path.isdir(p))
 
 
 def test_missing_binary_fails_create_like_runc(rt, tmp_root: Path, bundle) -> None:
