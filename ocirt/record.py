@@ -189,7 +189,16 @@ def remove_empty_cgroup(record: "dict[str, Any]") -> bool:
 
 def cgroup_leaves(cg: "dict[str, Any]") -> set:
     """The container's own cgroup directories in a fs (per hierarchy) or fs2 record."""
-    return set((cg.get("paths") or {}).values()) | ({cg["path"]} if "path" in cg else set())
+    return set(cgroup_dirs(cg).values())
+
+
+def cgroup_dirs(cg: "dict[str, Any]") -> "dict[str, str]":
+    """{controller: directory} of a fs or fs2 record; "" is the cgroup2 one (fs2's
+    cgroup, or a hybrid host's), as the drivers' ``paths()`` say."""
+    dirs = dict(cg.get("paths") or {})
+    if "path" in cg:
+        dirs[""] = cg["path"]
+    return dirs
 
 
 def _under_cgroup_root(path: object) -> bool:

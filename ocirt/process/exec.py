@@ -50,6 +50,7 @@ from ocirt.process.common import (
     seal_imports,
     write_pid_file,
 )
+from ocirt.record import cgroup_dirs
 from ocirt.spec import _REQUIRED, NS_PROC_NAMES, Process, _Record
 from ocirt.state import init_is_alive
 
@@ -571,8 +572,7 @@ def _open_cgroups(
     cg = record.get("cgroup") or {}
     if cg and not sub:
         fs = cg["inner"] if cg.get("driver") == "systemd" else cg  # the cgroupfs record
-        paths = fs.get("paths") or {"": fs["path"]}  # v1 (+ "" if hybrid) or v2
-        targets = sorted({(d, key == "") for key, d in paths.items()})
+        targets = sorted({(d, key == "") for key, d in cgroup_dirs(fs).items()})
         rootless = bool(fs.get("rootless"))
         out.lenient = rootless and not fs.get("explicit")
     else:
