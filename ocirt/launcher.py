@@ -6,7 +6,8 @@ launcher runs the venv's interpreter with ``-I -S``, puts the exact import
 paths of this installation on ``sys.path`` itself and enters through
 ``ocirt.fastcli`` (the short commands without ``ocirt.cli``'s imports, and
 an exit without the interpreter's finalization; everything else goes on to
-``ocirt.cli.main``).
+``ocirt.cli.main``).  Its imports of ocirt's own modules come from the code
+bundle written with it (``ocirt._codebundle``).
 
     python -m ocirt.launcher /path/to/venv/bin/ocirt
 """
@@ -22,6 +23,8 @@ TEMPLATE = """#!{python} -IS
 # ocirt/launcher.py); regenerate it after moving the venv or the checkout.
 import sys
 sys.path[:0] = {paths!r}
+from ocirt._codebundle import install
+install()
 from ocirt.fastcli import main
 main()
 """
@@ -52,7 +55,19 @@ def write(target: str) -> None:
     os.rename(tmp, target)
 
 
+def write_bundle() -> str:
+    """The code bundle of this installation's ocirt package (see ocirt._codebundle)."""
+    import ocirt
+    from ocirt import _codebundle
+
+    return _codebundle.write(os.path.dirname(os.path.abspath(ocirt.__file__)))
+
+
 if __name__ == "__main__":
     write(
         sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(sys.executable), "ocirt")
     )
+    try:
+        write_bundle()
+    except OSError as e:  # the launcher works without it, only slower
+        print(f"ocirt.launcher: no code bundle: {e}", file=sys.stderr)

@@ -69,8 +69,17 @@ def seal_imports() -> None:
     setns(mnt), the directories on sys.path would be the *container's*, and
     an import would run the image's code as root.  Without the path finder a
     module that was not loaded fails at once, with "No module named ...".
+    Only the interpreter's built-in and frozen importers stay: that also
+    removes the launcher's code bundle finder (ocirt._codebundle) and closes
+    its file, whose path would as well be looked up in the container.
     """
-    sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, "__name__", "") != "PathFinder"]
+    bundle = sys.modules.get("ocirt._codebundle")
+    if bundle is not None:
+        bundle.uninstall()
+    sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, "__name__", "") in _SEALED_FINDERS]
+
+
+_SEALED_FINDERS = ("BuiltinImporter", "FrozenImporter")
 
 
 def reset_signals() -> None:

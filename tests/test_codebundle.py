@@ -1,0 +1,180 @@
+"""The launcher's code bundle (ocirt/_codebundle.py): served, never stale, sealed.
+
+Each test copies the package to a temporary directory and writes the bundle
+there, so the checkout's own bundle (written by ``python -m ocirt.launcher``)
+is neither needed nor touched; one test checks that the installed launcher
+finds its own.  The imports run in a fresh ``python -I -S``, as the launcher
+does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from conftest import call_runtime, ok, run_isolated
+
+from ocirt import _codebundle
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Modules of the create path and of the short commands that import nothing from
+# site-packages (cffi, jsonschema), so a bare `python -I -S` can load them.
+PURE_MODULES = ("ocirt.container", "ocirt.state", "ocirt.spec", "ocirt.cgroups.v1")
+
+
+@pytest.fixture
+def package(tmp_path: Path) -> Path:
+    """A copy of the ocirt package with its bundle written; returns the copy's parent."""
+    shutil.copytree(
+        REPO / "ocirt", tmp_path / "ocirt", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    _codebundle.write(str(tmp_path / "ocirt"))
+    return tmp_path
+
+
+def imports_report(parent: Path, extra: str = "") -> dict:
+    """Install PARENT's bundle in a fresh interpreter, import PURE_MODULES; what happened."""
+    code = (
+        "import sys, json\n"
+        f"sys.path.insert(0, {str(parent)!r})\n"
+        "from ocirt._codebundle import install\n"
+        "installed = install()\n"
+        f"{extra}"
+        f"for name in {PURE_MODULES!r}:\n"
+        "    __import__(name)\n"
+        "mods = {n: m for n, m in sys.modules.items() if n.startswith('ocirt')}\n"
+        "print(json.dumps({\n"
+        "    'installed': installed,\n"
+        "    'loaders': {n: type(m.__spec__.loader).__name__ for n, m in mods.items()},\n"
+        "    'files': {n: m.__file__ for n, m in mods.items()},\n"
+        "    'future_imported': '__future__' in sys.modules,\n"
+        "    'annotation': sys.modules['ocirt.spec'].Spec.from_dict.__annotations__['return'],\n"
+        "    'stale_mark': getattr(sys.modules['ocirt.errors'], 'STALE_MARK', None),\n"
+        "}))\n"
+    )
+    return json.loads(ok(run_isolated(code)))
+
+
+def test_modules_come_from_the_bundle_with_their_files(package: Path) -> None:
+    report = imports_report(package)
+    assert report["installed"] is True
+    loaded = set(report["loaders"]) - {"ocirt._codebundle", "ocirt"}  # imported to install
+    assert {"ocirt.container", "ocirt.state", "ocirt.spec", "ocirt.cgroups.v1"} <= loaded
+    assert {report["loaders"][n] for n in loaded} == {"BundleFinder"}
+    for name in loaded:  # __file__ as the path finder sets it: tracebacks, STAGE2_PATH
+        relative = name.replace(".", "/") + ("/__init__.py" if name == "ocirt.cgroups" else ".py")
+        assert report["files"][name] == str(package / relative)
+
+
+def test_the_future_statement_is_a_flag_without_its_import(package: Path) -> None:
+    report = imports_report(package)
+    assert report["future_imported"] is False
+    assert report["annotation"] == "Spec"  # still postponed: a string, as with the import
+
+
+def test_an_edited_module_is_imported_from_its_source(package: Path) -> None:
+    errors = package / "ocirt" / "errors.py"
+    errors.write_text(errors.read_text() + "\nSTALE_MARK = 'edited'\n")
+    report = imports_report(package)
+    assert report["stale_mark"] == "edited"
+    assert report["loaders"]["ocirt.errors"] == "SourceFileLoader"
+    assert report["loaders"]["ocirt.state"] == "BundleFinder"  # the rest still served
+
+
+@pytest.mark.parametrize("damage", ["magic", "truncated", "missing"])
+def test_a_foreign_or_broken_bundle_is_not_installed(package: Path, damage: str) -> None:
+    path = Path(_codebundle.bundle_path(str(package / "ocirt")))
+    data = path.read_bytes()
+    if damage == "magic":
+        path.write_bytes(b"\0\0\0\0" + data[4:])
+    elif damage == "truncated":
+        path.write_bytes(data[:20])
+    else:
+        path.unlink()
+    report = imports_report(package)
+    assert report["installed"] is False
+    assert set(report["loaders"].values()) == {"SourceFileLoader"}
+
+
+def test_sealing_removes_the_finder_and_closes_the_bundle(package: Path) -> None:
+    code = (
+        "import sys, os\n"
+        f"sys.path.insert(0, {str(package)!r})\n"
+        "from ocirt._codebundle import install, BundleFinder\n"
+        "install()\n"
+        "import ocirt.process.common as common\n"
+        "fd = next(f for f in sys.meta_path if isinstance(f, BundleFinder)).fd\n"
+        "common.seal_imports()\n"
+        "print(sorted(getattr(f, '__name__', type(f).__name__) for f in sys.meta_path))\n"
+        "try:\n"
+        "    os.fstat(fd)\n"
+        "except OSError as e:\n"
+        "    print('closed', e.errno)\n"
+        "try:\n"
+        "    import ocirt.record\n"
+        "except ModuleNotFoundError:\n"
+        "    print('sealed')\n"
+    )
+    assert ok(run_isolated(code)).splitlines() == [
+        "['BuiltinImporter', 'FrozenImporter']",
+        "closed 9",
+        "sealed",
+    ]
+
+
+def _launcher_paths(ocirt_bin: str) -> str:
+    text = Path(ocirt_bin).read_text()
+    match = re.search(r"^sys\.path\[:0\] = .*$", text, re.M)
+    if match is None or "install()" not in text:
+        pytest.skip(f"{ocirt_bin} is not a launcher written by ocirt.launcher")
+    return match.group(0)
+
+
+def test_the_installed_launcher_has_its_bundle(ocirt_bin: str) -> None:
+    """`python -m ocirt.launcher` (scripts/install-deps.sh) wrote both, and they match."""
+    code = (
+        "import sys\n"
+        f"{_launcher_paths(ocirt_bin)}\n"
+        "from ocirt._codebundle import install\n"
+        "print(install())\n"
+        "import ocirt.container\n"
+        "print(type(ocirt.container.__spec__.loader).__name__)\n"
+    )
+    assert ok(run_isolated(code)).split() == ["True", "BundleFinder"]
+
+
+def test_a_created_init_holds_no_bundle_fd(ocirt_bin: str, tmp_root: Path, bundle) -> None:
+    b = bundle("sleep", "100")
+    pid_file = tmp_root.parent / f"{tmp_root.name}.pid"
+    create = [ocirt_bin, "--root", str(tmp_root), "create", "-b", str(b), "--pid-file"]
+    with tempfile.TemporaryFile() as err:  # not a pipe: the init keeps what it gets
+        done = subprocess.run(
+            [*create, str(pid_file), "nb"], stdin=subprocess.DEVNULL, stdout=err, stderr=err
+        )
+        err.seek(0)
+        assert done.returncode == 0, err.read()
+    pid = int(pid_file.read_text())
+    pid_file.unlink()
+    targets = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    assert targets, "the init has its stdio at least"
+    assert not [t for t in targets if _codebundle.BUNDLE_NAME in t], targets
+    ok(call_runtime(ocirt_bin, tmp_root, "delete", "-f", "nb"))
+
+
+def test_the_launcher_script_writes_the_bundle(package: Path, tmp_path: Path) -> None:
+    """`python -m ocirt.launcher TARGET` writes the launcher, then the bundle of the
+    package it runs from (here the copy: `-m` puts the working directory first)."""
+    bundle_file = Path(_codebundle.bundle_path(str(package / "ocirt")))
+    bundle_file.unlink()
+    target = tmp_path / "launcher"
+    subprocess.run([sys.executable, "-m", "ocirt.launcher", str(target)], cwd=package, check=True)
+    assert "from ocirt._codebundle import install\ninstall()\n" in target.read_text()
+    assert imports_report(package)["installed"] is True
