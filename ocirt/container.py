@@ -42,6 +42,19 @@ SIGKILL = 9
 KILL_WAIT_SECONDS = 10.0
 
 
+def stage2_failure(reply: bytes) -> str:
+    """The sentence for stage 2's "errno\nwhat failed" (ocirt/_shim/stage2.c's fail()).
+
+    The errno's text is added here, in the host's libc's words (stage 2 may
+    be built with another libc), spelled as Go's and runc's: lower case first.
+    """
+    errno_text, _, what = reply.decode(errors="replace").partition("\n")
+    if not errno_text.isdigit() or not what:
+        return f"container init failed: {reply!r}"
+    reason = posix.strerror(int(errno_text))
+    return f"{what}: {reason[:1].lower()}{reason[1:]}"
+
+
 class Container:
     def __init__(self, state_dir: StateDir, record: "dict[str, Any]") -> None:
         self._dir = state_dir
@@ -134,8 +147,7 @@ class Container:
             raise OcirtError("cannot start an already running container")
         reply = self._release_init(public_state(self.record, status))
         if reply:
-            errno_text, _, message = reply.decode(errors="replace").partition("\n")
-            raise OcirtError(message or f"container init failed (errno {errno_text})")
+            raise OcirtError(stage2_failure(reply))
         try:
             posix.unlink(self._dir.file(START_SOCKET))
         except FileNotFoundError:

@@ -14,8 +14,8 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
 packages=(
-    # build: cffi extension (Python.h, libffi) + static stage-2 init (libc.a)
-    make gcc libc6-dev libffi-dev libseccomp-dev pkg-config
+    # build: cffi extension (Python.h, libffi) + static stage-2 init (musl, else libc.a)
+    make gcc libc6-dev libffi-dev libseccomp-dev pkg-config musl-tools
     python3 python3-venv python3-dev
     # rootfs and the reference runtimes
     busybox-static runc crun

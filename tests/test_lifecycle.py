@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import pytest
 from conftest import remove_cgroup_dir
+
+REPO = Path(__file__).resolve().parents[1]
 
 RUNTIMES = ("ocirt", "runc")
 
@@ -421,6 +424,33 @@ def test_created_init_is_a_small_sealed_memfd(ocirt_bin: str, tmp_root: Path, bu
     assert pss_kb <= 1024, f"created init uses {pss_kb} kB PSS"
     fds = sorted(int(fd) for fd in os.listdir(f"/proc/{pid}/fd"))
     assert fds == [0, 1, 2, fds[-1]] and len(fds) == 4  # stdio + the start socket only
+
+
+def test_stage2_is_built_with_musl_when_there_is_one() -> None:
+    """setup.py prefers musl-gcc (scripts/install-deps.sh installs musl-tools):
+    glibc's static runtime alone is ~700 KiB of what every created init holds."""
+    if shutil.which("musl-gcc") is None:
+        pytest.skip("musl-gcc is not installed: ocirt-init is built with glibc")
+    size = (REPO / "ocirt" / "_shim" / "ocirt-init").stat().st_size
+    assert size < 200 * 1024, f"ocirt-init is {size} bytes: not the musl build"
+
+
+def test_start_reports_an_exec_failure_in_hosts_words(
+    ocirt_bin: str, tmp_root: Path, bundle
+) -> None:
+    """The binary is gone between create and start: stage 2's execve fails and
+    `start` says so (runc's start exits 0 here and the init just dies).  The
+    errno's text is the host libc's, as runc's create-time check words it,
+    whichever libc stage 2 was built with."""
+    b = bundle("/bin/gone")
+    shutil.copy(b / "rootfs" / "bin" / "busybox", b / "rootfs" / "bin" / "gone")
+    assert run(ocirt_bin, tmp_root, "create", "-b", str(b), "g1").returncode == 0
+    (b / "rootfs" / "bin" / "gone").unlink()
+    out = run(ocirt_bin, tmp_root, "start", "g1")
+    assert out.returncode == 1
+    expected = 'unable to start container process: exec: "/bin/gone": no such file or directory'
+    assert msg(out) == expected
+    assert wait_status(ocirt_bin, tmp_root, "g1", "stopped")["status"] == "stopped"
 
 
 def test_list_formats(rt, tmp_root: Path, bundle) -> None:
