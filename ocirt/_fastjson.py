@@ -11,9 +11,26 @@ No ``from __future__ import annotations``: it is an import too, and the
 annotations here evaluate fine at run time.
 """
 
-import _json
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
 
 _NOT_JSON_CONSTANTS = {"NaN", "Infinity", "-Infinity"}
+
+# _json is a shared library (~0.3 ms to load): imported on first need, which
+# `start` and `state` of the usual record (ocirt.state reads its marshal
+# copy) never have.
+_accelerator: "ModuleType | None" = None
+_scan = None
+
+
+def _c_json() -> "ModuleType":
+    global _accelerator
+    if _accelerator is None:
+        import _json as accelerator
+
+        _accelerator = accelerator
+    return _accelerator
 
 
 class _ScannerContext:
@@ -31,10 +48,10 @@ class _ScannerContext:
         return float(name.replace("Infinity", "inf"))
 
 
-_scan = _json.make_scanner(_ScannerContext())
-
-
 def loads(text: str | bytes) -> object:
+    global _scan
+    if _scan is None:
+        _scan = _c_json().make_scanner(_ScannerContext())
     if isinstance(text, bytes):
         text = text.decode("utf-8")
     start = len(text) - len(text.lstrip())
@@ -51,6 +68,14 @@ def loads(text: str | bytes) -> object:
     return value
 
 
+def quote(text: str) -> str:
+    """json.dumps(TEXT): as is between quotes when nothing needs an escape."""
+    # What encode_basestring_ascii leaves alone: printable ASCII but " and \.
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    return _c_json().encode_basestring_ascii(text)
+
+
 def dumps(obj: object, indent: int | None = None, compact: bool = False) -> str:
     """json.dumps(obj, indent=indent), or with separators (",", ":") if COMPACT."""
     parts: list[str] = []
@@ -62,7 +87,7 @@ def _encode(
     obj: object, out: list[str], indent: int | None, level: int, colon: str, comma: str
 ) -> None:
     if isinstance(obj, str):
-        out.append(_json.encode_basestring_ascii(obj))
+        out.append(quote(obj))
     elif obj is None:
         out.append("null")
     elif obj is True:
@@ -75,7 +100,7 @@ def _encode(
         out.append(float.__repr__(obj))
     elif isinstance(obj, dict):
         _encode_items(
-            [(_json.encode_basestring_ascii(str(k)) + colon, v) for k, v in obj.items()],
+            [(quote(str(k)) + colon, v) for k, v in obj.items()],
             "{",
             "}",
             out,

@@ -193,6 +193,79 @@ def test_state_imports_no_os_cli_or_cgroups(tmp_path: Path) -> None:
     assert (state["status"], state["pid"], state["annotations"]) == ("stopped", 0, {"a": "b"})
 
 
+def _written_container(root: Path, cid: str = "c1", annotation: str = "b") -> Path:
+    """A stopped container's record written by StateDir.write, as create does."""
+    from ocirt.state import StateDir
+
+    (root / cid).mkdir(parents=True)
+    state_dir = StateDir(str(root), cid)
+    state_dir.write(
+        {
+            "ociVersion": "1.3.0", "id": cid, "pid": 0, "init_start_time": None,
+            "bundle": "/b", "rootfs": "/b/rootfs", "created": "2026-01-01T00:00:00Z",
+            "owner": "", "annotations": {"a": annotation},
+            "config": {"process": {"args": ("sh", "-c")}},  # a tuple: JSON makes it a list
+        }
+    )  # fmt: skip
+    state_dir.close()
+    return root / cid
+
+
+def _state_in_isolation(root: Path) -> tuple[str, dict]:
+    """`state c1` in a fresh interpreter: (whether it loaded _json, its output)."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
+        "from ocirt import fastcli\n"
+        f"status = fastcli.run(['--root', {str(root)!r}, 'state', 'c1'])\n"
+        "print(status, '_json' in sys.modules, file=sys.stderr)\n"
+    )
+    out = run_isolated(code)
+    status, loaded_json = out.stderr.split()
+    assert status == "0", out.stderr
+    return loaded_json, json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("annotation", ["plain", 'with "quotes", \\ and \u00e9'])
+def test_the_marshal_copy_spares_json_and_says_the_same(tmp_path: Path, annotation: str) -> None:
+    from ocirt.state import STATE_COPY, StateDir
+
+    directory = _written_container(tmp_path, annotation=annotation)
+    assert (directory / STATE_COPY).is_file()
+    copy = StateDir(str(tmp_path), "c1")._read_copy()
+    assert copy == json.loads((directory / "state.json").read_text())
+    assert copy is not None and copy["config"]["process"]["args"] == ["sh", "-c"]
+    loaded_json, with_copy = _state_in_isolation(tmp_path)
+    # Reading never needs _json now; printing only for a string with escapes.
+    assert loaded_json == ("False" if annotation == "plain" else "True")
+    assert with_copy["annotations"] == {"a": annotation}
+    (directory / STATE_COPY).unlink()
+    loaded_json, from_json = _state_in_isolation(tmp_path)
+    assert loaded_json == "True"
+    assert with_copy == from_json
+
+
+@pytest.mark.parametrize("edit", ["in place", "replaced", "damaged copy"])
+def test_a_copy_of_another_state_json_is_not_read(tmp_path: Path, edit: str) -> None:
+    """Whoever changes state.json (a test, an admin) is believed, not the copy."""
+    from ocirt.state import STATE_COPY
+
+    directory = _written_container(tmp_path)
+    state_file = directory / "state.json"
+    record = json.loads(state_file.read_text())
+    record["bundle"] = "/elsewhere"
+    if edit == "in place":
+        with open(state_file, "r+") as f:
+            f.write(json.dumps(record))
+    elif edit == "replaced":
+        tmp = directory / "new.json"
+        tmp.write_text(json.dumps(record))
+        tmp.rename(state_file)
+    else:
+        (directory / STATE_COPY).write_bytes(b"\xff not marshal")
+        record["bundle"] = "/b"
+    assert _state_in_isolation(tmp_path)[1]["bundle"] == record["bundle"]
+
+
 @pytest.mark.parametrize("with_threading", [False, True])
 def test_exit_now_flushes_and_keeps_the_status(with_threading: bool) -> None:
     code = (

@@ -19,6 +19,8 @@ SAMPLES = [
     {"a": [1, 2.5, -3, True, False, None], "b": {"c": 'é\u2028"\\\n\t'}},
     {"big": 2**64 - 1, "neg": -(2**63), "f": 1e-7, "nested": [[{"x": []}]]},
     "\U0001f600 emoji and \x00 nul",
+    # quote()'s own path (printable ASCII) and its edges: DEL and controls escape
+    {"del": "\x7f", "us": "\x1f", "": "", "ascii": " ~!#$%&'()*+,-./:;<=>?@[]^_`{|}"},
 ]
 
 
