@@ -33,6 +33,12 @@ def _c_json() -> "ModuleType":
     return _accelerator
 
 
+def preload() -> None:
+    """Load _json now, for a process that will not import later (the init and
+    exec's child: ocirt.process.common.seal_imports)."""
+    _c_json()
+
+
 class _ScannerContext:
     """The attributes _json.make_scanner reads (json.decoder.JSONDecoder's)."""
 

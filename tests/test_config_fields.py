@@ -54,6 +54,55 @@ def sh(script: str) -> tuple[str, ...]:
     return ("sh", "-c", script)
 
 
+# ------------------------------------------------------------------ rlimits
+
+
+def test_rlimits_unlimited_and_numbers(ocirt_bin: str, tmp_root: Path, bundle: Any) -> None:
+    """uint64's max is "unlimited" (the kernel's RLIM_INFINITY), the rest as given."""
+    limits = [
+        {"type": "RLIMIT_CORE", "soft": 2**64 - 1, "hard": 2**64 - 1},
+        {"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1000},
+        {"type": "RLIMIT_RTTIME", "soft": 7, "hard": 9},  # not in Python's resource module
+    ]
+    b = bundle(
+        *sh("ulimit -c; ulimit -n; ulimit -Hn; grep 'Max realtime timeout' /proc/self/limits")
+    )
+    patch = json.loads((b / "config.json").read_text())
+    patch["process"]["rlimits"] = limits
+    (b / "config.json").write_text(json.dumps(patch))
+    core, soft, hard, rttime = ok(run(ocirt_bin, tmp_root, b)).splitlines()
+    assert (core, soft, hard) == ("unlimited", "512", "1000")
+    assert rttime.split()[3:5] == ["7", "9"], rttime
+
+
+def test_rlimit_above_the_hosts_hard_limit_fails_like_runc(
+    ocirt_bin: str, runc_bin: str, tmp_root: Path, bundle: Any
+) -> None:
+    """Raising a hard limit needs CAP_SYS_RESOURCE, which this host's bounding set lacks."""
+    if _has_cap_sys_resource():
+        pytest.skip("with CAP_SYS_RESOURCE the hard limit can be raised")
+    b = bundle("true")
+    config = json.loads((b / "config.json").read_text())
+    hard = int(Path("/proc/self/limits").read_text().split("Max open files")[1].split()[1]) + 1
+    config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": hard}]
+    (b / "config.json").write_text(json.dumps(config))
+    theirs = call_runtime(runc_bin, tmp_root, "create", "-b", str(b), "rl-runc")
+    assert theirs.returncode == 1 and "operation not permitted" in theirs.stderr
+    refused(
+        ocirt_bin,
+        tmp_root,
+        b,
+        f"error setting rlimit type RLIMIT_NOFILE to soft=1024 hard={hard}",
+        "operation not permitted",
+    )
+
+
+def _has_cap_sys_resource() -> bool:
+    status = Path("/proc/self/status").read_text()
+    bounding = int(status.split("CapBnd:")[1].split()[0], 16)
+    return bool(bounding & (1 << 24))
+
+
 # ------------------------------------------------------------------ scheduling
 
 

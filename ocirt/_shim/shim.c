@@ -11,6 +11,7 @@
 #include <sys/mount.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/capability.h>
@@ -143,6 +144,12 @@ int ocirt_fsmount(int fd, unsigned int flags, unsigned int attr_flags)
 {
     return (int)syscall(SYS_fsmount, fd, flags, attr_flags);
 }
+int ocirt_setrlimit(int resource, uint64_t soft, uint64_t hard)
+{
+    struct rlimit limit = {.rlim_cur = (rlim_t)soft, .rlim_max = (rlim_t)hard};
+    return setrlimit(resource, &limit);
+}
+
 int ocirt_close_range(unsigned int first, unsigned int last, unsigned int flags)
 {
     return (int)syscall(SYS_close_range, first, last, flags);

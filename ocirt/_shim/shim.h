@@ -30,6 +30,9 @@ int ocirt_fsconfig(int fd, unsigned int cmd, const char *key, const char *value,
 int ocirt_fsmount(int fd, unsigned int flags, unsigned int attr_flags);
 int ocirt_close_range(unsigned int first, unsigned int last, unsigned int flags);
 int ocirt_ioprio_set(int which, int who, int ioprio);
+/* setrlimit(2) of RESOURCE, by number (the resource module is a shared
+ * library of its own, ~0.2 ms to load).  UINT64_MAX is RLIM_INFINITY.     */
+int ocirt_setrlimit(int resource, uint64_t soft, uint64_t hard);
 /* sched_setattr(2) with struct sched_attr spelled out (glibc has no wrapper). */
 int ocirt_sched_setattr(int pid, uint32_t policy, uint64_t flags, int32_t nice,
                         uint32_t priority, uint64_t runtime, uint64_t deadline, uint64_t period);

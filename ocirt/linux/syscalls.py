@@ -209,6 +209,11 @@ def ioprio_set(which: int, who: int, ioprio: int) -> None:
     _check(lib.ocirt_ioprio_set(which, who, ioprio), "ioprio_set", ioprio)
 
 
+def setrlimit(resource: int, soft: int, hard: int) -> None:
+    """RESOURCE by Linux's number; 2**64 - 1 is unlimited (RLIM_INFINITY)."""
+    _check(lib.ocirt_setrlimit(resource, soft, hard), "setrlimit", resource)
+
+
 def errno_name(err: int) -> str:
     return _errno.errorcode.get(err, str(err))
 

@@ -31,6 +31,9 @@ from ocirt import _fastjson
 from ocirt.errors import OcirtError
 from ocirt.linux import fdpass
 
+# Bodies are JSON, encoded and decoded in children that cannot import.
+_fastjson.preload()
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
