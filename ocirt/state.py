@@ -167,28 +167,36 @@ class StateDir:
 
     def write(self, record: "dict[str, Any]") -> None:
         """state.json, then its marshal copy (see read)."""
-        text = _fastjson.dumps(record, compact=True).encode()  # ASCII: \u escapes
-        written = self._replace(STATE_FILE, text)
-        # The copy holds what a reader of state.json gets (lists, not tuples),
-        # keyed by the state.json it was made from.
-        copy = marshal.dumps((_file_key(written), _fastjson.loads(text)))
-        self._replace(STATE_COPY, copy)
+        self.stage(record)
+        self.commit()
 
-    def _replace(self, name: str, data: bytes) -> "posix.stat_result":
-        """Write NAME atomically (write + rename); the written file's stat."""
-        tmp = self.file(name + ".tmp")
+    def stage(self, record: "dict[str, Any]") -> None:
+        """Write RECORD's files under temporary names, for commit() to put in place."""
+        text = _fastjson.dumps(record, compact=True).encode()  # ASCII: \u escapes
+        written = self._write_tmp(STATE_FILE, text)
+        # The copy holds what a reader of state.json gets (lists, not tuples),
+        # keyed by the state.json it was made from (a rename keeps the key).
+        self._write_tmp(STATE_COPY, marshal.dumps((_file_key(written), _fastjson.loads(text))))
+
+    def commit(self) -> None:
+        """Rename the staged files into place: state.json first (readers may pass)."""
+        for name in (STATE_FILE, STATE_COPY):
+            posix.rename(self.file(name + ".tmp"), self.file(name))
+
+    def _write_tmp(self, name: str, data: bytes) -> "posix.stat_result":
+        """NAME.tmp with DATA; the written file's stat."""
         fd = posix.open(
-            tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, 0o600
+            self.file(name + ".tmp"),
+            posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC,
+            0o600,
         )
         try:
             view = memoryview(data)
             while view:
                 view = view[posix.write(fd, view) :]
-            written = posix.fstat(fd)
+            return posix.fstat(fd)
         finally:
             posix.close(fd)
-        posix.rename(tmp, self.file(name))
-        return written
 
     def read(self) -> "dict[str, Any]":
         record = self._read_copy()

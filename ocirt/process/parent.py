@@ -6,8 +6,9 @@
   4. clone() the init into its new namespaces (``ocirt.process.init``)
   5. answer the init's messages: id maps, cgroup, runtime hooks
   6. READY then EOF: the init is now stage 2, blocked until ``start``
-  7. pid file and state.json; unlock; exit (the init is re-parented to our
-     caller's subreaper: conmon or the containerd shim wait() for it)
+  7. pid file; state.json into place (written while the init set itself up,
+     step 5); unlock; exit (the init is re-parented to our caller's
+     subreaper: conmon or the containerd shim wait() for it)
 
 Any failure kills and reaps the child and removes the state dir: nothing is
 left behind.
@@ -39,6 +40,7 @@ from ocirt.state import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 STAGE2_PATH = os.path.join(os.path.dirname(__file__), os.pardir, "_shim", "ocirt-init")
@@ -112,12 +114,20 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
         )
         cgroup.create()
         record["cgroup"] = cgroup.to_record()
-        child_pid = _start_init(state_dir, spec, bundle, container_id, record, opts, cgroup)
-        record["pid"] = child_pid
-        record["init_start_time"] = process_start_time(child_pid)
+
+        def stage_record(pid: int) -> None:
+            # While the init sets itself up: the record is complete once its
+            # pid is known, and only renamed into place at step 7.
+            record["pid"] = pid
+            record["init_start_time"] = process_start_time(pid)
+            state_dir.stage(record)
+
+        child_pid = _start_init(
+            state_dir, spec, bundle, container_id, record, opts, cgroup, stage_record
+        )
         if opts.pid_file:  # step 7
             write_pid_file(opts.pid_file, child_pid)
-        state_dir.write(record)
+        state_dir.commit()
         return record, child_pid
     except BaseException:
         if child_pid:
@@ -199,6 +209,7 @@ def _start_init(
     record: dict[str, Any],
     opts: CreateOptions,
     cgroup: cgroups.Manager,
+    stage_record: Callable[[int], None],
 ) -> int:
     floor = 3 + opts.preserve_fds
     listen = _start_socket(state_dir, floor)  # step 3
@@ -235,7 +246,7 @@ def _start_init(
             # The init has joined what it could by itself: the cgroup it was
             # cloned into (v2, hybrid's cgroup2) and the v1 ones (cgroup_files).
             placed = {"cloned_into": cloned_into, "self_joined": bool(cgroup_files)}
-            _converse(parent_end, pid, spec, record, cgroup, placed)  # steps 5-6
+            _converse(parent_end, pid, spec, record, cgroup, placed, stage_record)  # steps 5-6
         except BaseException:
             kill_and_reap(pid)
             raise
@@ -330,6 +341,7 @@ def _converse(
     record: dict[str, Any],
     cgroup: cgroups.Manager,
     placed: dict[str, bool],
+    stage_record: Callable[[int], None],
 ) -> None:
     resources = _resources(spec, record)
     # The memory limit waits until the Python stage has exec'd stage 2: its
@@ -363,6 +375,7 @@ def _converse(
             channel.send(Msg.CGROUP_READY)
         except OSError:
             pass  # the init is gone: its ERROR is waiting in the channel, read below
+        stage_record(pid)  # the init mounts meanwhile
         while True:
             kind, _body = channel.recv()
             if kind == Msg.RUN_RUNTIME_HOOKS:
