@@ -297,3 +297,25 @@ def test_failed_mount_leaves_nothing_behind(ocirt_bin: str, tmp_root: Path, bund
     assert not (tmp_root / "bad").exists()
     assert Path("/proc/self/mountinfo").read_text().count("\n") == before
     assert str(b) not in Path("/proc/self/mountinfo").read_text()
+
+
+# ------------------------------------------------------------------ cgroup v1 binds
+@pytest.mark.parametrize(
+    ("flags", "attr_set", "attr_clr"),
+    [
+        # the default cgroup mount: ro,nosuid,nodev,noexec,relatime
+        (0x1 | 0x2 | 0x4 | 0x8 | 0x200000, 0x1 | 0x2 | 0x4 | 0x8, 0x70 | 0x80),
+        # ro,nodev,strictatime: nosuid and noexec are cleared, as a bind remount does
+        (0x1 | 0x4 | 0x1000000, 0x1 | 0x4 | 0x20, 0x2 | 0x8 | 0x80 | 0x70),
+        # nothing named: everything cleared, relatime
+        (0, 0, 0x1 | 0x2 | 0x4 | 0x8 | 0x80 | 0x70),
+        # noatime and nodiratime
+        (0x400 | 0x800, 0x10 | 0x80, 0x1 | 0x2 | 0x4 | 0x8 | 0x70),
+    ],
+)
+def test_bind_remount_flags_as_mount_attributes(flags: int, attr_set: int, attr_clr: int) -> None:
+    """The v1 hierarchies are cloned, given their flags with mount_setattr and only
+    then attached; the attributes must be what `mount -o bind,remount` leaves."""
+    from ocirt.linux.rootfs import _mount_attrs
+
+    assert _mount_attrs(flags) == (attr_set, attr_clr)

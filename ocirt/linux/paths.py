@@ -59,6 +59,13 @@ def ensure_dir(root_fd: int, path: str, mode: int = 0o755, _depth: int = 0) -> i
         os.close(parent_fd)
 
 
+def make_dir_in(dir_fd: int, name: str, mode: int = 0o755) -> int:
+    """O_PATH fd of a new directory NAME (no slash) made in DIR_FD; no symlink followed."""
+    os.mkdir(name, mode, dir_fd=dir_fd)
+    resolve = sc.RESOLVE_BENEATH | sc.RESOLVE_NO_SYMLINKS
+    return sc.openat2(dir_fd, name, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, resolve)
+
+
 def ensure_file(root_fd: int, path: str, mode: int = 0o644) -> int:
     """O_PATH fd of a non-directory at PATH inside the root, created if missing."""
     try:

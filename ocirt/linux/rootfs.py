@@ -18,7 +18,7 @@ import os
 from ocirt.errors import OcirtError
 from ocirt.linux import mountopts
 from ocirt.linux import syscalls as sc
-from ocirt.linux.paths import ensure_dir, ensure_file, fd_path, open_in_root
+from ocirt.linux.paths import ensure_dir, ensure_file, fd_path, make_dir_in, open_in_root
 from ocirt.spec import IdMapping, Mount, Spec
 
 TYPE_CHECKING = False
@@ -357,12 +357,15 @@ def _mount_cgroup(root_fd: int, m: Mount, opts: mountopts.MountOptions, ctx: Mou
         if "" in cgroup_paths and len(cgroup_paths) == 1:  # pure cgroup v2
             sc.mount("cgroup2", fd_path(target), "cgroup2", opts.flags, None)
             return
-        sc.mount("tmpfs", fd_path(target), "tmpfs", opts.flags & ~sc.MS_RDONLY, "mode=755")
+        # runc's flags for it whatever the mount's options (its defaultMountFlags).
+        holder_flags = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+        sc.mount("tmpfs", fd_path(target), "tmpfs", holder_flags, "mode=755")
         os.close(target)
         target = open_in_root(root_fd, m.destination, os.O_PATH | os.O_DIRECTORY)
+        flags = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
         for mountpoint, cg_path, key in _v1_hierarchies(cgroup_paths):
             name = os.path.basename(mountpoint)
-            sub = ensure_dir(root_fd, os.path.join(m.destination, name))
+            sub = make_dir_in(target, name)  # in the tmpfs just mounted: nothing is there
             try:
                 if ctx.in_cgroup_ns:
                     source = key[5:] if key.startswith("name=") else "cgroup"
@@ -374,16 +377,16 @@ def _mount_cgroup(root_fd: int, m: Mount, opts: mountopts.MountOptions, ctx: Mou
                         key,
                     )
                 else:
-                    _bind_tree(os.path.join(mountpoint, cg_path.lstrip("/")), sub)
+                    # Private and read-only before it is attached: a clone keeps
+                    # the host mount's peer group, and runc's are private.
+                    _bind_tree(os.path.join(mountpoint, cg_path.lstrip("/")), sub, flags)
+                    continue
             finally:
                 os.close(sub)
             mounted = open_in_root(root_fd, os.path.join(m.destination, name))
             try:
-                # A clone keeps the host mount's peer group; runc's are private.
                 sc.mount(None, fd_path(mounted), None, sc.MS_PRIVATE)
-                bind_remount(
-                    fd_path(mounted), opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
-                )
+                bind_remount(fd_path(mounted), flags)
             finally:
                 os.close(mounted)
             for alias in name.split(","):  # cpu,cpuacct -> cpu and cpuacct symlinks
@@ -397,13 +400,43 @@ def _mount_cgroup(root_fd: int, m: Mount, opts: mountopts.MountOptions, ctx: Mou
         os.close(target)
 
 
-def _bind_tree(source: str, target: int) -> None:
+def _bind_tree(source: str, target: int, flags: int | None = None) -> None:
+    """A clone of SOURCE's mount on TARGET.  With FLAGS (MS_*), the clone is made
+    private and given them, as a bind remount would, before it is attached."""
     tree = sc.open_tree(-100, source, sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC)
     try:
-        flags = sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH
-        sc.move_mount(tree, "", target, "", flags)
+        if flags is not None:
+            attr_set, attr_clr = _mount_attrs(flags)
+            try:
+                sc.mount_setattr(tree, "", sc.AT_EMPTY_PATH, attr_set, attr_clr, sc.MS_PRIVATE)
+            except PermissionError:
+                # In a user namespace the kernel locks the flags the host mount
+                # has: keep them all (bind_remount keeps the locked ones).
+                sc.mount_setattr(tree, "", sc.AT_EMPTY_PATH, attr_set, 0, sc.MS_PRIVATE)
+        sc.move_mount(tree, "", target, "", sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH)
     finally:
         os.close(tree)
+
+
+# mount(2) flags and their mount_setattr(2) attributes.
+_ATTRS = (
+    (sc.MS_RDONLY, sc.MOUNT_ATTR_RDONLY),
+    (sc.MS_NOSUID, sc.MOUNT_ATTR_NOSUID),
+    (sc.MS_NODEV, sc.MOUNT_ATTR_NODEV),
+    (sc.MS_NOEXEC, sc.MOUNT_ATTR_NOEXEC),
+    (sc.MS_NODIRATIME, sc.MOUNT_ATTR_NODIRATIME),
+)
+_ATIMES = ((sc.MS_NOATIME, sc.MOUNT_ATTR_NOATIME), (sc.MS_STRICTATIME, sc.MOUNT_ATTR_STRICTATIME))
+
+
+def _mount_attrs(flags: int) -> tuple[int, int]:
+    """MS_* FLAGS as mount_setattr's (attr_set, attr_clr): what a bind remount with
+    FLAGS leaves, the flags it names set and the others cleared."""
+    attr_set = sum(attr for ms, attr in _ATTRS if flags & ms)
+    attr_clr = sum(attr for ms, attr in _ATTRS if not flags & ms)
+    attr_clr |= sc.MOUNT_ATTR__ATIME  # one atime mode replaces another; relatime is 0
+    attr_set |= next((attr for ms, attr in _ATIMES if flags & ms), sc.MOUNT_ATTR_RELATIME)
+    return attr_set, attr_clr
 
 
 def _v1_hierarchies(cgroup_paths: dict[str, str]) -> list[tuple[str, str, str]]:
