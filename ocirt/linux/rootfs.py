@@ -512,41 +512,46 @@ def make_root_readonly() -> None:
 
 def mask_paths(paths: tuple[str, ...]) -> None:
     """Hide PATHS: an empty read-only tmpfs over directories, /dev/null over files."""
-    for path in paths:
-        fd = _open_in_new_root(path)
-        if fd < 0:
-            continue
-        try:
-            if os.path.isdir(fd_path(fd)):
-                sc.mount("tmpfs", fd_path(fd), "tmpfs", sc.MS_RDONLY, None)
-            else:
-                sc.mount("/dev/null", fd_path(fd), None, sc.MS_BIND)
-        finally:
-            os.close(fd)
+    root = os.open("/", os.O_PATH | os.O_CLOEXEC)  # our (pivoted) root
+    try:
+        for path in paths:
+            fd = _open_if_there(root, path)
+            if fd < 0:
+                continue
+            try:
+                if os.path.isdir(fd_path(fd)):
+                    sc.mount("tmpfs", fd_path(fd), "tmpfs", sc.MS_RDONLY, None)
+                else:
+                    sc.mount("/dev/null", fd_path(fd), None, sc.MS_BIND)
+            finally:
+                os.close(fd)
+    finally:
+        os.close(root)
 
 
 def readonly_paths(paths: tuple[str, ...]) -> None:
-    for path in paths:
-        fd = _open_in_new_root(path)
-        if fd < 0:
-            continue
-        try:
-            sc.mount(fd_path(fd), fd_path(fd), None, sc.MS_BIND | sc.MS_REC)
-        finally:
-            os.close(fd)
-        fd = _open_in_new_root(path)  # the new mount, not the directory under it
-        try:
-            bind_remount(fd_path(fd), sc.MS_RDONLY | _statvfs_flags(fd_path(fd)))
-        finally:
-            os.close(fd)
-
-
-def _open_in_new_root(path: str) -> int:
-    """O_PATH fd of PATH inside our (pivoted) root, or -1 if it does not exist."""
-    root = os.open("/", os.O_PATH | os.O_CLOEXEC)
+    root = os.open("/", os.O_PATH | os.O_CLOEXEC)  # our (pivoted) root
     try:
-        return open_in_root(root, path, os.O_PATH)
-    except FileNotFoundError:
-        return -1
+        for path in paths:
+            fd = _open_if_there(root, path)
+            if fd < 0:
+                continue
+            try:
+                sc.mount(fd_path(fd), fd_path(fd), None, sc.MS_BIND | sc.MS_REC)
+            finally:
+                os.close(fd)
+            fd = _open_if_there(root, path)  # the new mount, not the directory under it
+            try:
+                bind_remount(fd_path(fd), sc.MS_RDONLY | _statvfs_flags(fd_path(fd)))
+            finally:
+                os.close(fd)
     finally:
         os.close(root)
+
+
+def _open_if_there(root_fd: int, path: str) -> int:
+    """O_PATH fd of PATH inside the root, or -1 if it does not exist."""
+    try:
+        return open_in_root(root_fd, path, os.O_PATH)
+    except FileNotFoundError:
+        return -1
