@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import remove_cgroup_dir
+from conftest import need_root, remove_cgroup_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -424,6 +424,57 @@ def test_created_init_is_a_small_sealed_memfd(ocirt_bin: str, tmp_root: Path, bu
     assert pss_kb <= 1024, f"created init uses {pss_kb} kB PSS"
     fds = sorted(int(fd) for fd in os.listdir(f"/proc/{pid}/fd"))
     assert fds == [0, 1, 2, fds[-1]] and len(fds) == 4  # stdio + the start socket only
+
+
+@pytest.mark.parametrize(
+    ("namespaces", "extra", "rootless", "made"),
+    [
+        ([{"type": "network"}, {"type": "pid"}], {}, False, True),
+        ([{"type": "pid"}], {}, False, False),  # the host's network
+        ([{"type": "network", "path": "/proc/1/ns/net"}], {}, False, False),  # joined
+        ([{"type": "network"}, {"type": "user"}], {}, False, False),  # owned by the new userns
+        ([{"type": "network"}], {"netDevices": {"eth9": {}}}, False, False),  # moved before join
+        ([{"type": "network"}], {}, True, False),
+    ],
+)
+def test_which_network_namespaces_are_made_beforehand(
+    namespaces: list, extra: dict, rootless: bool, made: bool
+) -> None:
+    from ocirt.linux.namespaces import NetnsMaker
+
+    need_root()
+    threads = len(os.listdir("/proc/self/task"))
+    maker = NetnsMaker.start_for({"linux": {"namespaces": namespaces, **extra}}, rootless)
+    assert (maker is not None) == made
+    if maker is not None:
+        fd = maker.result()
+        try:
+            assert os.readlink(f"/proc/self/fd/{fd}") != os.readlink("/proc/self/ns/net")
+            assert len(os.listdir("/proc/self/task")) == threads  # gone, not only done
+        finally:
+            os.close(fd)
+
+
+def test_the_init_has_a_network_namespace_of_its_own_with_lo_up(rt, tmp_root: Path, bundle) -> None:
+    """Made on create's helper thread and joined by the init (NetnsMaker), or made
+    by clone() (runc): either way a new namespace with only lo, and lo up."""
+    b = bundle("sleep", "100")
+    for runtime in RUNTIMES:
+        pid_file = tmp_root / f"{runtime}.pid"
+        created = run(
+            rt[runtime], tmp_root, "create", "-b", str(b), "--pid-file", str(pid_file), runtime
+        )
+        assert created.returncode == 0, created.stderr
+        pid = int(pid_file.read_text())
+        assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+        links = subprocess.run(
+            ["nsenter", "-t", str(pid), "-n", "ip", "-o", "link"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+        assert len(links) == 1 and " lo: " in links[0] and ",UP," in links[0], (runtime, links)
+        assert run(rt[runtime], tmp_root, "delete", "-f", runtime).returncode == 0
 
 
 def test_stage2_is_built_with_musl_when_there_is_one() -> None:

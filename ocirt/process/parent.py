@@ -1,7 +1,8 @@
 """The runtime's side of ``create``: numbered steps, one straight path.
 
   1. state dir: mkdir + lock (refuses a duplicate id)
-  2. read and validate config.json
+  2. read and validate config.json; a helper thread makes the new network
+     namespace meanwhile (namespaces.NetnsMaker); the cgroups
   3. the start socket, the stage-2 memfd, the console socket, namespace fds
   4. clone() the init into its new namespaces (``ocirt.process.init``)
   5. answer the init's messages: id maps, cgroup, runtime hooks
@@ -97,9 +98,12 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
     state_dir.create()  # step 1
     child_pid = 0
     cgroup: cgroups.Manager | None = None
+    netns: namespaces.NetnsMaker | None = None
+    rootless = opts.rootless or os.geteuid() != 0
     try:
         config, raw = validate.load_config(bundle)  # step 2
         validate.validate_config(config, raw, bundle=bundle, cache_dir=validation_cache_dir())
+        netns = namespaces.NetnsMaker.start_for(config, rootless)  # made meanwhile
         validate.check_host_support(config)  # fields this host cannot honour
         spec = Spec.from_dict(config, bundle)
         if spec.process is None:
@@ -109,11 +113,13 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
             spec.linux.cgroups_path,
             container_id,
             systemd=opts.systemd_cgroup,
-            rootless=opts.rootless or os.geteuid() != 0,
+            rootless=rootless,
             annotations=spec.annotations,  # systemd driver: org.systemd.property.*
         )
         cgroup.create()
         record["cgroup"] = cgroup.to_record()
+        made_netns = netns.result() if netns is not None else -1  # now _start_init's
+        netns = None
 
         def stage_record(pid: int) -> None:
             # While the init sets itself up: the record is complete once its
@@ -123,13 +129,15 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
             state_dir.stage(record)
 
         child_pid = _start_init(
-            state_dir, spec, bundle, container_id, record, opts, cgroup, stage_record
+            state_dir, spec, bundle, container_id, record, opts, cgroup, stage_record, made_netns
         )
         if opts.pid_file:  # step 7
             write_pid_file(opts.pid_file, child_pid)
         state_dir.commit()
         return record, child_pid
     except BaseException:
+        if netns is not None:
+            netns.discard()
         if child_pid:
             kill_and_reap(child_pid)
         if cgroup is not None:
@@ -210,12 +218,16 @@ def _start_init(
     opts: CreateOptions,
     cgroup: cgroups.Manager,
     stage_record: Callable[[int], None],
+    made_netns: int,
 ) -> int:
+    """Steps 3-6; MADE_NETNS (an fd or -1) is the init's network namespace if
+    made already (namespaces.NetnsMaker): taken over, closed here."""
     floor = 3 + opts.preserve_fds
+    ns_fds = {"network": high_fd(made_netns, floor)} if made_netns >= 0 else {}
     listen = _start_socket(state_dir, floor)  # step 3
     stage2_fd = _stage2_memfd(floor)
     console_sock = _console_socket(opts.console_socket) if opts.console_socket else None
-    ns_fds = namespaces.open_paths(spec.linux)
+    ns_fds.update(namespaces.open_paths(spec.linux))  # the made one is joined as these are
     mount_trees = _mount_trees(spec, bundle, floor)  # idmapped mounts: made here, as root
     cgroup_files = tuple((high_fd(fd, floor), d) for fd, d in cgroup.tasks_files())
     parent_end, child_end = Channel.pair()
@@ -266,7 +278,7 @@ def _clone_init(plan: init_stage.InitPlan, cgroup: cgroups.Manager) -> tuple[int
 
     Returns its pid and whether it was cloned into cgroup.cgroup_fd().
     """
-    flags = namespaces.clone_flags(plan.spec.linux)
+    flags = namespaces.clone_flags(plan.spec.linux, made=tuple(plan.ns_fds))
     # Not with a joined user namespace: _fork_init's helper cannot use it.
     cgroup_fd = cgroup.cgroup_fd() if "user" not in plan.ns_fds else -1
     pid_ns_fd = plan.ns_fds.get("pid")
