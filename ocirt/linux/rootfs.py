@@ -512,46 +512,42 @@ def make_root_readonly() -> None:
 
 def mask_paths(paths: tuple[str, ...]) -> None:
     """Hide PATHS: an empty read-only tmpfs over directories, /dev/null over files."""
-    root = os.open("/", os.O_PATH | os.O_CLOEXEC)  # our (pivoted) root
-    try:
-        for path in paths:
-            fd = _open_if_there(root, path)
-            if fd < 0:
-                continue
-            try:
-                if os.path.isdir(fd_path(fd)):
-                    sc.mount("tmpfs", fd_path(fd), "tmpfs", sc.MS_RDONLY, None)
-                else:
-                    sc.mount("/dev/null", fd_path(fd), None, sc.MS_BIND)
-            finally:
-                os.close(fd)
-    finally:
-        os.close(root)
+    _for_each_present(paths, _mask)
 
 
 def readonly_paths(paths: tuple[str, ...]) -> None:
-    root = os.open("/", os.O_PATH | os.O_CLOEXEC)  # our (pivoted) root
+    _for_each_present(paths, _make_readonly)
+
+
+def _mask(root_fd: int, path: str, fd: int) -> None:
+    if os.path.isdir(fd_path(fd)):
+        sc.mount("tmpfs", fd_path(fd), "tmpfs", sc.MS_RDONLY, None)
+    else:
+        sc.mount("/dev/null", fd_path(fd), None, sc.MS_BIND)
+
+
+def _make_readonly(root_fd: int, path: str, fd: int) -> None:
+    sc.mount(fd_path(fd), fd_path(fd), None, sc.MS_BIND | sc.MS_REC)
+    mounted = open_in_root(root_fd, path, os.O_PATH)  # the new mount, not the one under it
+    try:
+        bind_remount(fd_path(mounted), sc.MS_RDONLY | _statvfs_flags(fd_path(mounted)))
+    finally:
+        os.close(mounted)
+
+
+def _for_each_present(paths: tuple[str, ...], action: Callable[[int, str, int], None]) -> None:
+    """ACTION(root fd, path, O_PATH fd of it) for each of PATHS that exists in our
+    (pivoted) root, looked up inside it from one fd of it."""
+    root = os.open("/", os.O_PATH | os.O_CLOEXEC)
     try:
         for path in paths:
-            fd = _open_if_there(root, path)
-            if fd < 0:
+            try:
+                fd = open_in_root(root, path, os.O_PATH)
+            except FileNotFoundError:
                 continue
             try:
-                sc.mount(fd_path(fd), fd_path(fd), None, sc.MS_BIND | sc.MS_REC)
-            finally:
-                os.close(fd)
-            fd = _open_if_there(root, path)  # the new mount, not the directory under it
-            try:
-                bind_remount(fd_path(fd), sc.MS_RDONLY | _statvfs_flags(fd_path(fd)))
+                action(root, path, fd)
             finally:
                 os.close(fd)
     finally:
         os.close(root)
-
-
-def _open_if_there(root_fd: int, path: str) -> int:
-    """O_PATH fd of PATH inside the root, or -1 if it does not exist."""
-    try:
-        return open_in_root(root_fd, path, os.O_PATH)
-    except FileNotFoundError:
-        return -1
