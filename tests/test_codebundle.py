@@ -10,16 +10,14 @@ does.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import call_runtime, ok, run_isolated
+from conftest import ok, run_isolated
 
 from ocirt import _codebundle
 
@@ -149,24 +147,6 @@ def test_the_installed_launcher_has_its_bundle(ocirt_bin: str) -> None:
         "print(type(ocirt.container.__spec__.loader).__name__)\n"
     )
     assert ok(run_isolated(code)).split() == ["True", "BundleFinder"]
-
-
-def test_a_created_init_holds_no_bundle_fd(ocirt_bin: str, tmp_root: Path, bundle) -> None:
-    b = bundle("sleep", "100")
-    pid_file = tmp_root.parent / f"{tmp_root.name}.pid"
-    create = [ocirt_bin, "--root", str(tmp_root), "create", "-b", str(b), "--pid-file"]
-    with tempfile.TemporaryFile() as err:  # not a pipe: the init keeps what it gets
-        done = subprocess.run(
-            [*create, str(pid_file), "nb"], stdin=subprocess.DEVNULL, stdout=err, stderr=err
-        )
-        err.seek(0)
-        assert done.returncode == 0, err.read()
-    pid = int(pid_file.read_text())
-    pid_file.unlink()
-    targets = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
-    assert targets, "the init has its stdio at least"
-    assert not [t for t in targets if _codebundle.BUNDLE_NAME in t], targets
-    ok(call_runtime(ocirt_bin, tmp_root, "delete", "-f", "nb"))
 
 
 def test_the_launcher_script_writes_the_bundle(package: Path, tmp_path: Path) -> None:
