@@ -451,6 +451,13 @@ def test_which_network_namespaces_are_made_beforehand(
         try:
             assert os.readlink(f"/proc/self/fd/{fd}") != os.readlink("/proc/self/ns/net")
             assert len(os.listdir("/proc/self/task")) == threads  # gone, not only done
+            lo = subprocess.run(
+                ["nsenter", f"--net=/proc/{os.getpid()}/fd/{fd}", "ip", "-o", "link", "show"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.splitlines()
+            assert len(lo) == 1 and " lo: " in lo[0] and ",UP," in lo[0], lo  # up already
         finally:
             os.close(fd)
 
@@ -648,3 +655,22 @@ def test_delete_spares_a_joined_cgroup_and_its_other_processes(
         bystander.wait()
         for d in dirs:
             remove_cgroup_dir(d, attempts=50, delay=0.05)
+
+
+def test_home_of_reads_the_containers_passwd(tmp_path: Path) -> None:
+    """HOME for a process.env without one (runc's rule): the passwd entry's home,
+    "/" when the uid has none or the file is missing; odd bytes do not break it."""
+    from ocirt.linux.user import home_of
+
+    passwd = tmp_path / "passwd"
+    passwd.write_bytes(
+        b"root:x:0:0:root:/root:/bin/sh\n"
+        b"broken line\n"
+        b"u:x:1000:1000::/home/\xc3\xa9t\xe9:/bin/sh\n"  # UTF-8, then a stray latin-1 byte
+        b"v:x:1001:1:::\n"
+    )
+    assert home_of(0, str(passwd)) == "/root"
+    assert home_of(1000, str(passwd)) == "/home/\u00e9t\ufffd"
+    assert home_of(1001, str(passwd)) == "/"
+    assert home_of(42, str(passwd)) == "/"
+    assert home_of(0, str(tmp_path / "missing")) == "/"

@@ -230,9 +230,12 @@ def cgroup_mounts() -> list[tuple[str, str, str, list[str]]]:
     return mounts
 
 
-def mode() -> str:
-    """ "v2" (unified), "hybrid" (v1 + cgroup2 at unified/) or "v1"."""
-    kinds = {mountpoint: fstype for fstype, mountpoint, _root, _opts in cgroup_mounts()}
+def mode(mounts: list[tuple[str, str, str, list[str]]] | None = None) -> str:
+    """ "v2" (unified), "hybrid" (v1 + cgroup2 at unified/) or "v1"; from MOUNTS
+    (cgroup_mounts()) when the caller has read them already."""
+    if mounts is None:
+        mounts = cgroup_mounts()
+    kinds = {mountpoint: fstype for fstype, mountpoint, _root, _opts in mounts}
     if kinds.get(CGROUP_ROOT) == "cgroup2":
         return "v2"
     if kinds.get(HYBRID_UNIFIED) == "cgroup2":
@@ -394,13 +397,16 @@ def manager_for(
             cgroups_path, container_id, rootless=rootless, annotations=annotations
         )
     inner = clean_path(cgroups_path) or container_id
-    if mode() == "v2":
+    mounts = cgroup_mounts()  # read once: the mode, and v1's hierarchies
+    if mode(mounts) == "v2":
         from ocirt.cgroups import v2
 
         return v2.V2Manager.for_path(inner, rootless=rootless)
     from ocirt.cgroups import v1
 
-    return v1.V1Manager.for_path(inner, rootless=rootless, explicit=bool(cgroups_path))
+    return v1.V1Manager.for_path(
+        inner, rootless=rootless, explicit=bool(cgroups_path), mounts=mounts
+    )
 
 
 def manager_from_record(record: dict[str, Any]) -> Manager:

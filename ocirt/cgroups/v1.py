@@ -52,10 +52,13 @@ CONTROLLERS = (
 UNLIMITED = 0x7FFFFFFFFFFFF000  # what an unlimited v1 memory file reads (page-aligned)
 
 
-def _hierarchies() -> dict[str, tuple[str, str]]:
-    """{controller: (mountpoint, mount root)} of the mounted v1 hierarchies (+ "" if hybrid)."""
+def _hierarchies(
+    mounts: list[tuple[str, str, str, list[str]]] | None = None,
+) -> dict[str, tuple[str, str]]:
+    """{controller: (mountpoint, mount root)} of the mounted v1 hierarchies (+ "" if
+    hybrid), from MOUNTS (cgroup_mounts()) when the caller has read them already."""
     found: dict[str, tuple[str, str]] = {}
-    for fstype, mountpoint, root, opts in cgroup_mounts():
+    for fstype, mountpoint, root, opts in cgroup_mounts() if mounts is None else mounts:
         if fstype == "cgroup2":
             if mountpoint == HYBRID_UNIFIED:
                 found[""] = (mountpoint, root)
@@ -105,10 +108,17 @@ class V1Manager(Manager):
         self._explicit = explicit  # cgroupsPath given: permission errors are fatal
 
     @classmethod
-    def for_path(cls, inner: str, *, rootless: bool, explicit: bool) -> V1Manager:
+    def for_path(
+        cls,
+        inner: str,
+        *,
+        rootless: bool,
+        explicit: bool,
+        mounts: list[tuple[str, str, str, list[str]]] | None = None,
+    ) -> V1Manager:
         own = parse_proc_cgroup()
         paths = {}
-        for controller, (mountpoint, root) in _hierarchies().items():
+        for controller, (mountpoint, root) in _hierarchies(mounts).items():
             paths[controller] = _path_in(mountpoint, root, own.get(controller, "/"), inner)
         if "devices" not in paths and not rootless:
             # runc: a missing devices hierarchy is fatal (it is the security boundary).

@@ -6,6 +6,7 @@ import _thread
 import os
 
 from ocirt.errors import OcirtError
+from ocirt.linux import network
 from ocirt.linux import syscalls as sc
 from ocirt.spec import NS_PROC_NAMES, Linux
 
@@ -75,8 +76,9 @@ class NetnsMaker:
         try:
             sc.unshare(sc.CLONE_NEWNET)  # this thread's only
             self._fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            network.bring_up_loopback()  # off the init's path too (it checks again)
         except OSError:
-            pass  # clone() makes it after all (result() is -1)
+            pass  # clone() makes it after all (result() is -1), or the init brings lo up
         finally:
             self._done.release()
 

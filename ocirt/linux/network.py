@@ -27,6 +27,7 @@ def bring_up_loopback() -> None:
     try:
         reply = fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, _ifreq(b"lo", 0))
         flags = int.from_bytes(reply[16:18], sys.byteorder)
-        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, _ifreq(b"lo", flags | IFF_UP))
+        if not flags & IFF_UP:  # namespaces.NetnsMaker's thread may have done it
+            fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, _ifreq(b"lo", flags | IFF_UP))
     finally:
         s.close()

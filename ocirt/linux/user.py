@@ -30,12 +30,13 @@ def set_oom_score_adj(value: int | None) -> None:
 
 def home_of(uid: int, passwd: str = "/etc/passwd") -> str:
     """The home directory of UID in the container's /etc/passwd, else "/"."""
+    wanted = str(uid).encode()
     try:
-        with open(passwd, encoding="utf-8", errors="replace") as f:
+        with open(passwd, "rb") as f:  # bytes: no text layer for the lines we skip
             for line in f:
-                fields = line.rstrip("\n").split(":")
-                if len(fields) >= 6 and fields[2] == str(uid):
-                    return fields[5] or "/"
+                fields = line.rstrip(b"\n").split(b":")
+                if len(fields) >= 6 and fields[2] == wanted:
+                    return fields[5].decode("utf-8", "replace") or "/"
     except OSError:
         pass
     return "/"
