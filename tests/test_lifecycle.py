@@ -441,10 +441,11 @@ def test_which_network_namespaces_are_made_beforehand(
     namespaces: list, extra: dict, rootless: bool, made: bool
 ) -> None:
     from ocirt.linux.namespaces import NetnsMaker
+    from ocirt.spec import Linux
 
     need_root()
     threads = len(os.listdir("/proc/self/task"))
-    maker = NetnsMaker.start_for({"linux": {"namespaces": namespaces, **extra}}, rootless)
+    maker = NetnsMaker.start_for(Linux.from_dict({"namespaces": namespaces, **extra}), rootless)
     assert (maker is not None) == made
     if maker is not None:
         fd = maker.result()

@@ -63,12 +63,10 @@ class NetnsMaker:
         _thread.start_new_thread(self._make, ())
 
     @classmethod
-    def start_for(cls, config: dict, rootless: bool) -> NetnsMaker | None:
-        """A maker if CONFIG's network namespace can be made this way, else None."""
-        linux = config.get("linux") or {}
-        kinds = {ns.get("type"): ns.get("path") for ns in linux.get("namespaces") or []}
-        wanted = "network" in kinds and not kinds["network"] and "user" not in kinds
-        if not wanted or rootless or linux.get("netDevices") or os.geteuid() != 0:
+    def start_for(cls, linux: Linux, rootless: bool) -> NetnsMaker | None:
+        """A maker if LINUX's network namespace can be made this way, else None."""
+        wanted = linux.has_new_namespace("network") and linux.namespace("user") is None
+        if not wanted or rootless or linux.net_devices or os.geteuid() != 0:
             return None
         return cls()
 

@@ -103,9 +103,9 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
     try:
         config, raw = validate.load_config(bundle)  # step 2
         validate.validate_config(config, raw, bundle=bundle, cache_dir=validation_cache_dir())
-        netns = namespaces.NetnsMaker.start_for(config, rootless)  # made meanwhile
-        validate.check_host_support(config)  # fields this host cannot honour
         spec = Spec.from_dict(config, bundle)
+        netns = namespaces.NetnsMaker.start_for(spec.linux, rootless)  # made meanwhile
+        validate.check_host_support(config)  # fields this host cannot honour
         if spec.process is None:
             raise OcirtError("config.json: process: missing (create needs a process to run)")
         record = _record(spec, config, container_id, bundle)
