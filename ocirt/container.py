@@ -20,7 +20,7 @@ import posix
 import time
 
 from ocirt import _fastjson
-from ocirt.errors import ContainerNotExist, ContainerNotRunning, OcirtError
+from ocirt.errors import ContainerNotExist, ContainerNotRunning, OcirtError, lower_first
 from ocirt.record import cgroup_frozen, cgroup_leaves, remove_empty_cgroup
 from ocirt.state import (
     START_SOCKET,
@@ -51,8 +51,7 @@ def stage2_failure(reply: bytes) -> str:
     errno_text, _, what = reply.decode(errors="replace").partition("\n")
     if not errno_text.isdigit() or not what:
         return f"container init failed: {reply!r}"
-    reason = posix.strerror(int(errno_text))
-    return f"{what}: {reason[:1].lower()}{reason[1:]}"
+    return f"{what}: {lower_first(posix.strerror(int(errno_text)))}"
 
 
 class Container:

@@ -11,6 +11,12 @@ module, and that would be one more import (see ocirt.record).
 """
 
 
+def lower_first(text: str | None) -> str:
+    """An strerror as Go (and so runc) spells it: lower case first."""
+    text = text or ""
+    return text[:1].lower() + text[1:]
+
+
 class OcirtError(Exception):
     """A failure to report to the user as one sentence."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from ocirt.errors import lower_first
 from ocirt.linux import syscalls as sc
 from ocirt.spec import Rlimit
 
@@ -38,9 +39,8 @@ def apply(rlimits: tuple[Rlimit, ...]) -> None:
         try:
             sc.setrlimit(RLIMITS[rl.type], min(rl.soft, _U64_MAX), min(rl.hard, _U64_MAX))
         except OSError as e:
-            reason = os.strerror(e.errno)
             raise OSError(
                 e.errno,
                 f"error setting rlimit type {rl.type} to soft={rl.soft} hard={rl.hard}:"
-                f" {reason[:1].lower()}{reason[1:]}",
+                f" {lower_first(os.strerror(e.errno))}",
             ) from e

@@ -8,6 +8,8 @@ import os
 import stat
 import sys
 
+from ocirt.errors import lower_first
+
 
 def high_fd(fd: int, floor: int) -> int:
     """Move FD to >= FLOOR (close-on-exec): the fds below it are the caller's
@@ -96,11 +98,6 @@ def chdir_to_cwd(cwd: str) -> None:
         raise OSError(
             e.errno, f'chdir to cwd ("{cwd}") set in config.json failed: {lower_first(e.strerror)}'
         ) from e
-
-
-def lower_first(text: str | None) -> str:
-    text = text or ""
-    return text[:1].lower() + text[1:]
 
 
 def look_path(arg0: str, path_env: str) -> str:

@@ -35,7 +35,7 @@ import _socket as socket
 import errno
 import os
 
-from ocirt.errors import OcirtError
+from ocirt.errors import OcirtError, lower_first
 from ocirt.linux import capabilities, namespaces, rlimits, user
 from ocirt.linux import syscalls as sc
 from ocirt.process.channel import Channel, ChannelClosed, ChildError, Msg
@@ -45,7 +45,6 @@ from ocirt.process.common import (
     join_cgroups_by_tasks,
     kill_and_reap,
     look_path,
-    lower_first,
     reset_signals,
     seal_imports,
     write_pid_file,
