@@ -4,7 +4,7 @@
 # Prints what a benchmark result depends on, one "key: value" per line
 # (lifecycle.sh and exec.sh write it to OUT/env.txt; summarize.py prints it
 # above the table): the commit and whether the working tree differs from it,
-# the interpreter ocirt runs on (from its launcher's #! line), the runtimes'
+# the interpreter ocirt runs on (its launcher's #! line, or the compiled launcher's), the runtimes'
 # versions, the kernel and the load.  Warns on stderr when ocirt does not run
 # on the system's /usr/bin/python3, which CI and scripts/install-deps.sh use:
 # another build of the same version can be ~10% slower to start (measured on
@@ -35,8 +35,12 @@ if [ -n "$interp" ] && [ -x "$interp" ]; then
         echo "env.sh: warning: ocirt runs on $base's Python, not /usr/bin/python3 (what CI and" \
             "scripts/install-deps.sh use); rebuild it: REBUILD_VENV=1 bash scripts/install-deps.sh" >&2
     fi
+elif [ "$(head -c 4 "$OCIRT" 2>/dev/null | od -An -c | tr -d ' ')" = "177ELF" ]; then
+    # ocirt/_shim/launcher.c, linked against the venv interpreter's libpython.
+    version=$("$OCIRT" --version 2>/dev/null | sed -n 's/^python: //p')
+    echo "ocirt interpreter: compiled launcher (CPython ${version:-unknown}, embedded)"
 else
-    echo "ocirt interpreter: unknown ($OCIRT is not a #! script)"
+    echo "ocirt interpreter: unknown ($OCIRT is neither a #! script nor the compiled launcher)"
 fi
 [ -n "$RUNC" ] && echo "runc: $("$RUNC" --version 2>/dev/null | head -n 1)"
 [ -n "$CRUN" ] && echo "crun: $("$CRUN" --version 2>/dev/null | head -n 1)"

@@ -24,25 +24,43 @@ or that the index does not list, is left to the path finder (which reads
 the source or its ``.pyc`` as usual), so an edited checkout runs what it
 says.  A missing bundle, or one of another interpreter, is not installed.
 
+Besides ocirt's modules the bundle lists the few others that ``create``
+loads from files: the extension modules ``_cffi_backend``, ``_json`` and
+the shim (entries without code: loaded from their origin by ``_imp``), and
+the ``encodings`` modules a text file needs.  With them, the compiled
+launcher (``ocirt/_shim/launcher.c``) runs the lifecycle's commands on the
+interpreter's core phase alone: it executes this module out of the bundle
+and calls ``boot()``, which puts the finder in place together with
+``FinishingFinder``, the last resort that completes the interpreter's start
+(``finish_start``) when a module is not in the bundle.
+
 The container's init and exec's child stop importing before they enter the
 container (``ocirt.process.common.seal_imports``): that removes this finder
 too and closes the bundle, so nothing of it is reachable from inside.
 
-Imports nothing but built-in modules: it runs before any of ocirt's.
+Imports nothing but built-in modules: it runs before any of ocirt's, and
+under the compiled launcher before the path finder exists.
 """
 
+import _imp
 import marshal
 import posix
 import sys
 
 BUNDLE_NAME = f"bundle.{sys.implementation.cache_tag}.bin"
 _HEADER = 9  # magic (4), optimize (1), index length (4)
+# Modules outside the package that the bundle lists too (see above).
+EXTRA_MODULES = (
+    "_cffi_backend", "_json", "ocirt._shim._ocirt_shim",
+    "encodings", "encodings.aliases", "encodings.utf_8",
+)  # fmt: skip
+_EXTENSION = -1  # an entry's offset for an extension module: no code in the bundle
 
 _ModuleSpec = sys.modules["_frozen_importlib"].ModuleSpec
-_MAGIC: bytes = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
     from types import CodeType, ModuleType
 
 
@@ -53,7 +71,8 @@ def bundle_path(package_dir: str) -> str:
 class BundleFinder:
     """A meta path finder and loader for the modules of one bundle."""
 
-    def __init__(self, fd: int, index: "dict[str, tuple]", data_start: int) -> None:
+    def __init__(self, path: str, fd: int, index: "dict[str, tuple]", data_start: int) -> None:
+        self.path = path
         self.fd = fd
         self.index = index
         self.data_start = data_start  # the index's offsets count from here
@@ -61,6 +80,8 @@ class BundleFinder:
     def find_spec(self, name: str, path: object = None, target: object = None) -> object:
         entry = self.index.get(name)
         if entry is None:
+            if name == "_signal":  # built-in, but its state comes with the main phase
+                finish_start()
             return None
         origin, is_package, mtime_ns, size, offset, length = entry
         try:
@@ -73,19 +94,28 @@ class BundleFinder:
             name,
             self,
             origin=origin,
-            loader_state=(self.data_start + offset, length),
+            loader_state=None if offset == _EXTENSION else (self.data_start + offset, length),
             is_package=is_package,
         )
         spec.has_location = True  # __file__ = origin, as the path finder sets it
+        # __cached__: the compiled file (set here: in the launcher's core phase
+        # the default would ask the path machinery, which is not there yet).
+        spec.cached = self.path if offset != _EXTENSION else origin
         if is_package:
             spec.submodule_search_locations = [origin.rpartition("/")[0]]
         return spec
 
-    def create_module(self, spec: object) -> None:
+    def create_module(self, spec: "ModuleSpec") -> "ModuleType | None":
+        if spec.loader_state is None:  # an extension module
+            return _imp.create_dynamic(spec)
         return None  # the default module object
 
     def exec_module(self, module: "ModuleType") -> None:
-        exec(self._code(module.__spec__.loader_state), module.__dict__)  # type: ignore[union-attr]
+        state = module.__spec__.loader_state  # type: ignore[union-attr]
+        if state is None:
+            _imp.exec_dynamic(module)
+        else:
+            exec(self._code(state), module.__dict__)
 
     def _code(self, state: "tuple[int, int]") -> "CodeType":
         offset, length = state
@@ -103,27 +133,65 @@ def install(package_dir: "str | None" = None) -> bool:
     if any(isinstance(f, BundleFinder) for f in sys.meta_path):
         return True
     try:
-        fd = posix.open(bundle_path(package_dir), posix.O_RDONLY | posix.O_CLOEXEC)
+        path = bundle_path(package_dir)
+        fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
     except OSError:
         return False
     try:
         head = posix.read(fd, _HEADER)
-        if len(head) != _HEADER or head[:4] != _MAGIC or head[4] != _optimize_level():
+        magic = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
+        if len(head) != _HEADER or head[:4] != magic or head[4] != _optimize_level():
             raise ValueError("not a bundle of this interpreter")
         index_length = int.from_bytes(head[5:], "little")
         index = marshal.loads(posix.read(fd, index_length))
     except (OSError, ValueError, EOFError, TypeError):
         posix.close(fd)
         return False
-    sys.meta_path.insert(0, BundleFinder(fd, index, _HEADER + index_length))
+    sys.meta_path.insert(0, BundleFinder(path, fd, index, _HEADER + index_length))
     return True
 
 
+def boot(path: str, fd: int, index: "dict[str, tuple]", data_start: int) -> None:
+    """The compiled launcher's entry, in the interpreter's core phase: serve
+    imports from the bundle it opened, and finish the start for anything else."""
+    import _io
+    import builtins
+
+    builtins.open = _io.open  # as the main phase sets it; text files import encodings
+    sys.meta_path.insert(0, BundleFinder(path, fd, index, data_start))
+    sys.meta_path.append(FinishingFinder())
+
+
+class FinishingFinder:
+    """Last on sys.meta_path while only the core phase has run: a module that
+    neither the bundle nor the built-in and frozen importers have comes from
+    the path finder, which finishing the start puts in place."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> object:
+        finish_start()  # removes this finder, appends the path finder
+        for finder in sys.meta_path:
+            if getattr(finder, "__name__", "") == "PathFinder":
+                return finder.find_spec(name, path, target)
+        return None
+
+
+def finish_start() -> None:
+    """Complete the interpreter's start if the compiled launcher stopped at its
+    core phase: sys.stdout and sys.stderr, sys.path and the path finder,
+    signal handlers.  Call it before using any of them."""
+    if "_ocirt_launcher" in sys.builtin_module_names and "stdout" not in sys.__dict__:
+        import _ocirt_launcher
+
+        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, FinishingFinder)]
+        _ocirt_launcher.finish()
+
+
 def uninstall() -> None:
-    """Remove the finder and close the bundle (see seal_imports)."""
-    for finder in [f for f in sys.meta_path if isinstance(f, BundleFinder)]:
+    """Remove the finders and close the bundle (see seal_imports)."""
+    for finder in [f for f in sys.meta_path if isinstance(f, (BundleFinder, FinishingFinder))]:
         sys.meta_path.remove(finder)
-        posix.close(finder.fd)
+        if isinstance(finder, BundleFinder):
+            posix.close(finder.fd)
 
 
 def _optimize_level() -> int:
@@ -138,12 +206,15 @@ def write(package_dir: str, package: str = "ocirt") -> str:
     index: dict[str, tuple] = {}
     blobs: list[bytes] = []
     offset = 0  # from the end of the index
-    for name, path in _modules(package_dir, package):
+    for name, path in _modules(package_dir, package) + _extra_modules():
+        st = os.stat(path)
+        is_package = path.endswith("/__init__.py")
+        if not path.endswith(".py"):  # an extension module: its file is the module
+            index[name] = (path, is_package, st.st_mtime_ns, st.st_size, _EXTENSION, 0)
+            continue
         with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
             source = f.read()
         blob = marshal.dumps(_compile(source, path))
-        is_package = path.endswith("/__init__.py")
         index[name] = (path, is_package, st.st_mtime_ns, st.st_size, offset, len(blob))
         blobs.append(blob)
         offset += len(blob)
@@ -152,7 +223,8 @@ def write(package_dir: str, package: str = "ocirt") -> str:
     os.makedirs(os.path.dirname(target), exist_ok=True)
     tmp = f"{target}.{os.getpid()}.tmp"
     with open(tmp, "wb") as f:
-        f.write(_MAGIC + bytes([_optimize_level()]) + len(index_bytes).to_bytes(4, "little"))
+        magic = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
+        f.write(magic + bytes([_optimize_level()]) + len(index_bytes).to_bytes(4, "little"))
         f.write(index_bytes)
         for blob in blobs:
             f.write(blob)
@@ -182,6 +254,18 @@ def _compile(source: bytes, path: str) -> "CodeType":
             body.append(node)
     tree.body = body
     return compile(tree, path, "exec", flags=flags, dont_inherit=True)
+
+
+def _extra_modules() -> "list[tuple[str, str]]":
+    """(name, file) of EXTRA_MODULES this interpreter finds (the shim: if built)."""
+    from importlib.util import find_spec
+
+    found = []
+    for name in EXTRA_MODULES:
+        spec = find_spec(name)
+        if spec is not None and spec.has_location and spec.origin:
+            found.append((name, spec.origin))
+    return found
 
 
 def _modules(package_dir: str, package: str) -> "list[tuple[str, str]]":

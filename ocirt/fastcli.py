@@ -82,6 +82,7 @@ def main() -> "NoReturn":
     except KeyboardInterrupt:
         status = 130
     if status is None:
+        _finish_start()
         from ocirt.cli import main as full_main
 
         status = full_main(argv)
@@ -104,6 +105,7 @@ def run(argv: list[str]) -> int | None:
     try:
         return handler(ctx, args)
     except Exception as e:  # OcirtError, OSError: one line, as ocirt.cli does
+        _finish_start()
         from ocirt.cli import output
 
         return output.fail(ctx, e)
@@ -112,14 +114,15 @@ def run(argv: list[str]) -> int | None:
 def exit_now(status: int | None) -> "NoReturn":
     """sys.exit(STATUS) without the interpreter's finalization when that is safe."""
     status = 0 if status is None else status
-    try:
-        sys.stdout.flush()
-    except Exception:  # what finalization would report: EPIPE and the like
-        status = status or 120
-    try:
-        sys.stderr.flush()
-    except Exception:
-        pass
+    if "stdout" in sys.__dict__:  # else the launcher's core phase: nothing buffered
+        try:
+            sys.stdout.flush()
+        except Exception:  # what finalization would report: EPIPE and the like
+            status = status or 120
+        try:
+            sys.stderr.flush()
+        except Exception:
+            pass
     if "threading" in sys.modules or _atexit_pending():
         sys.exit(status)
     import posix
@@ -221,8 +224,32 @@ def _state(ctx: Context, args: list[str]) -> int | None:
 
     with Container.load(ctx.root, args[0], lock=False) as c:
         state = c.state()
-    sys.stdout.write(_fastjson.dumps(state, indent=2) + "\n")
+    return _write_stdout(_fastjson.dumps(state, indent=2) + "\n")
+
+
+def _write_stdout(text: str) -> int:
+    """sys.stdout.write(TEXT), also before the launcher has made sys.stdout;
+    the exit status: 120 if it could not be written (as exit_now's flush)."""
+    if "stdout" in sys.__dict__:
+        sys.stdout.write(text)
+        return 0
+    import posix
+
+    data = text.encode("utf-8", "surrogateescape")
+    try:
+        while data:
+            data = data[posix.write(1, data) :]
+    except OSError:  # EPIPE (SIGPIPE is ignored) and the like
+        return 120
     return 0
+
+
+def _finish_start() -> None:
+    """The whole interpreter (sys.stdout, the path finder) for what needs it."""
+    if "_ocirt_launcher" in sys.builtin_module_names:
+        from ocirt._codebundle import finish_start
+
+        finish_start()
 
 
 def _start(ctx: Context, args: list[str]) -> int | None:
@@ -270,6 +297,7 @@ def _delete(ctx: Context, args: list[str]) -> int | None:
     with c:
         warnings = c.delete(force=force)
     if warnings:
+        _finish_start()
         from ocirt.cli import output
 
         for warning in warnings:

@@ -15,6 +15,7 @@ cd "$repo"
 
 packages=(
     # build: cffi extension (Python.h, libffi) + static stage-2 init (musl, else libc.a)
+    # + the compiled launcher (python3-dev: libpython3.11.a, zlib and expat headers)
     make gcc libc6-dev libffi-dev libseccomp-dev pkg-config musl-tools
     python3 python3-venv python3-dev
     # rootfs and the reference runtimes
@@ -61,8 +62,9 @@ fi
 # editable_mode=compat: a plain path in a .pth file.  The default (an import
 # hook module) costs ~12 ms at every interpreter start, i.e. every ocirt call.
 .venv/bin/python -m pip install -q -e '.[test]' --config-settings editable_mode=compat
-# Replace pip's console script with ocirt's `python -IS` launcher (no site,
-# no .pth files, no `re`): pip rewrites it on every install, so always redo it.
+# Replace pip's console script with ocirt's compiled launcher (CPython embedded,
+# isolated, no site, no .pth files; ocirt/_shim/launcher.c) and write the code
+# bundle: pip rewrites the script on every install, so always redo it.
 .venv/bin/python -m ocirt.launcher .venv/bin/ocirt
 .venv/bin/ocirt --version
 

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from pathlib import Path
 import pytest
 from conftest import call_runtime, need_root, ok, remove_cgroup_dir, run_isolated
 
-from ocirt import fastcli, record
+from ocirt import fastcli, launcher, record
 from ocirt.process.init import optional_modules
 from ocirt.spec import Spec
 
@@ -47,11 +48,10 @@ def normalized(result: tuple[int, str, str]) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def full_bin(ocirt_bin: str, tmp_path: Path) -> str:
-    """A launcher like OCIRT's that runs ocirt.cli.main instead of ocirt.fastcli."""
-    text = Path(ocirt_bin).read_text()
-    if "from ocirt.fastcli import main" not in text:
-        pytest.skip(f"{ocirt_bin} is not a launcher written by ocirt.launcher")
+def full_bin(tmp_path: Path) -> str:
+    """A script launcher (ocirt.launcher.TEMPLATE, this interpreter and
+    installation) that runs ocirt.cli.main instead of ocirt.fastcli."""
+    text = launcher.TEMPLATE.format(python=sys.executable, paths=launcher.import_paths())
     full = tmp_path / "ocirt-full"
     full.write_text(
         text.replace(

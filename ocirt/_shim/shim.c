@@ -150,6 +150,32 @@ int ocirt_setrlimit(int resource, uint64_t soft, uint64_t hard)
     return setrlimit(resource, &limit);
 }
 
+/* The kernel's struct sigaction (x86-64, arm64...): libc's sigaction refuses
+   the signals it keeps for itself (32, 33), which a caller may still have
+   left ignored (GNU make does), so this talks to rt_sigaction directly. */
+struct kernel_sigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    uint64_t mask;
+};
+
+int ocirt_reset_signals(void)
+{
+    for (int sig = 1; sig <= 64; sig++) {
+        struct kernel_sigaction old, dfl = {.handler = SIG_DFL};
+        if (sig == SIGKILL || sig == SIGSTOP)
+            continue;
+        if (syscall(SYS_rt_sigaction, sig, NULL, &old, sizeof(old.mask)) < 0)
+            return -1;
+        if (old.handler == SIG_IGN &&
+            syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask)) < 0)
+            return -1;
+    }
+    uint64_t none = 0;
+    return (int)syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(none));
+}
+
 int ocirt_close_range(unsigned int first, unsigned int last, unsigned int flags)
 {
     return (int)syscall(SYS_close_range, first, last, flags);

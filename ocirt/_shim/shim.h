@@ -33,6 +33,13 @@ int ocirt_ioprio_set(int which, int who, int ioprio);
 /* setrlimit(2) of RESOURCE, by number (the resource module is a shared
  * library of its own, ~0.2 ms to load).  UINT64_MAX is RLIM_INFINITY.     */
 int ocirt_setrlimit(int resource, uint64_t soft, uint64_t hard);
+/* Before execve: every ignored signal back to SIG_DFL (an ignored signal
+ * survives execve: CPython and ocirt's launcher ignore SIGPIPE and SIGXFSZ,
+ * callers may ignore others; runc's process starts with none) and nothing
+ * blocked.  In C: the `_signal` module cannot be loaded while the launcher's
+ * interpreter is only half started (ocirt/_shim/launcher.c), and it cannot
+ * reach the signals libc keeps for itself.                                 */
+int ocirt_reset_signals(void);
 /* sched_setattr(2) with struct sched_attr spelled out (glibc has no wrapper). */
 int ocirt_sched_setattr(int pid, uint32_t policy, uint64_t flags, int32_t nice,
                         uint32_t priority, uint64_t runtime, uint64_t deadline, uint64_t period);

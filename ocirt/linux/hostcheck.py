@@ -154,8 +154,8 @@ def _check_intel_rdt(linux: dict[str, Any], filename: str) -> None:
 
 def _resctrl_mounted() -> bool:
     try:
-        with open("/proc/self/mountinfo") as f:
-            return any(" - resctrl " in line for line in f)
+        with open("/proc/self/mountinfo", "rb") as f:  # bytes: see cgroups.read_file
+            return b" - resctrl " in f.read()
     except OSError:
         return False
 

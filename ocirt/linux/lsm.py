@@ -20,8 +20,8 @@ SELINUX_MOUNT = "/sys/fs/selinux"
 def apparmor_enabled() -> bool:
     """runc's test: the module says Y (and the attr interface exists)."""
     try:
-        with open(APPARMOR_ENABLED) as f:
-            return f.read().startswith("Y")
+        with open(APPARMOR_ENABLED, "rb") as f:  # bytes: see ocirt.cgroups.read_file
+            return f.read().startswith(b"Y")
     except OSError:
         return False
 
@@ -29,8 +29,9 @@ def apparmor_enabled() -> bool:
 def selinux_enabled() -> bool:
     """SELinux is on when selinuxfs is mounted (libselinux's is_selinux_enabled)."""
     try:
-        with open("/proc/self/mountinfo") as f:
-            return any(line.split(" - ", 1)[1].startswith("selinuxfs ") for line in f)
+        with open("/proc/self/mountinfo", "rb") as f:
+            lines = f.read().splitlines()
+        return any(line.split(b" - ", 1)[1].startswith(b"selinuxfs ") for line in lines)
     except (OSError, IndexError):
         return False
 

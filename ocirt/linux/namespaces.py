@@ -163,8 +163,8 @@ def write_time_offsets(offsets: dict[str, dict[str, int]]) -> None:
     if not offsets:
         return
     try:
-        with open("/proc/self/timens_offsets", "w") as f:
-            f.write(time_offsets_text(offsets))
+        with open("/proc/self/timens_offsets", "wb") as f:  # bytes: see user.py
+            f.write(time_offsets_text(offsets).encode())
     except OSError as e:
         raise OcirtError(
             f"config.json: linux.timeOffsets: cannot write timens_offsets: {e.strerror}"

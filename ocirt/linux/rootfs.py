@@ -118,8 +118,8 @@ def _make_parent_mount_private(path: str) -> None:
 def _mount_of(path: str) -> tuple[str, bool]:
     """(mount point containing PATH, whether it is shared), from mountinfo."""
     best, best_shared = "/", False
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
+    with open("/proc/self/mountinfo", "rb") as f:  # bytes: see cgroups.read_file
+        for line in f.read().decode("utf-8", "surrogateescape").splitlines():
             fields = line.split()
             point = _unescape(fields[4])
             inside = path == point or path.startswith(point.rstrip("/") + "/")
@@ -447,8 +447,8 @@ def _v1_hierarchies(cgroup_paths: dict[str, str]) -> list[tuple[str, str, str]]:
     """
     result = []
     seen: set[str] = set()
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f.read().decode("utf-8", "surrogateescape").splitlines():
             fields = line.split()
             sep = fields.index("-")
             if fields[sep + 1] != "cgroup":
@@ -471,8 +471,8 @@ def _v1_hierarchies(cgroup_paths: dict[str, str]) -> list[tuple[str, str, str]]:
 def current_cgroup_paths(pid: str = "self") -> dict[str, str]:
     """/proc/PID/cgroup as {controllers: path}; '' is the cgroup2 hierarchy."""
     paths: dict[str, str] = {}
-    with open(f"/proc/{pid}/cgroup") as f:
-        for line in f:
+    with open(f"/proc/{pid}/cgroup", "rb") as f:
+        for line in f.read().decode("utf-8", "surrogateescape").splitlines():
             _hid, controllers, path = line.rstrip("\n").split(":", 2)
             paths[controllers] = path
     return paths

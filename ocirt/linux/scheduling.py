@@ -217,7 +217,7 @@ def check_scheduler(scheduler: dict[str, Any]) -> str | None:
 
 def _online(path: str) -> list[int] | None:
     try:
-        with open(path) as f:
-            return parse_cpu_list(f.read().strip())
+        with open(path, "rb") as f:  # bytes: see ocirt.cgroups.read_file
+            return parse_cpu_list(f.read().decode("ascii").strip())
     except (OSError, ValueError):
         return None

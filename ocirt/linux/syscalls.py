@@ -214,6 +214,11 @@ def setrlimit(resource: int, soft: int, hard: int) -> None:
     _check(lib.ocirt_setrlimit(resource, soft, hard), "setrlimit", resource)
 
 
+def reset_signals() -> None:
+    """Every ignored signal to SIG_DFL, an empty signal mask (see shim.h)."""
+    _check(lib.ocirt_reset_signals(), "sigaction")
+
+
 def errno_name(err: int) -> str:
     return _errno.errorcode.get(err, str(err))
 

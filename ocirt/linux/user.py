@@ -24,8 +24,11 @@ def set_umask(user: User) -> None:
 def set_oom_score_adj(value: int | None) -> None:
     if value is None:
         return
-    with open("/proc/self/oom_score_adj", "w") as f:
-        f.write(str(value))
+    # Bytes: a text file needs the codec registry, which under the compiled
+    # launcher (ocirt/_shim/launcher.c) may not be loaded, and the init
+    # cannot import it any more (seal_imports).
+    with open("/proc/self/oom_score_adj", "wb") as f:
+        f.write(str(value).encode())
 
 
 def home_of(uid: int, passwd: str = "/etc/passwd") -> str:

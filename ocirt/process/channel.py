@@ -107,7 +107,10 @@ class Channel:
 
     def recv_fd(self) -> tuple[int, int]:
         """The next message and the fd it carries (-1 if none); ERROR/EOF as recv()."""
-        data, ancdata, _flags, _addr = self.sock.recvmsg(MAX_MESSAGE, fdpass.space())
+        try:
+            data, ancdata, _flags, _addr = self.sock.recvmsg(MAX_MESSAGE, fdpass.space())
+        except ConnectionResetError:  # see recv()
+            data, ancdata, _flags, _addr = self.sock.recvmsg(MAX_MESSAGE, fdpass.space())
         fds = fdpass.received(ancdata)
         for extra in fds[1:]:
             _posix.close(extra)
@@ -137,7 +140,14 @@ class Channel:
             pass
 
     def recv(self) -> tuple[int, dict[str, Any]]:
-        return self._decode(self.sock.recv(MAX_MESSAGE))
+        try:
+            data = self.sock.recv(MAX_MESSAGE)
+        except ConnectionResetError:
+            # The other end closed with a message of ours unread (the init
+            # failed before reading CGROUP_READY).  The kernel reports that
+            # first, once, ahead of what it had sent: its ERROR, or EOF.
+            data = self.sock.recv(MAX_MESSAGE)
+        return self._decode(data)
 
     @staticmethod
     def _decode(data: bytes) -> tuple[int, dict[str, Any]]:

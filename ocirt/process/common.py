@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import _signal  # the C module: `signal` imports enum (~2 ms)
 import fcntl
 import os
 import stat
@@ -85,10 +84,11 @@ _SEALED_FINDERS = ("BuiltinImporter", "FrozenImporter")
 
 
 def reset_signals() -> None:
-    """Python ignores SIGPIPE and SIGXFSZ; ignored signals survive execve."""
-    for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):
-        _signal.signal(sig, _signal.SIG_DFL)
-    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
+    """Python ignores SIGPIPE and SIGXFSZ, a caller maybe more; ignored signals
+    survive execve, and runc's process starts with none."""
+    from ocirt.linux import syscalls  # loaded: both children use it before sealing
+
+    syscalls.reset_signals()
 
 
 def chdir_to_cwd(cwd: str) -> None:

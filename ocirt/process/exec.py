@@ -636,8 +636,8 @@ def _init_cgroup_dirs(init_pid: int, sub: dict[str, str]) -> Iterator[tuple[str,
 def _proc_cgroup(pid: int | str) -> dict[str, str]:
     """{controllers as listed ("cpu,cpuacct", "name=systemd", "" for v2): path}."""
     result = {}
-    with open(f"/proc/{pid}/cgroup") as f:
-        for line in f:
+    with open(f"/proc/{pid}/cgroup", "rb") as f:  # bytes: see ocirt.linux.user
+        for line in f.read().decode("utf-8", "surrogateescape").splitlines():
             _hid, controllers, path = line.rstrip("\n").split(":", 2)
             result[controllers] = path
     return result
@@ -648,8 +648,8 @@ Mount = tuple[frozenset[str] | None, str, str]  # (v1 super options or None for 
 
 def _cgroup_mounts() -> list[Mount]:
     mounts: list[Mount] = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f.read().decode("utf-8", "surrogateescape").splitlines():
             left, _, right = line.partition(" - ")
             fields, rfields = left.split(), right.split()
             if len(rfields) < 3 or rfields[0] not in ("cgroup", "cgroup2"):

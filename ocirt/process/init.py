@@ -356,4 +356,5 @@ def _prepare_fds(plan: InitPlan) -> None:
         except OSError:
             pass
     os.set_inheritable(plan.listen_fd, True)
-    sys.stdout.flush()
+    if "stdout" in sys.__dict__:  # none before the launcher finishes the start
+        sys.stdout.flush()

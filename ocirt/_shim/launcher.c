@@ -1,0 +1,295 @@
+/* The installed `ocirt`: CPython embedded, started only as far as ocirt needs.
+ *
+ * `python -I -S` spends ~2 ms of its ~7 ms start on the interpreter's "main"
+ * phase: the path-based importers and zipimport, the `encodings` package,
+ * text layers for sys.stdin/stdout/stderr, signal handlers.  `start` and
+ * `delete` need none of it, and they are two of the lifecycle's three
+ * interpreter starts.  This program stops after the "core" phase (PEP 587's
+ * provisional `_init_main = 0`: built-in and frozen modules only), then
+ * loads `ocirt._codebundle` out of the code bundle and lets it serve the
+ * imports (docs/architecture.md, "The launcher").  Whatever needs the rest
+ * -- a module the bundle lacks, sys.stdout, ocirt.cli -- calls
+ * `_ocirt_launcher.finish()` (through `ocirt._codebundle.finish_start`),
+ * which completes the start as `python -I -S` would have.  Without a usable
+ * bundle it does that at once and runs the script launcher's lines.
+ *
+ * `python -m ocirt.launcher` compiles it with a generated header that names
+ * the venv's interpreter, the bundle, the bytecode magic and sys.path
+ * (OCIRT_PYTHON, OCIRT_BUNDLE, OCIRT_MAGIC, OCIRT_PATHS), linked against the
+ * same libpython the venv's interpreter is built from.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <marshal.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include OCIRT_CONFIG
+
+#define BUNDLE_HEADER 9 /* magic (4), optimization level (1), index length (4) */
+
+static const char *const search_paths[] = {OCIRT_PATHS, NULL};
+
+static const char full_start[] =
+    "from ocirt._codebundle import install\n"
+    "install()\n"
+    "from ocirt.fastcli import main\n"
+    "main()\n";
+
+/* -- _ocirt_launcher.finish(): the main phase, on demand ---------------------- */
+static PyObject *launcher_finish(PyObject *self, PyObject *unused)
+{
+    static int finishing; /* the main phase imports _signal: see BundleFinder */
+    (void)self;
+    (void)unused;
+    if (!Py_IsInitialized() && !finishing) {
+        finishing = 1;
+        PyStatus status = _Py_InitializeMain();
+        finishing = 0;
+        if (PyStatus_Exception(status)) {
+            PyErr_Format(PyExc_RuntimeError, "ocirt: the interpreter's start failed: %s",
+                         status.err_msg ? status.err_msg : "unknown error");
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef launcher_methods[] = {
+    {"finish", launcher_finish, METH_NOARGS,
+     "Complete the interpreter's start (sys.path, the path finder, sys.stdout ...)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef launcher_module = {
+    PyModuleDef_HEAD_INIT, "_ocirt_launcher", NULL, -1, launcher_methods,
+};
+
+static PyObject *init_launcher_module(void)
+{
+    return PyModule_Create(&launcher_module);
+}
+
+/* -- the core phase ------------------------------------------------------------ */
+static void start_core(int argc, char **argv)
+{
+    PyStatus status;
+    PyPreConfig preconfig;
+    PyPreConfig_InitPythonConfig(&preconfig);
+    preconfig.isolated = 1; /* -I */
+    status = Py_PreInitialize(&preconfig);
+    if (PyStatus_Exception(status))
+        Py_ExitStatusException(status);
+
+    PyConfig config;
+    PyConfig_InitPythonConfig(&config);
+    config.isolated = 1;    /* -I: no environment, no user site, no script dir */
+    config.site_import = 0; /* -S */
+    config.parse_argv = 0;  /* the arguments are ocirt's */
+    config._init_main = 0;  /* stop after the core phase */
+    status = PyConfig_SetBytesArgv(&config, argc, argv);
+    if (!PyStatus_Exception(status))
+        /* The venv's interpreter: sys.executable and sys.prefix as with the script. */
+        status = PyConfig_SetBytesString(&config, &config.executable, OCIRT_PYTHON);
+    config.module_search_paths_set = 1;
+    for (const char *const *path = search_paths; *path && !PyStatus_Exception(status); path++) {
+        wchar_t *wide = Py_DecodeLocale(*path, NULL);
+        if (wide == NULL)
+            status = PyStatus_NoMemory();
+        else
+            status = PyWideStringList_Append(&config.module_search_paths, wide);
+        PyMem_RawFree(wide);
+    }
+    if (!PyStatus_Exception(status))
+        status = Py_InitializeFromConfig(&config);
+    PyConfig_Clear(&config);
+    if (PyStatus_Exception(status))
+        Py_ExitStatusException(status);
+}
+
+/* sys.argv: the main phase would set it; the core phase has none. */
+static int set_argv(int argc, char **argv)
+{
+    PyObject *list = PyList_New(argc);
+    if (list == NULL)
+        return -1;
+    for (int i = 0; i < argc; i++) {
+        PyObject *arg = PyUnicode_DecodeFSDefault(argv[i]);
+        if (arg == NULL) {
+            Py_DECREF(list);
+            return -1;
+        }
+        PyList_SET_ITEM(list, i, arg);
+    }
+    int rc = PySys_SetObject("argv", list);
+    Py_DECREF(list);
+    return rc;
+}
+
+static int read_full(int fd, void *buf, size_t size, off_t offset)
+{
+    size_t done = 0;
+    while (done < size) {
+        ssize_t n = pread(fd, (char *)buf + done, size - done, offset + (off_t)done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+/* Unmarshal SIZE bytes at OFFSET of FD; NULL with no exception set if unreadable. */
+static PyObject *read_marshal(int fd, size_t size, off_t offset)
+{
+    char *buf = PyMem_RawMalloc(size ? size : 1);
+    if (buf == NULL)
+        return NULL;
+    PyObject *obj = NULL;
+    if (read_full(fd, buf, size, offset) == 0)
+        obj = PyMarshal_ReadObjectFromString(buf, (Py_ssize_t)size);
+    PyMem_RawFree(buf);
+    return obj;
+}
+
+/* The index entry's (origin, is_package, mtime_ns, size, offset, length) of
+   ocirt._codebundle, if its source is the one the bundle was made from. */
+static int codebundle_entry(PyObject *index, PyObject **origin, off_t *offset, size_t *length)
+{
+    PyObject *entry = PyDict_GetItemString(index, "ocirt._codebundle");
+    if (entry == NULL || !PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 6)
+        return -1;
+    PyObject *path = PyUnicode_EncodeFSDefault(PyTuple_GET_ITEM(entry, 0));
+    if (path == NULL)
+        return -1;
+    struct stat st;
+    int rc = stat(PyBytes_AS_STRING(path), &st);
+    Py_DECREF(path);
+    long long mtime_ns = PyLong_AsLongLong(PyTuple_GET_ITEM(entry, 2));
+    long long size = PyLong_AsLongLong(PyTuple_GET_ITEM(entry, 3));
+    long long where = PyLong_AsLongLong(PyTuple_GET_ITEM(entry, 4));
+    long long count = PyLong_AsLongLong(PyTuple_GET_ITEM(entry, 5));
+    if (rc != 0 || PyErr_Occurred() || where < 0 || count <= 0 || st.st_size != size ||
+        (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec != mtime_ns)
+        return -1; /* edited since the bundle was written: the full start */
+    *origin = PyTuple_GET_ITEM(entry, 0);
+    *offset = (off_t)where;
+    *length = (size_t)count;
+    return 0;
+}
+
+/* Run ocirt._codebundle out of the bundle and call its boot(path, fd,
+   index, data_start).  1: booted; 0: no usable bundle (nothing is left set). */
+static int boot_from_bundle(void)
+{
+    int fd = open(OCIRT_BUNDLE, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    unsigned char head[BUNDLE_HEADER];
+    PyObject *index = NULL, *code = NULL, *module = NULL, *result = NULL;
+    if (read_full(fd, head, sizeof(head), 0) < 0 || memcmp(head, OCIRT_MAGIC, 4) != 0 ||
+        head[4] != 0)
+        goto unusable;
+    size_t index_length = (size_t)head[5] | (size_t)head[6] << 8 | (size_t)head[7] << 16 |
+                          (size_t)head[8] << 24;
+    off_t data_start = BUNDLE_HEADER + (off_t)index_length;
+    index = read_marshal(fd, index_length, BUNDLE_HEADER);
+    if (index == NULL || !PyDict_Check(index))
+        goto unusable;
+    PyObject *origin;
+    off_t offset;
+    size_t length;
+    if (codebundle_entry(index, &origin, &offset, &length) < 0)
+        goto unusable;
+    code = read_marshal(fd, length, data_start + offset);
+    if (code == NULL || !PyCode_Check(code))
+        goto unusable;
+    module = PyImport_AddModule("ocirt._codebundle"); /* borrowed */
+    if (module == NULL)
+        goto unusable;
+    Py_INCREF(module);
+    PyObject *globals = PyModule_GetDict(module);
+    if (PyDict_SetItemString(globals, "__file__", origin) < 0 ||
+        PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0)
+        goto unusable;
+    result = PyEval_EvalCode(code, globals, globals);
+    if (result == NULL)
+        goto unusable;
+    Py_DECREF(result);
+    result = PyObject_CallMethod(module, "boot", "siOL", OCIRT_BUNDLE, fd, index,
+                                 (long long)data_start);
+    if (result == NULL)
+        goto unusable;
+    Py_DECREF(result);
+    Py_DECREF(module);
+    Py_DECREF(code);
+    Py_DECREF(index);
+    return 1; /* the finder owns fd now */
+
+unusable:
+    /* A broken or stale bundle only costs the speed: start the usual way. */
+    PyErr_Clear();
+    if (module != NULL) {
+        PyObject *modules = PyImport_GetModuleDict();
+        if (PyDict_DelItemString(modules, "ocirt._codebundle") < 0)
+            PyErr_Clear();
+        Py_DECREF(module);
+    }
+    Py_XDECREF(code);
+    Py_XDECREF(index);
+    close(fd);
+    return 0;
+}
+
+/* An exception left by ocirt: print it (or exit as SystemExit says) with the
+   whole interpreter up, as python's own main would. */
+static int report(void)
+{
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyObject *done = launcher_finish(NULL, NULL);
+    if (done == NULL)
+        PyErr_Clear();
+    Py_XDECREF(done);
+    PyErr_Restore(type, value, traceback);
+    PyErr_Print(); /* SystemExit: exits here */
+    Py_FinalizeEx();
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (PyImport_AppendInittab("_ocirt_launcher", init_launcher_module) < 0)
+        return 120;
+    /* What the main phase's signal setup would do first: a closed pipe is
+       EPIPE, not death (ocirt.fastcli.exit_now reports it). */
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
+    start_core(argc, argv);
+    if (set_argv(argc, argv) < 0)
+        return report();
+    if (!boot_from_bundle()) {
+        PyObject *done = launcher_finish(NULL, NULL);
+        if (done == NULL)
+            return report();
+        Py_DECREF(done);
+        int rc = PyRun_SimpleString(full_start); /* prints its own errors */
+        if (Py_FinalizeEx() < 0)
+            return 120;
+        return rc == 0 ? 0 : 1;
+    }
+    PyObject *fastcli = PyImport_ImportModule("ocirt.fastcli");
+    PyObject *result = fastcli ? PyObject_CallMethod(fastcli, "main", NULL) : NULL;
+    Py_XDECREF(fastcli);
+    if (result == NULL)
+        return report();
+    Py_DECREF(result); /* main() exits: a return is a plain success */
+    return Py_FinalizeEx() < 0 ? 120 : 0;
+}
