@@ -187,11 +187,10 @@ def finish_start() -> None:
 
 
 def uninstall() -> None:
-    """Remove the finders and close the bundle (see seal_imports)."""
-    for finder in [f for f in sys.meta_path if isinstance(f, (BundleFinder, FinishingFinder))]:
+    """Remove the finder and close the bundle (see seal_imports)."""
+    for finder in [f for f in sys.meta_path if isinstance(f, BundleFinder)]:
         sys.meta_path.remove(finder)
-        if isinstance(finder, BundleFinder):
-            posix.close(finder.fd)
+        posix.close(finder.fd)
 
 
 def _optimize_level() -> int:

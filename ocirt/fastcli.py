@@ -246,10 +246,9 @@ def _write_stdout(text: str) -> int:
 
 def _finish_start() -> None:
     """The whole interpreter (sys.stdout, the path finder) for what needs it."""
-    if "_ocirt_launcher" in sys.builtin_module_names:
-        from ocirt._codebundle import finish_start
+    from ocirt._codebundle import finish_start  # loaded already: the launchers run it
 
-        finish_start()
+    finish_start()
 
 
 def _start(ctx: Context, args: list[str]) -> int | None:
