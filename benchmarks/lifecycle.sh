@@ -9,11 +9,13 @@
 #   start      `R start ID` (prepare: delete -f; create)
 #   kill       `R kill ID 9` of a created container (prepare: delete -f; create)
 #   delete     `R delete -f ID` of a created container (prepare: create)
+#   hundred    100 containers: create all, start all, wait, delete all (benchmarks/many.sh)
 #   exec       `R exec ID true` into a running container (benchmarks/exec.sh)
 #   pss        Pss of the created init, from /proc/PID/smaps_rollup (median of PSS_SAMPLES)
 # crun refuses this hybrid cgroup host: run the whole script under nohybrid
 # (a mount namespace without the cgroup2 mount); ocirt and runc work there too.
-# Knobs: OCIRT RUNC CRUN (paths), RUNS (default 30), WARMUP (3),
+# Knobs: OCIRT RUNC CRUN (paths), RUNS (default 30), WARMUP (3), MANY (100) and
+#        MANY_RUNS (3) for the hundred row,
 #        PSS_SAMPLES (5), OUT (build/bench), RUNTIMES ("ocirt runc crun").
 # Writes OUT/*.json (hyperfine exports), OUT/pss.tsv, OUT/env.txt (commit,
 # ocirt's interpreter, versions: benchmarks/env.sh) and OUT/results.md (both,
@@ -27,6 +29,8 @@ CRUN=${CRUN:-$(command -v crun || true)}
 RUNS=${RUNS:-30}
 WARMUP=${WARMUP:-3}
 PSS_SAMPLES=${PSS_SAMPLES:-5}
+MANY=${MANY:-100}            # containers in the "hundred" row
+MANY_RUNS=${MANY_RUNS:-3}
 OUT=${OUT:-$repo/build/bench}
 RUNTIMES=${RUNTIMES:-ocirt runc crun}
 python=$repo/.venv/bin/python
@@ -91,6 +95,14 @@ for r in "${names[@]}"; do
     prep+=(--prepare "$(rt "$r") delete -f ${p}l")
 done
 hf lifecycle "${prep[@]}" "${cmds[@]}"
+
+# 100 containers at once (benchmarks/many.sh): fewer runs, each is ~100 lifecycles.
+cmds=() prep=()
+for r in "${names[@]}"; do
+    cmds+=(-n "$r" "bash $repo/benchmarks/many.sh ${bin[$r]} $work/root-$r $B ${p}m $MANY")
+    prep+=(--prepare "bash -c 'for i in \$(seq $MANY); do $(rt "$r") delete -f ${p}m\$i; done >/dev/null 2>&1'")
+done
+RUNS=$MANY_RUNS WARMUP=1 hf hundred "${prep[@]}" "${cmds[@]}"
 
 cmds=()
 for r in "${names[@]}"; do
