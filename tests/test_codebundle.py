@@ -68,7 +68,8 @@ def test_modules_come_from_the_bundle_with_their_files(package: Path) -> None:
     assert {"ocirt.container", "ocirt.state", "ocirt.spec", "ocirt.cgroups.v1"} <= loaded
     assert {report["loaders"][n] for n in loaded} == {"BundleFinder"}
     for name in loaded:  # __file__ as the path finder sets it: tracebacks, STAGE2_PATH
-        relative = name.replace(".", "/") + ("/__init__.py" if name == "ocirt.cgroups" else ".py")
+        relative = name.replace(".", "/")
+        relative += "/__init__.py" if (package / relative).is_dir() else ".py"
         assert report["files"][name] == str(package / relative)
 
 

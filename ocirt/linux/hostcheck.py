@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from ocirt.errors import ConfigError
+from ocirt.linux.procfs import read_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -154,8 +155,7 @@ def _check_intel_rdt(linux: dict[str, Any], filename: str) -> None:
 
 def _resctrl_mounted() -> bool:
     try:
-        with open("/proc/self/mountinfo", "rb") as f:  # bytes: see cgroups.read_file
-            return b" - resctrl " in f.read()
+        return " - resctrl " in read_text("/proc/self/mountinfo")
     except OSError:
         return False
 

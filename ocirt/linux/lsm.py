@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from ocirt.errors import OcirtError
+from ocirt.linux.procfs import read_text
 
 APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"
 SELINUX_MOUNT = "/sys/fs/selinux"
@@ -20,8 +21,7 @@ SELINUX_MOUNT = "/sys/fs/selinux"
 def apparmor_enabled() -> bool:
     """runc's test: the module says Y (and the attr interface exists)."""
     try:
-        with open(APPARMOR_ENABLED, "rb") as f:  # bytes: see ocirt.cgroups.read_file
-            return f.read().startswith(b"Y")
+        return read_text(APPARMOR_ENABLED).startswith("Y")
     except OSError:
         return False
 
@@ -29,9 +29,8 @@ def apparmor_enabled() -> bool:
 def selinux_enabled() -> bool:
     """SELinux is on when selinuxfs is mounted (libselinux's is_selinux_enabled)."""
     try:
-        with open("/proc/self/mountinfo", "rb") as f:
-            lines = f.read().splitlines()
-        return any(line.split(b" - ", 1)[1].startswith(b"selinuxfs ") for line in lines)
+        lines = read_text("/proc/self/mountinfo").splitlines()
+        return any(line.split(" - ", 1)[1].startswith("selinuxfs ") for line in lines)
     except (OSError, IndexError):
         return False
 

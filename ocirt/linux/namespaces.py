@@ -6,7 +6,7 @@ import _thread
 import os
 
 from ocirt.errors import OcirtError
-from ocirt.linux import network
+from ocirt.linux import network, procfs
 from ocirt.linux import syscalls as sc
 from ocirt.spec import NS_PROC_NAMES, Linux
 
@@ -163,8 +163,7 @@ def write_time_offsets(offsets: dict[str, dict[str, int]]) -> None:
     if not offsets:
         return
     try:
-        with open("/proc/self/timens_offsets", "wb") as f:  # bytes: see user.py
-            f.write(time_offsets_text(offsets).encode())
+        procfs.write_text("/proc/self/timens_offsets", time_offsets_text(offsets))
     except OSError as e:
         raise OcirtError(
             f"config.json: linux.timeOffsets: cannot write timens_offsets: {e.strerror}"

@@ -19,6 +19,7 @@ from ocirt.errors import OcirtError
 from ocirt.linux import mountopts
 from ocirt.linux import syscalls as sc
 from ocirt.linux.paths import ensure_dir, ensure_file, fd_path, make_dir_in, open_in_root
+from ocirt.linux.procfs import read_text
 from ocirt.spec import IdMapping, Mount, Spec
 
 TYPE_CHECKING = False
@@ -118,15 +119,14 @@ def _make_parent_mount_private(path: str) -> None:
 def _mount_of(path: str) -> tuple[str, bool]:
     """(mount point containing PATH, whether it is shared), from mountinfo."""
     best, best_shared = "/", False
-    with open("/proc/self/mountinfo", "rb") as f:  # bytes: see cgroups.read_file
-        for line in f.read().decode("utf-8", "surrogateescape").splitlines():
-            fields = line.split()
-            point = _unescape(fields[4])
-            inside = path == point or path.startswith(point.rstrip("/") + "/")
-            if inside and len(point) >= len(best):
-                sep = fields.index("-")
-                best = point
-                best_shared = any(o.startswith("shared:") for o in fields[6:sep])
+    for line in read_text("/proc/self/mountinfo").splitlines():
+        fields = line.split()
+        point = _unescape(fields[4])
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            sep = fields.index("-")
+            best = point
+            best_shared = any(o.startswith("shared:") for o in fields[6:sep])
     return best, best_shared
 
 
@@ -447,35 +447,24 @@ def _v1_hierarchies(cgroup_paths: dict[str, str]) -> list[tuple[str, str, str]]:
     """
     result = []
     seen: set[str] = set()
-    with open("/proc/self/mountinfo", "rb") as f:
-        for line in f.read().decode("utf-8", "surrogateescape").splitlines():
-            fields = line.split()
-            sep = fields.index("-")
-            if fields[sep + 1] != "cgroup":
-                continue
-            mountpoint = fields[4]
-            super_opts = fields[sep + 3].split(",")
-            key = ",".join(
-                o for o in super_opts if o not in ("rw", "ro") and not o.startswith("release_")
-            )
-            if key in seen:
-                continue
-            seen.add(key)
-            for controller_key, path in cgroup_paths.items():
-                if controller_key and set(controller_key.split(",")) & set(key.split(",")):
-                    result.append((mountpoint, path, key))
-                    break
+    for line in read_text("/proc/self/mountinfo").splitlines():
+        fields = line.split()
+        sep = fields.index("-")
+        if fields[sep + 1] != "cgroup":
+            continue
+        mountpoint = fields[4]
+        super_opts = fields[sep + 3].split(",")
+        key = ",".join(
+            o for o in super_opts if o not in ("rw", "ro") and not o.startswith("release_")
+        )
+        if key in seen:
+            continue
+        seen.add(key)
+        for controller_key, path in cgroup_paths.items():
+            if controller_key and set(controller_key.split(",")) & set(key.split(",")):
+                result.append((mountpoint, path, key))
+                break
     return result
-
-
-def current_cgroup_paths(pid: str = "self") -> dict[str, str]:
-    """/proc/PID/cgroup as {controllers: path}; '' is the cgroup2 hierarchy."""
-    paths: dict[str, str] = {}
-    with open(f"/proc/{pid}/cgroup", "rb") as f:
-        for line in f.read().decode("utf-8", "surrogateescape").splitlines():
-            _hid, controllers, path = line.rstrip("\n").split(":", 2)
-            paths[controllers] = path
-    return paths
 
 
 def enter(root_fd: int, rootfs: str, no_pivot: bool) -> None:

@@ -17,6 +17,7 @@ import os
 
 from ocirt.errors import OcirtError
 from ocirt.linux import syscalls as sc
+from ocirt.linux.procfs import read_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -217,7 +218,6 @@ def check_scheduler(scheduler: dict[str, Any]) -> str | None:
 
 def _online(path: str) -> list[int] | None:
     try:
-        with open(path, "rb") as f:  # bytes: see ocirt.cgroups.read_file
-            return parse_cpu_list(f.read().decode("ascii").strip())
+        return parse_cpu_list(read_text(path).strip())
     except (OSError, ValueError):
         return None

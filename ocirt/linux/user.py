@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from ocirt.linux.procfs import write_text
 from ocirt.spec import User
 
 
@@ -24,11 +25,7 @@ def set_umask(user: User) -> None:
 def set_oom_score_adj(value: int | None) -> None:
     if value is None:
         return
-    # Bytes: a text file needs the codec registry, which under the compiled
-    # launcher (ocirt/_shim/launcher.c) may not be loaded, and the init
-    # cannot import it any more (seal_imports).
-    with open("/proc/self/oom_score_adj", "wb") as f:
-        f.write(str(value).encode())
+    write_text("/proc/self/oom_score_adj", str(value))
 
 
 def home_of(uid: int, passwd: str = "/etc/passwd") -> str:

@@ -38,6 +38,7 @@ import os
 from ocirt.errors import OcirtError, lower_first
 from ocirt.linux import capabilities, namespaces, rlimits, user
 from ocirt.linux import syscalls as sc
+from ocirt.linux.procfs import cgroup_paths, read_text
 from ocirt.process.channel import Channel, ChannelClosed, ChildError, Msg
 from ocirt.process.common import (
     chdir_to_cwd,
@@ -615,9 +616,9 @@ def _open_cgroup_file(path: str, flags: int, floor: int) -> int:
 def _init_cgroup_dirs(init_pid: int, sub: dict[str, str]) -> Iterator[tuple[str, bool]]:
     """Each hierarchy's directory of the init (+ --cgroup sub-path) we are not in,
     and whether it is the cgroup2 one."""
-    own = _proc_cgroup("self")
+    own = cgroup_paths("self")
     mounts = _cgroup_mounts()
-    for controllers, path in _proc_cgroup(init_pid).items():
+    for controllers, path in cgroup_paths(init_pid).items():
         names = controllers.split(",") if controllers else []
         extra = sub.get("") or next((sub[n] for n in names if n in sub), "")
         target = os.path.join(path, extra) if extra else path
@@ -633,29 +634,18 @@ def _init_cgroup_dirs(init_pid: int, sub: dict[str, str]) -> Iterator[tuple[str,
         yield os.path.normpath(os.path.join(mount_point, rel)), not names
 
 
-def _proc_cgroup(pid: int | str) -> dict[str, str]:
-    """{controllers as listed ("cpu,cpuacct", "name=systemd", "" for v2): path}."""
-    result = {}
-    with open(f"/proc/{pid}/cgroup", "rb") as f:  # bytes: see ocirt.linux.user
-        for line in f.read().decode("utf-8", "surrogateescape").splitlines():
-            _hid, controllers, path = line.rstrip("\n").split(":", 2)
-            result[controllers] = path
-    return result
-
-
 Mount = tuple[frozenset[str] | None, str, str]  # (v1 super options or None for v2, root, point)
 
 
 def _cgroup_mounts() -> list[Mount]:
     mounts: list[Mount] = []
-    with open("/proc/self/mountinfo", "rb") as f:
-        for line in f.read().decode("utf-8", "surrogateescape").splitlines():
-            left, _, right = line.partition(" - ")
-            fields, rfields = left.split(), right.split()
-            if len(rfields) < 3 or rfields[0] not in ("cgroup", "cgroup2"):
-                continue
-            options = frozenset(rfields[2].split(",")) if rfields[0] == "cgroup" else None
-            mounts.append((options, _unescape(fields[3]), _unescape(fields[4])))
+    for line in read_text("/proc/self/mountinfo").splitlines():
+        left, _, right = line.partition(" - ")
+        fields, rfields = left.split(), right.split()
+        if len(rfields) < 3 or rfields[0] not in ("cgroup", "cgroup2"):
+            continue
+        options = frozenset(rfields[2].split(",")) if rfields[0] == "cgroup" else None
+        mounts.append((options, _unescape(fields[3]), _unescape(fields[4])))
     return mounts
 
 

@@ -26,7 +26,7 @@ import fcntl
 import os
 import sys
 
-from ocirt.linux import capabilities, devices, namespaces, network, rlimits, rootfs, user
+from ocirt.linux import capabilities, devices, namespaces, network, procfs, rlimits, rootfs, user
 from ocirt.linux import syscalls as sc
 from ocirt.linux.paths import ensure_dir
 from ocirt.process.channel import Msg
@@ -299,7 +299,7 @@ class CgroupGate:
             self()
         if self._paths is None:
             namespaces.unshare_late(self._plan.spec.linux, kinds=("cgroup",))
-            self._paths = rootfs.current_cgroup_paths()
+            self._paths = procfs.cgroup_paths()
         return self._paths
 
     def __call__(self) -> None:
