@@ -15,7 +15,8 @@
  *
  * `python -m ocirt.launcher` compiles it with a generated header that names
  * the venv's interpreter, the bundle, the bytecode magic and sys.path
- * (OCIRT_PYTHON, OCIRT_BUNDLE, OCIRT_MAGIC, OCIRT_PATHS), linked against the
+ * (OCIRT_PYTHON, OCIRT_BUNDLE, OCIRT_MAGIC, OCIRT_PATHS) and the script
+ * launcher's entry lines (OCIRT_ENTRY), linked against the
  * same libpython the venv's interpreter is built from.
  */
 #define PY_SSIZE_T_CLEAN
@@ -36,11 +37,6 @@
 
 static const char *const search_paths[] = {OCIRT_PATHS, NULL};
 
-static const char full_start[] =
-    "from ocirt._codebundle import install\n"
-    "install()\n"
-    "from ocirt.fastcli import main\n"
-    "main()\n";
 
 /* -- _ocirt_launcher.finish(): the main phase, on demand ---------------------- */
 static PyObject *launcher_finish(PyObject *self, PyObject *unused)
@@ -280,7 +276,7 @@ int main(int argc, char **argv)
         if (done == NULL)
             return report();
         Py_DECREF(done);
-        int rc = PyRun_SimpleString(full_start); /* prints its own errors */
+        int rc = PyRun_SimpleString(OCIRT_ENTRY); /* prints its own errors */
         if (Py_FinalizeEx() < 0)
             return 120;
         return rc == 0 ? 0 : 1;
