@@ -7,7 +7,7 @@ import os
 import stat
 import sys
 
-from ocirt.errors import lower_first
+from ocirt.errors import OcirtError, lower_first
 
 
 def high_fd(fd: int, floor: int) -> int:
@@ -91,6 +91,41 @@ def reset_signals() -> None:
     syscalls.reset_signals()
 
 
+OUTSIDE_ROOT = (
+    "current working directory is outside of container mount namespace root"
+    " -- possible container breakout detected"
+)
+
+
+def close_fds_above(first: int, keep: tuple[int, ...]) -> None:
+    """Close, not merely mark close-on-exec, every fd >= FIRST but those in KEEP.
+
+    Before the cwd is entered (CVE-2024-21626): a host directory fd left open
+    (the caller's, leaked into ``ocirt create``; the state dir's lock) would
+    be reachable as /proc/self/fd/N, and a cwd naming it would put the
+    process in the host's filesystem.  One close_range per gap between KEEP's fds.
+    """
+    from ocirt.linux import syscalls  # loaded: both children use it before sealing
+
+    low = first
+    for fd in sorted({fd for fd in keep if fd >= first}):
+        if fd > low:
+            syscalls.close_range(low, fd - 1)
+        low = fd + 1
+    syscalls.close_range(low, 0xFFFFFFFF)
+
+
+def try_cwd_as_root(cwd: str) -> bool:
+    """Enter CWD before the user switch, as runc does: a cwd only root may
+    enter (``/root``, mode 700) still works for a non-root user.  False when
+    it failed: ``chdir_to_cwd`` tries again as the user and reports."""
+    try:
+        os.chdir(cwd)
+    except OSError:
+        return False
+    return True
+
+
 def chdir_to_cwd(cwd: str) -> None:
     try:
         os.chdir(cwd)
@@ -98,6 +133,16 @@ def chdir_to_cwd(cwd: str) -> None:
         raise OSError(
             e.errno, f'chdir to cwd ("{cwd}") set in config.json failed: {lower_first(e.strerror)}'
         ) from e
+
+
+def check_cwd_inside_root() -> None:
+    """The cwd must lie under our root: the kernel's getcwd prefixes a path it
+    cannot reach from the root with "(unreachable)", which glibc turns into
+    ENOENT (a magic link such as /proc/self/fd/N to a host directory gets there)."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise OcirtError(OUTSIDE_ROOT) from None
 
 
 def look_path(arg0: str, path_env: str) -> str:

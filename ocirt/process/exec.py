@@ -42,12 +42,15 @@ from ocirt.linux.procfs import cgroup_paths, read_text
 from ocirt.process.channel import Channel, ChannelClosed, ChildError, Msg
 from ocirt.process.common import (
     chdir_to_cwd,
+    check_cwd_inside_root,
+    close_fds_above,
     high_fd,
     join_cgroups_by_tasks,
     kill_and_reap,
     look_path,
     reset_signals,
     seal_imports,
+    try_cwd_as_root,
     write_pid_file,
 )
 from ocirt.record import cgroup_dirs
@@ -69,10 +72,6 @@ FORWARDED = (
     signal.SIGUSR2, signal.SIGCONT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU,
     signal.SIGALRM, signal.SIGPROF, signal.SIGVTALRM, signal.SIGIO,
 )  # fmt: skip
-OUTSIDE_ROOT = (
-    "current working directory is outside of container mount namespace root"
-    " -- possible container breakout detected"
-)
 
 
 class ExecError(OcirtError):
@@ -804,9 +803,12 @@ def _setup(plan: ExecPlan) -> tuple[str, dict[str, str]]:
     if plan.seccomp is not None and seccomp.must_load_early(proc):
         _load_seccomp(plan)  # needs CAP_SYS_ADMIN without nnp: before the switch
         plan.seccomp = None
+    entered = try_cwd_as_root(proc.cwd)
     user.switch(proc.user, plan.in_user_ns)
     user.set_umask(proc.user)
-    _chdir(proc.cwd)
+    if not entered:
+        chdir_to_cwd(proc.cwd)
+    check_cwd_inside_root()
     path = look_path(proc.args[0], env.get("PATH", ""))
     if caps is not None:
         capabilities.keep_caps_across_setuid(False)
@@ -835,32 +837,18 @@ def _setup_terminal(plan: ExecPlan) -> None:
 
 
 def _prepare_fds(plan: ExecPlan) -> None:
-    """Only 0-2 and the preserved fds reach the process.
-
-    Everything of ours above them is closed now, not just marked
-    close-on-exec: a host directory fd (the state dir's lock) must not be
-    reachable as /proc/self/fd/N when we chdir (CVE-2024-21626).
-    """
+    """Only 0-2 and the preserved fds reach the process; of ours only the channel
+    stays open (see close_fds_above: the cwd is entered next)."""
     first = 3 + plan.preserve_fds
     keep = plan.channel.fileno()
-    if keep > first:
-        sc.close_range(first, keep - 1)
-    sc.close_range(keep + 1, 0xFFFFFFFF)
     if keep < first:  # cannot happen (moved high), but never leak it
         raise OcirtError("internal error: the exec channel is below the preserved fds")
+    close_fds_above(first, (keep,))
     for fd in range(3, first):
         try:
             os.set_inheritable(fd, True)
         except OSError:
             pass
-
-
-def _chdir(cwd: str) -> None:
-    chdir_to_cwd(cwd)
-    try:
-        os.getcwd()
-    except FileNotFoundError:  # getcwd says "(unreachable)": not under our root
-        raise OcirtError(OUTSIDE_ROOT) from None
 
 
 def _apply_lsm(proc: Process) -> None:

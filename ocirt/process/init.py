@@ -30,13 +30,16 @@ from ocirt.linux import capabilities, devices, namespaces, network, procfs, rlim
 from ocirt.linux import syscalls as sc
 from ocirt.linux.paths import ensure_dir
 from ocirt.process.channel import Msg
-from ocirt.process.common import (  # chdir_to_cwd, look_path, reset_signals: exec's too
+from ocirt.process.common import (  # the cwd's, look_path, reset_signals: exec's too
     chdir_to_cwd,
+    check_cwd_inside_root,
+    close_fds_above,
     high_fd,
     join_cgroups_by_tasks,
     look_path,
     reset_signals,
     seal_imports,
+    try_cwd_as_root,
 )
 from ocirt.spec import _REQUIRED, Spec, _Record
 
@@ -197,7 +200,7 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
     user.set_oom_score_adj(process.oom_score_adj)
     _apply_execution_attributes(spec)
     hooks_fd = _start_container_hooks_fd(plan)
-    _prepare_fds(plan)
+    _prepare_fds(plan, hooks_fd)
     if hooks_fd >= 0:
         os.set_inheritable(hooks_fd, True)
     env = user.process_env(process.env, process.user.uid)  # reads /etc/passwd: as root
@@ -206,9 +209,12 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
         capabilities.drop_bounding(caps)
         capabilities.keep_caps_across_setuid(True)
     seccomp_arg = _seccomp_for_stage2(plan)  # before the user switch: see there
+    entered = try_cwd_as_root(process.cwd)
     user.switch(process.user, plan.in_user_ns)
     user.set_umask(process.user)
-    chdir_to_cwd(process.cwd)
+    if not entered:
+        chdir_to_cwd(process.cwd)
+    check_cwd_inside_root()
     path = look_path(process.args[0], process.env_value("PATH", ""))
     if caps is not None:
         capabilities.keep_caps_across_setuid(False)
@@ -346,10 +352,16 @@ def _setup_terminal(plan: InitPlan) -> None:
     console.become_session_leader_on(slave_path)
 
 
-def _prepare_fds(plan: InitPlan) -> None:
-    """Only 0-2, the preserved fds and stage 2's socket survive the execs."""
+def _prepare_fds(plan: InitPlan, hooks_fd: int) -> None:
+    """Only 0-2, the preserved fds and stage 2's socket survive the execs.
+
+    Every other fd is closed now, not merely marked close-on-exec (see
+    close_fds_above): stage 2 needs only its socket, its program (the fd
+    fexecve runs) and the hooks memfd; the channel is needed until READY.
+    """
     first_closed = 3 + plan.preserve_fds
-    sc.close_range(first_closed, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
+    keep = (plan.channel.fileno(), plan.listen_fd, plan.stage2_fd, hooks_fd)
+    close_fds_above(first_closed, keep)
     for fd in range(3, first_closed):
         try:
             os.set_inheritable(fd, True)
