@@ -231,14 +231,24 @@ class Container:
             # joined cgroup); without one, everything in its cgroup.
             self.kill(SIGKILL, all_processes=not self._has_own_pid_namespace())
             self._wait_for_init_exit()
+        if not self._has_own_mount_namespace():
+            from ocirt.linux import hostmounts  # its mounts are in the host's table
+
+            hostmounts.remove_recorded(self._dir.path)
         self._remove_cgroup()
         warnings += self._run_hooks("poststop", "stopped", fatal=False)
         self._dir.remove()
         return warnings
 
     def _has_own_pid_namespace(self) -> bool:
+        return self._has_own_namespace("pid")
+
+    def _has_own_mount_namespace(self) -> bool:
+        return self._has_own_namespace("mount")
+
+    def _has_own_namespace(self, kind: str) -> bool:
         namespaces = ((self.record.get("config") or {}).get("linux") or {}).get("namespaces")
-        return any(ns.get("type") == "pid" and not ns.get("path") for ns in namespaces or ())
+        return any(ns.get("type") == kind and not ns.get("path") for ns in namespaces or ())
 
     def _remove_cgroup(self) -> None:
         """Kill what is left in the cgroup (e.g. after an OOM kill), then remove it."""

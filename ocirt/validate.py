@@ -456,6 +456,7 @@ def _semantic_checks(config: dict[str, Any], *, bundle: str, filename: str) -> N
     _check_process_fields(process, filename, prefix="process")
     linux = config.get("linux") or {}
     _check_namespaces(linux, filename)
+    _check_shared_mount_namespace(linux, filename)
     _check_sysctl(linux, filename)
     _check_hostname(config, linux, filename)
     _check_mounts(config.get("mounts") or [], bundle, filename)
@@ -498,6 +499,20 @@ def _check_sysctl(linux: dict[str, Any], filename: str) -> None:
                 f"sysctl {key!r} not allowed in host {owner} namespace",
                 f"add a {owner} namespace to linux.namespaces",
             )
+
+
+def _check_shared_mount_namespace(linux: dict[str, Any], filename: str) -> None:
+    """Without a mount namespace of its own the container shares the runtime's,
+    the host's: its root mount's propagation is the host's to set, not the config's."""
+    kinds = {ns.get("type") for ns in linux.get("namespaces") or []}
+    if "mount" not in kinds and linux.get("rootfsPropagation"):
+        raise ConfigError(
+            filename,
+            "linux.rootfsPropagation",
+            "cannot set the rootfs propagation without a private mount namespace"
+            " (it would change the host's mounts)",
+            'add {"type": "mount"} to linux.namespaces or remove linux.rootfsPropagation',
+        )
 
 
 def _check_hostname(config: dict[str, Any], linux: dict[str, Any], filename: str) -> None:

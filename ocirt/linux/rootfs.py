@@ -16,7 +16,7 @@ import errno
 import os
 
 from ocirt.errors import OcirtError
-from ocirt.linux import mountopts
+from ocirt.linux import mountinfo, mountopts
 from ocirt.linux import syscalls as sc
 from ocirt.linux.paths import ensure_dir, ensure_file, fd_path, make_dir_in, open_in_root
 from ocirt.linux.procfs import read_text
@@ -78,16 +78,13 @@ def prepare(
     by a bind remount (read-only mount, read-write superblock).
     """
     rootfs = spec.root_path
-    propagation = ROOTFS_PROPAGATION[spec.linux.rootfs_propagation]
-    if propagation & sc.MS_UNBINDABLE:
-        # An unbindable tree cannot be bound (not even the rootfs onto itself,
-        # nor /dev/null over masked paths): private now, unbindable at the end.
-        propagation = sc.MS_PRIVATE | sc.MS_REC
-    sc.mount(None, "/", None, propagation)
-    if propagation & sc.MS_SHARED:
-        # pivot_root refuses a new root whose parent mount is shared.
-        _make_parent_mount_private(rootfs)
-    sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
+    if spec.linux.has_new_namespace("mount"):
+        _prepare_own_namespace(spec)
+    elif spec.root_readonly:
+        # The host's mount namespace (ocirt.linux.hostmounts): "/" and its
+        # propagation are the host's and stay as they are.  Only a read-only
+        # root needs a mount of its own to make read-only, not the host's.
+        sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     label = ""
     if spec.linux.mount_label:
@@ -109,6 +106,21 @@ def prepare(
     return root_fd, deferred
 
 
+def _prepare_own_namespace(spec: Spec) -> None:
+    """In a new mount namespace: its propagation, and the rootfs a mount (pivot_root's rule)."""
+    rootfs = spec.root_path
+    propagation = ROOTFS_PROPAGATION[spec.linux.rootfs_propagation]
+    if propagation & sc.MS_UNBINDABLE:
+        # An unbindable tree cannot be bound (not even the rootfs onto itself,
+        # nor /dev/null over masked paths): private now, unbindable at the end.
+        propagation = sc.MS_PRIVATE | sc.MS_REC
+    sc.mount(None, "/", None, propagation)
+    if propagation & sc.MS_SHARED:
+        # pivot_root refuses a new root whose parent mount is shared.
+        _make_parent_mount_private(rootfs)
+    sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
+
+
 def _make_parent_mount_private(path: str) -> None:
     """runc's rootfsParentMountPrivate: the mount holding PATH, if shared, turns private."""
     mountpoint, shared = _mount_of(path)
@@ -119,22 +131,12 @@ def _make_parent_mount_private(path: str) -> None:
 def _mount_of(path: str) -> tuple[str, bool]:
     """(mount point containing PATH, whether it is shared), from mountinfo."""
     best, best_shared = "/", False
-    for line in read_text("/proc/self/mountinfo").splitlines():
-        fields = line.split()
-        point = _unescape(fields[4])
+    for entry in mountinfo.read():
+        point = entry.point
         inside = path == point or path.startswith(point.rstrip("/") + "/")
         if inside and len(point) >= len(best):
-            sep = fields.index("-")
-            best = point
-            best_shared = any(o.startswith("shared:") for o in fields[6:sep])
+            best, best_shared = point, entry.shared
     return best, best_shared
-
-
-def _unescape(field: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as octal."""
-    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
-        field = field.replace(code, char)
-    return field
 
 
 def remount_deferred(root_fd: int, destinations: list[str]) -> None:
@@ -467,8 +469,17 @@ def _v1_hierarchies(cgroup_paths: dict[str, str]) -> list[tuple[str, str, str]]:
     return result
 
 
-def enter(root_fd: int, rootfs: str, no_pivot: bool) -> None:
-    """Make the rootfs our /: pivot_root, or MS_MOVE + chroot with --no-pivot."""
+def enter(root_fd: int, rootfs: str, no_pivot: bool, new_mount_ns: bool = True) -> None:
+    """Make the rootfs our /: pivot_root, or MS_MOVE + chroot with --no-pivot.
+
+    Without a mount namespace of our own, chroot only: pivot_root or a move
+    onto "/" would change the root of everything that shares it, the host.
+    """
+    if not new_mount_ns:
+        os.fchdir(root_fd)
+        os.chroot(".")
+        os.chdir("/")
+        return
     if no_pivot:
         os.chdir(rootfs)
         sc.mount(rootfs, "/", None, sc.MS_MOVE)
@@ -491,6 +502,8 @@ def enter(root_fd: int, rootfs: str, no_pivot: bool) -> None:
 
 def finish_propagation(spec: Spec) -> None:
     """The last step of the rootfs: "/" unbindable when rootfsPropagation asks."""
+    if not spec.linux.has_new_namespace("mount"):
+        return  # the mount namespace is not ours (see enter)
     if ROOTFS_PROPAGATION[spec.linux.rootfs_propagation] & sc.MS_UNBINDABLE:
         sc.mount(None, "/", None, sc.MS_UNBINDABLE | sc.MS_REC)
 

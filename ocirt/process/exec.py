@@ -264,7 +264,7 @@ class ExecPlan:
 
     __slots__ = (
         "cgroup_files", "channel", "console_sock", "in_user_ns", "ns_fds", "preserve_fds",
-        "process", "seccomp",
+        "process", "root_fd", "seccomp",
     )  # fmt: skip
 
     def __init__(
@@ -277,8 +277,10 @@ class ExecPlan:
         in_user_ns: bool = False,
         seccomp: seccomp.CompiledFilter | None = None,  # the container's linux.seccomp
         cgroup_files: tuple[tuple[int, str], ...] = (),  # v1 tasks files: (fd, dir)
+        root_fd: int = -1,  # the init's root, to chroot into (no mount namespace of its own)
     ) -> None:
         self.cgroup_files = cgroup_files
+        self.root_fd = root_fd
         self.process = process
         self.channel = channel
         self.ns_fds = ns_fds if ns_fds is not None else {}
@@ -318,6 +320,7 @@ def start(container: Any, process: dict[str, Any], opts: ExecOptions) -> Started
             in_user_ns=any(ns.get("type") == "user" for ns in _namespaces(config)),
             seccomp=_compile_seccomp(config),
             cgroup_files=cgroups.tasks_files,
+            root_fd=_chroot_fd(container.pid, config, floor, stack),
         )
         # execCPUAffinity.initial: where we run until the child is in the
         # container's cgroup; the child inherits it and applies "final" there.
@@ -384,6 +387,25 @@ def _namespaces(config: dict[str, Any]) -> list[dict[str, Any]]:
 def _high_socket(sock: socket.socket, floor: int) -> socket.socket:
     family, kind = sock.family, sock.type
     return socket.socket(family, kind, fileno=high_fd(sock.detach(), floor))
+
+
+def _chroot_fd(init_pid: int, config: dict[str, Any], floor: int, stack: _Cleanups) -> int:
+    """The init's root when it has no mount namespace of its own, else -1.
+
+    setns(mnt) puts us at the root of the container's mount namespace; a
+    container without one of its own is chrooted (ocirt.linux.hostmounts),
+    and joining its namespace (the host's, or one given by path) would leave
+    the process at the host's "/": it chroots into the init's root instead.
+    """
+    if any(ns.get("type") == "mount" and not ns.get("path") for ns in _namespaces(config)):
+        return -1
+    try:
+        fd = os.open(f"/proc/{init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ExecError("cannot exec in a stopped container") from None
+    fd = high_fd(fd, floor)
+    stack.callback(os.close, fd)
+    return fd
 
 
 def _open_namespaces(init_pid: int, floor: int, stack: _Cleanups) -> dict[str, int]:
@@ -786,6 +808,10 @@ def _setup(plan: ExecPlan) -> tuple[str, dict[str, str]]:
     namespaces.join(plan.ns_fds)
     for fd in plan.ns_fds.values():
         os.close(fd)
+    if plan.root_fd >= 0:
+        os.fchdir(plan.root_fd)
+        os.chroot(".")
+        os.close(plan.root_fd)
     if "user" in plan.ns_fds:
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)

@@ -181,7 +181,7 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
 
         for hook in spec.hooks["createContainer"]:
             hooks.run(hook, plan.state_json, "createContainer")
-    rootfs.enter(root_fd, spec.root_path, plan.no_pivot)
+    rootfs.enter(root_fd, spec.root_path, plan.no_pivot, linux.has_new_namespace("mount"))
     os.close(root_fd)
     if spec.root_readonly:
         rootfs.make_root_readonly()

@@ -97,6 +97,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
         raise CreateError(f"chdir {opts.bundle}: no such file or directory")
     state_dir.create()  # step 1
     child_pid = 0
+    host_rootfs = ""  # the rootfs, when the init mounts in the host's mount namespace
     cgroup: cgroups.Manager | None = None
     netns: namespaces.NetnsMaker | None = None
     rootless = opts.rootless or os.geteuid() != 0
@@ -118,6 +119,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
         )
         cgroup.create()
         record["cgroup"] = cgroup.to_record()
+        host_rootfs = _record_host_mounts(spec, state_dir)
         made_netns = netns.result() if netns is not None else -1  # now _start_init's
         netns = None
 
@@ -140,12 +142,31 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
             netns.discard()
         if child_pid:
             kill_and_reap(child_pid)
+        if host_rootfs:
+            from ocirt.linux import hostmounts
+
+            hostmounts.remove_recorded(state_dir.path)
         if cgroup is not None:
             cgroup.destroy()  # only what create made: a joined cgroup stays
         state_dir.remove()
         raise
     finally:
         state_dir.close()
+
+
+def _record_host_mounts(spec: Spec, state_dir: StateDir) -> str:
+    """When the init will mount in our own mount namespace (the host's), note
+    what is mounted under its rootfs now, before it can mount anything: what
+    delete (even after a killed create) must unmount.  Returns the rootfs then, else ""."""
+    mount_ns = spec.linux.namespace("mount")
+    if mount_ns is not None and not mount_ns.path:
+        return ""  # a new mount namespace: its mounts go with it
+    from ocirt.linux import hostmounts
+
+    if not hostmounts.shares_runtime_namespace(spec):
+        return ""
+    hostmounts.write_record(state_dir.path, spec.root_path)
+    return spec.root_path
 
 
 def validation_cache_dir() -> str:
