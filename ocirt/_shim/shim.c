@@ -13,6 +13,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 #include <linux/capability.h>
 #include <linux/sched.h>
@@ -143,6 +144,13 @@ int ocirt_fsconfig(int fd, unsigned int cmd, const char *key, const char *value,
 int ocirt_fsmount(int fd, unsigned int flags, unsigned int attr_flags)
 {
     return (int)syscall(SYS_fsmount, fd, flags, attr_flags);
+}
+long long ocirt_fstatfs_type(int fd)
+{
+    struct statfs buf;
+    if (fstatfs(fd, &buf) < 0)
+        return -1;
+    return (long long)(unsigned long)buf.f_type;
 }
 int ocirt_setrlimit(int resource, uint64_t soft, uint64_t hard)
 {

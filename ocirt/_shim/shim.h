@@ -28,6 +28,9 @@ int ocirt_mount_setattr(int dirfd, const char *path, unsigned int flags,
 int ocirt_fsopen(const char *fsname, unsigned int flags);
 int ocirt_fsconfig(int fd, unsigned int cmd, const char *key, const char *value, int aux);
 int ocirt_fsmount(int fd, unsigned int flags, unsigned int attr_flags);
+/* fstatfs(2)'s f_type of FD: the magic number of the filesystem it is on
+ * (os.fstatvfs has no f_type).  -1 and errno on failure.                  */
+long long ocirt_fstatfs_type(int fd);
 int ocirt_close_range(unsigned int first, unsigned int last, unsigned int flags);
 int ocirt_ioprio_set(int which, int who, int ioprio);
 /* setrlimit(2) of RESOURCE, by number (the resource module is a shared

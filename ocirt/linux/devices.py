@@ -15,7 +15,7 @@ import stat
 
 from ocirt.errors import OcirtError
 from ocirt.linux import syscalls as sc
-from ocirt.linux.paths import ensure_dir, fd_path
+from ocirt.linux.paths import ensure_dir
 from ocirt.spec import Device, Spec
 
 DEFAULT_DEVICES = (
@@ -139,30 +139,86 @@ def _mknod(dir_fd: int, name: str, device: Device) -> None:
 
 
 def _bind_host_device(dir_fd: int, name: str, device: Device) -> None:
-    """Bind the host's node at the same path; it must be that very device."""
+    """Bind the host's node at the same path; it must be that very device.
+
+    The node is opened once and checked through its fd, and the bind is made
+    from that fd: a path looked up again could be another file by then."""
     try:
-        st = os.stat(device.path)
+        # The host's /dev, before pivot_root: symlinks there (/dev/rtc) are the host's.
+        host = os.open(device.path, os.O_PATH | os.O_CLOEXEC)
     except FileNotFoundError:
         raise OSError(
             errno.ENOENT,
             "mknod is not allowed here (user namespace) and the host has no node"
             f" {device.path} to bind",
         ) from None
-    if device.type != "p" and (
-        stat.S_IFMT(st.st_mode) != TYPE_BITS[device.type]
-        or st.st_rdev != os.makedev(device.major, device.minor)
-    ):
+    try:
+        st = os.fstat(host)
+        if not _is_device(st, device):
+            raise OSError(
+                errno.ENODEV,
+                f"mknod is not allowed here and the host's {device.path} is {_describe(st)},"
+                f" not {device.type} {device.major}:{device.minor}",
+            )
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o000, dir_fd=dir_fd)  # fmt: skip
+        try:
+            bind_fd_over(host, fd)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(host)
+
+
+def _is_device(st: os.stat_result, device: Device) -> bool:
+    if device.type == "p":
+        return stat.S_ISFIFO(st.st_mode)
+    return stat.S_IFMT(st.st_mode) == TYPE_BITS[device.type] and st.st_rdev == os.makedev(
+        device.major, device.minor
+    )
+
+
+def bind_fd_over(source: int, target: int, recursive: bool = False, attr_set: int = 0) -> None:
+    """Bind what fd SOURCE is over what fd TARGET is, with mount attributes
+    ATTR_SET (MOUNT_ATTR_*) on the new mount: open_tree + move_mount, fds
+    only, so no path (and no symlink or /proc/self/fd the container could
+    have replaced) is looked up between the check of an fd and the mount."""
+    flags = sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC | sc.AT_EMPTY_PATH
+    tree = sc.open_tree(source, "", flags | (sc.AT_RECURSIVE if recursive else 0))
+    try:
+        if attr_set:
+            sc.mount_setattr(tree, "", sc.AT_EMPTY_PATH, attr_set)
+        sc.move_mount(tree, "", target, "", sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH)
+    finally:
+        os.close(tree)
+
+
+NULL = Device("/dev/null", "c", 1, 3, 0o666, 0, 0)
+
+
+def open_null(root_fd: int) -> int:
+    """O_PATH fd of /dev/null in the root ROOT_FD, checked to be the null device.
+
+    What masks a file (rootfs.mask_paths) is bound from this fd: a /dev/null
+    the image (or a container sharing /dev) replaced with a symlink, say to
+    /proc/sys/kernel/core_pattern, would otherwise put that file, writable,
+    where a masked path was (CVE-2025-31133).  No symlink is followed on the
+    way, and the node must be c 1:3."""
+    resolve = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_SYMLINKS
+    try:
+        fd = sc.openat2(root_fd, "dev/null", os.O_PATH | os.O_CLOEXEC, 0, resolve)
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        raise OSError(errno.ELOOP, "/dev/null is a symlink: refusing to mask with it") from None
+    st = os.fstat(fd)
+    if not _is_device(st, NULL):
+        os.close(fd)
         raise OSError(
             errno.ENODEV,
-            f"mknod is not allowed here and the host's {device.path} is {_describe(st)},"
-            f" not {device.type} {device.major}:{device.minor}",
+            f"/dev/null is {_describe(st)}, not the null device (c 1:3): refusing to mask with it",
         )
-    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                 0o000, dir_fd=dir_fd)  # fmt: skip
-    try:
-        sc.mount(device.path, fd_path(fd), None, sc.MS_BIND)
-    finally:
-        os.close(fd)
+    return fd
 
 
 def create_symlinks(root_fd: int) -> None:

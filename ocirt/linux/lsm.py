@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from ocirt.errors import OcirtError
-from ocirt.linux.procfs import read_text
+from ocirt.linux.procfs import open_checked, read_text
 
 APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"
 SELINUX_MOUNT = "/sys/fs/selinux"
@@ -36,13 +36,18 @@ def selinux_enabled() -> bool:
 
 
 def _write_attr(paths: tuple[str, ...], data: str, field: str) -> None:
+    """Write DATA to the first of PATHS that exists, checked to be the real procfs
+    file: a label written into a bind mount over it would leave the process
+    unconfined, or land on another procfs file (CVE-2025-52881)."""
     last: OSError | None = None
     for path in paths:
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            fd = open_checked(path, os.O_WRONLY)
         except FileNotFoundError as e:
             last = e
             continue
+        except OSError as e:
+            raise OcirtError(f"config.json: {field}: cannot apply {data!r}: {e.strerror}") from e
         try:
             os.write(fd, data.encode())
             return

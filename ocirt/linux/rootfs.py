@@ -16,9 +16,16 @@ import errno
 import os
 
 from ocirt.errors import OcirtError
-from ocirt.linux import mountinfo, mountopts
+from ocirt.linux import devices, mountinfo, mountopts
 from ocirt.linux import syscalls as sc
-from ocirt.linux.paths import ensure_dir, ensure_file, fd_path, make_dir_in, open_in_root
+from ocirt.linux.paths import (
+    ensure_dir,
+    ensure_file,
+    fd_path,
+    is_dir_fd,
+    make_dir_in,
+    open_in_root,
+)
 from ocirt.linux.procfs import read_text
 from ocirt.spec import IdMapping, Mount, Spec
 
@@ -522,19 +529,24 @@ def readonly_paths(paths: tuple[str, ...]) -> None:
 
 
 def _mask(root_fd: int, path: str, fd: int) -> None:
-    if os.path.isdir(fd_path(fd)):
+    if is_dir_fd(fd):
         sc.mount("tmpfs", fd_path(fd), "tmpfs", sc.MS_RDONLY, None)
-    else:
-        sc.mount("/dev/null", fd_path(fd), None, sc.MS_BIND)
+        return
+    # From the container's /dev/null checked through an fd, bound fd to fd
+    # (CVE-2025-31133: a /dev/null replaced by a symlink must not be followed).
+    null = devices.open_null(root_fd)
+    try:
+        devices.bind_fd_over(null, fd)
+    finally:
+        os.close(null)
 
 
 def _make_readonly(root_fd: int, path: str, fd: int) -> None:
-    sc.mount(fd_path(fd), fd_path(fd), None, sc.MS_BIND | sc.MS_REC)
-    mounted = open_in_root(root_fd, path, os.O_PATH)  # the new mount, not the one under it
-    try:
-        bind_remount(fd_path(mounted), sc.MS_RDONLY | _statvfs_flags(fd_path(mounted)))
-    finally:
-        os.close(mounted)
+    """A read-only bind of PATH onto itself, made from its fd: no path is looked up
+    again (a /proc/self/fd or a symlink swapped meanwhile would put the
+    read-only copy elsewhere and leave PATH writable).  As runc: the top
+    mount read-only, its other flags kept (mount_setattr changes only that)."""
+    devices.bind_fd_over(fd, fd, recursive=True, attr_set=sc.MOUNT_ATTR_RDONLY)
 
 
 def _for_each_present(paths: tuple[str, ...], action: Callable[[int, str, int], None]) -> None:

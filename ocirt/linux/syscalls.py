@@ -201,6 +201,11 @@ def mount_setattr(
     _check(result, "mount_setattr", path, hex(attr_set), hex(attr_clr))
 
 
+def fstatfs_type(fd: int) -> int:
+    """The magic number of the filesystem FD is on (fstatfs(2)'s f_type)."""
+    return _check(lib.ocirt_fstatfs_type(fd), "fstatfs", fd)
+
+
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
     _check(lib.ocirt_close_range(first, last, flags), "close_range", first)
 

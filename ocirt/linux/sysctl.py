@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from ocirt.errors import OcirtError
+from ocirt.linux import procfs
 
 # Keys that belong to a namespace the container owns (runc's validator).
 IPC_KEYS = {
@@ -28,15 +29,29 @@ def namespace_of(key: str) -> str | None:
 
 
 def apply(values: dict[str, str]) -> None:
-    for key, value in values.items():
-        path = "/proc/sys/" + key.replace(".", "/")
+    """Write each key under the container's /proc/sys, checked to be the real file
+    (ocirt.linux.procfs: a mount over it is refused, never written through)."""
+    try:
+        proc = procfs.open_root("/proc")
+    except OSError as e:
+        key = next(iter(values))
+        raise OcirtError(f"config.json: linux.sysctl[{key!r}]: {e.strerror}") from e
+    try:
+        for key, value in values.items():
+            _write_one(proc, key, value)
+    finally:
+        os.close(proc)
+
+
+def _write_one(proc: int, key: str, value: str) -> None:
+    relative = "sys/" + key.replace(".", "/")
+    try:
+        fd = procfs.open_beneath(proc, relative, os.O_WRONLY, "/proc/" + relative)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-            try:
-                os.write(fd, value.encode())
-            finally:
-                os.close(fd)
-        except OSError as e:
-            raise OcirtError(
-                f"config.json: linux.sysctl[{key!r}]: cannot write {path}: {e.strerror}"
-            ) from e
+            os.write(fd, value.encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise OcirtError(
+            f"config.json: linux.sysctl[{key!r}]: cannot write /proc/{relative}: {e.strerror}"
+        ) from e

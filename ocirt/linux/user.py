@@ -25,6 +25,8 @@ def set_umask(user: User) -> None:
 def set_oom_score_adj(value: int | None) -> None:
     if value is None:
         return
+    # Checked: a mount over the file (the image's symlink as a mount
+    # destination) must not take the value elsewhere (ocirt.linux.procfs).
     write_text("/proc/self/oom_score_adj", str(value))
 
 
