@@ -138,7 +138,9 @@ class Container:
         return pids
 
     # -- lifecycle ------------------------------------------------------------
-    def start(self) -> None:
+    def start(self) -> list[str]:
+        """Run the program; returns warnings (failed poststart hooks: the spec's
+        MUST is a warning, the rest of the hooks and the lifecycle go on)."""
         status = self.status
         if status == "stopped":
             raise OcirtError("cannot start a container that has stopped")
@@ -151,7 +153,7 @@ class Container:
             posix.unlink(self._dir.file(START_SOCKET))
         except FileNotFoundError:
             pass
-        self._run_hooks("poststart", "running", fatal=True)
+        return self._run_hooks("poststart", "running", fatal=False)
 
     def _release_init(self, state: "dict[str, Any]") -> bytes:
         """Send STATE to the waiting stage 2; its reply is empty when exec worked."""

@@ -257,7 +257,8 @@ def _start(ctx: Context, args: list[str]) -> int | None:
     from ocirt.container import Container
 
     with Container.load(ctx.root, args[0]) as c:
-        c.start()
+        warnings = c.start()
+    _warn(ctx, warnings)
     return 0
 
 
@@ -295,13 +296,18 @@ def _delete(ctx: Context, args: list[str]) -> int | None:
         raise
     with c:
         warnings = c.delete(force=force)
+    _warn(ctx, warnings)
+    return 0
+
+
+def _warn(ctx: Context, warnings: list[str]) -> None:
+    """runc's warning records (failed poststart and poststop hooks)."""
     if warnings:
         _finish_start()
         from ocirt.cli import output
 
         for warning in warnings:
             output.warn(ctx, warning)
-    return 0
 
 
 # create's flags (ocirt/cli/create.py's FLAGS): the option each one sets.

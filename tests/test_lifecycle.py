@@ -596,7 +596,7 @@ def test_hooks_run_in_order_with_state_on_stdin(
     entries = [line.split(" ", 1) for line in log.read_text().splitlines()]
     assert [kind for kind, _ in entries] == ["prestart", "createRuntime", "poststart", "poststop"]
     statuses = [json.loads(s)["status"] for _, s in entries]
-    assert statuses == ["creating", "creating", "running", "stopped"]
+    assert statuses == ["created", "created", "running", "stopped"]  # the spec (runc: creating)
     assert all(json.loads(s)["id"] == "h1" for _, s in entries)
 
 

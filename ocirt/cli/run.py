@@ -47,10 +47,12 @@ def run(ctx, opts: dict, args: list[str]) -> int:
         return _run_on_our_terminal(ctx, opts, container_id, create_opts)
     c = Container.create(ctx.root, container_id, create_opts)
     try:
-        c.start()
+        warnings = c.start()
     except BaseException:
         c.delete(force=True)
         raise
+    for warning in warnings:
+        output.warn(ctx, warning)
     if opts["detach"]:
         c.close()
         return 0
@@ -108,10 +110,12 @@ def _run_on_our_terminal(ctx, opts: dict, container_id: str, create_opts) -> int
     c, master = _create_receiving_console(ctx.root, container_id, create_opts)
     with TerminalProxy(master):
         try:
-            c.start()
+            warnings = c.start()
         except BaseException:
             c.delete(force=True)
             raise
+        for warning in warnings:
+            output.warn(ctx, warning)
         c.close()  # do not hold the lock while the container runs
         code = _wait_forwarding_signals(c.pid, skip=(signal.SIGWINCH,))
     if not opts["keep"]:

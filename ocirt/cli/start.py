@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ocirt.cli import output
 from ocirt.cli._common import HELP, exactly_one_id
 from ocirt.container import Container
 
@@ -11,5 +12,7 @@ FLAGS = (HELP,)
 
 def run(ctx, opts: dict, args: list[str]) -> int:
     with Container.load(ctx.root, exactly_one_id("start", args)) as c:
-        c.start()
+        warnings = c.start()
+    for warning in warnings:
+        output.warn(ctx, warning)
     return 0

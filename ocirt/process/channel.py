@@ -11,7 +11,9 @@ Sequence (docs/architecture.md has the diagram):
     child  -> parent  NEED_ID_MAPS        new user ns exists; write uid/gid maps
     parent -> child   ID_MAPS_DONE
     parent -> child   PROCEED             go on (the namespaces are set up);
-                                          {"in_cgroup": bool}: in all its cgroups already
+                                          {"in_cgroup": bool}: in all its cgroups already;
+                                          "state": the createContainer hooks' state
+                                          (with the init's pid), if there are any
     parent -> child   CGROUP_READY        the init is in its cgroup, limits written
     child  -> parent  RUN_RUNTIME_HOOKS   mounts done: prestart + createRuntime
     parent -> child   HOOKS_DONE

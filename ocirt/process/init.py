@@ -53,7 +53,7 @@ class InitPlan(_Record):
 
     __slots__ = (
         "spec", "bundle", "container_id", "channel", "listen_fd", "stage2_fd", "ns_fds",
-        "preserve_fds", "no_pivot", "console_sock", "state_json", "mount_trees", "cgroup_files",
+        "preserve_fds", "no_pivot", "console_sock", "mount_trees", "cgroup_files",
     )  # fmt: skip
     _fields = {
         "spec": _REQUIRED,
@@ -66,7 +66,6 @@ class InitPlan(_Record):
         "preserve_fds": 0,
         "no_pivot": False,
         "console_sock": None,
-        "state_json": b"",
         "mount_trees": dict,  # mounts[] index -> detached idmapped tree (rootfs.idmapped_trees)
         "cgroup_files": tuple,  # ((fd, dir), ...): v1 tasks files to join (Manager.tasks_files)
     }
@@ -145,6 +144,7 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
 
     # 2. go on; the parent writes our limits meanwhile (see CgroupGate)
     proceed = plan.channel.expect(Msg.PROCEED)
+    hook_state = proceed.get("state", "").encode()  # for the createContainer hooks
     cgroup_gate = CgroupGate(plan, in_cgroup=bool(proceed.get("in_cgroup")))
 
     # 3. namespaces
@@ -180,7 +180,7 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
         from ocirt.linux import hooks  # preloaded (see optional_modules)
 
         for hook in spec.hooks["createContainer"]:
-            hooks.run(hook, plan.state_json, "createContainer")
+            hooks.run(hook, hook_state, "createContainer")
     rootfs.enter(root_fd, spec.root_path, plan.no_pivot, linux.has_new_namespace("mount"))
     os.close(root_fd)
     if spec.root_readonly:

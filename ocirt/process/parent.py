@@ -255,7 +255,6 @@ def _start_init(
     for ch in (parent_end, child_end):
         moved = high_fd(ch.sock.detach(), floor)
         ch.sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET, fileno=moved)
-    state_json = _fastjson.dumps(public_state(record, "creating")).encode()
     plan = init_stage.InitPlan(
         spec=spec,
         bundle=bundle,
@@ -267,7 +266,6 @@ def _start_init(
         preserve_fds=opts.preserve_fds,
         no_pivot=opts.no_pivot,
         console_sock=console_sock,
-        state_json=state_json,
         mount_trees=mount_trees,
         cgroup_files=cgroup_files,
     )
@@ -393,7 +391,10 @@ def _converse(
         # RCU grace period: ocirt.cgroups.open_tasks_file).  It waits for
         # CGROUP_READY (limits written) before its /dev nodes, hooks,
         # scheduler and stage 2.
-        channel.send(Msg.PROCEED, {"in_cgroup": not cgroup.needs_apply(**placed)})
+        proceed = {"in_cgroup": not cgroup.needs_apply(**placed)}
+        if spec.hooks.get("createContainer"):  # their state, now with the init's pid
+            proceed["state"] = _hook_state_json(record, pid).decode()
+        channel.send(Msg.PROCEED, proceed)
         cgroup.apply(pid, **placed)
         if _wants_realtime(spec):
             # SCHED_FIFO/RR in the init needs cpu.rt_runtime_us in place (cgroup v1).
@@ -487,8 +488,17 @@ def _move_net_devices(pid: int, spec: Spec) -> None:
 def _run_runtime_hooks(spec: Spec, record: dict[str, Any], pid: int) -> None:
     from ocirt.linux import hooks
 
-    state = public_state({**record, "pid": pid}, "creating")
-    state_json = _fastjson.dumps(state).encode()
+    state_json = _hook_state_json(record, pid)
     for kind in ("prestart", "createRuntime"):
         for hook in spec.hooks.get(kind, ()):
             hooks.run(hook, state_json, kind)
+
+
+def _hook_state_json(record: dict[str, Any], pid: int) -> bytes:
+    """The state the create-time hooks read on stdin.
+
+    Status "created" (the spec: these hooks run once the environment is
+    created; crun and the OCI validation suite expect it), where runc 1.1
+    says "creating" (docs/conformance.md).
+    """
+    return _fastjson.dumps(public_state({**record, "pid": pid}, "created")).encode()
