@@ -9,15 +9,25 @@ launcher (``ocirt.launcher``) puts one finder in front that looks a module
 up in an index, stats its source once and reads its code object from this
 bundle with one ``pread``.
 
-The bundle is written at install time, next to the ``.pyc`` files::
+The bundle lives next to the ``.pyc`` files (``ocirt/__pycache__/``).  The
+package build writes one into the wheel whose entries are *unstamped*:
+their sources' paths are relative and their mtimes unknown, since pip
+writes the installed files with new ones.  The launcher's entry lines
+(``install(refresh=True)``) bring a missing, unstamped or outdated bundle
+up to date on the first run that can write the package directory
+(``rewrite``): a module whose source still has the content the build
+compiled (its SHA-256, kept in the index) keeps its code and gets the
+installed file's path, mtime and size; any other is compiled again.  So
+the bundle always holds the installed modules, like a ``.pyc``.  By hand::
 
-    python -m ocirt.launcher            # writes the launcher, then the bundle
+    python -m ocirt.launcher            # writes a launcher, then the bundle
 
 Its layout: the interpreter's bytecode magic (4 bytes), the optimization
 level (1 byte), the index's length (4 bytes, little endian), the index
 (``marshal``: ``{module: (source path, is package, mtime_ns, size, offset,
-length)}``, offsets from the end of the index), then each module's
-marshalled code object.
+length)}``, offsets from the end of the index, and under the key ``""``
+``{module: SHA-256 of its source}``), then each module's marshalled code
+object.
 
 Never stale: a module whose source's mtime or size differs from the index's,
 or that the index does not list, is left to the path finder (which reads
@@ -55,6 +65,8 @@ EXTRA_MODULES = (
     "encodings", "encodings.aliases", "encodings.utf_8",
 )  # fmt: skip
 _EXTENSION = -1  # an entry's offset for an extension module: no code in the bundle
+_UNSTAMPED = -1  # an entry's mtime in a bundle written by the package build
+_DIGESTS = ""  # the index's key for the sources' digests (no module has this name)
 
 _ModuleSpec = sys.modules["_frozen_importlib"].ModuleSpec
 
@@ -83,7 +95,7 @@ class BundleFinder:
             if name == "_signal":  # built-in, but its state comes with the main phase
                 finish_start()
             return None
-        origin, is_package, mtime_ns, size, offset, length = entry
+        origin, is_package, mtime_ns, size, offset, length = entry[:6]
         try:
             st = posix.stat(origin)
         except OSError:
@@ -117,6 +129,14 @@ class BundleFinder:
         else:
             exec(self._code(state), module.__dict__)
 
+    def get_resource_reader(self, fullname: str) -> object:
+        """importlib.resources' reader of a package served from here: its files
+        beside its source, as the path finder's loader reads them (the schemas)."""
+        from importlib.readers import FileReader
+        from types import SimpleNamespace
+
+        return FileReader(SimpleNamespace(path=self.index[fullname][0]))  # type: ignore[arg-type]
+
     def _code(self, state: "tuple[int, int]") -> "CodeType":
         offset, length = state
         data = posix.pread(self.fd, length, offset)
@@ -125,18 +145,37 @@ class BundleFinder:
         return marshal.loads(data)
 
 
-def install(package_dir: "str | None" = None) -> bool:
+def install(package_dir: "str | None" = None, refresh: bool = False) -> bool:
     """Put the bundle of PACKAGE_DIR (default: this package's) in front of
-    sys.meta_path; False if there is none or it is not this interpreter's."""
+    sys.meta_path; False if there is none or it is not this interpreter's.
+    REFRESH: first write it (see ``rewrite``) if it is missing or older than
+    this module's source, and the package directory can be written."""
     if package_dir is None:
         package_dir = __file__.rpartition("/")[0]
     if any(isinstance(f, BundleFinder) for f in sys.meta_path):
         return True
+    opened = _open(bundle_path(package_dir))
+    if refresh and (opened is None or not _is_current(opened[1], "ocirt._codebundle")):
+        if opened is not None:
+            posix.close(opened[0])
+        try:
+            rewrite(package_dir)
+        except (OSError, SyntaxError):  # unwritable, or a broken source: run without it
+            pass
+        opened = _open(bundle_path(package_dir))
+    if opened is None:
+        return False
+    fd, index, data_start = opened
+    sys.meta_path.insert(0, BundleFinder(bundle_path(package_dir), fd, index, data_start))
+    return True
+
+
+def _open(path: str) -> "tuple[int, dict, int] | None":
+    """(fd, index, data start) of the bundle at PATH, if it is this interpreter's."""
     try:
-        path = bundle_path(package_dir)
         fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
     except OSError:
-        return False
+        return None
     try:
         head = posix.read(fd, _HEADER)
         magic = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
@@ -144,11 +183,24 @@ def install(package_dir: "str | None" = None) -> bool:
             raise ValueError("not a bundle of this interpreter")
         index_length = int.from_bytes(head[5:], "little")
         index = marshal.loads(posix.read(fd, index_length))
+        if not isinstance(index, dict):
+            raise ValueError("not a bundle")
     except (OSError, ValueError, EOFError, TypeError):
         posix.close(fd)
+        return None
+    return fd, index, _HEADER + index_length
+
+
+def _is_current(index: "dict[str, tuple]", name: str) -> bool:
+    """NAME's entry matches its source file as it is now."""
+    entry = index.get(name)
+    if not entry:
         return False
-    sys.meta_path.insert(0, BundleFinder(path, fd, index, _HEADER + index_length))
-    return True
+    try:
+        st = posix.stat(entry[0])
+    except OSError:
+        return False
+    return st.st_mtime_ns == entry[2] and st.st_size == entry[3]
 
 
 def boot(path: str, fd: int, index: "dict[str, tuple]", data_start: int) -> None:
@@ -197,15 +249,70 @@ def _optimize_level() -> int:
     return sys.flags.optimize
 
 
-# -- writing (install time) -----------------------------------------------------------
-def write(package_dir: str, package: str = "ocirt") -> str:
-    """Compile every module under PACKAGE_DIR into its bundle; returns the bundle's path."""
+# -- writing (build and install time) ------------------------------------------------
+def write(package_dir: str, package: str = "ocirt", *, unstamped: bool = False) -> str:
+    """Compile every module under PACKAGE_DIR into its bundle; returns the bundle's path.
+
+    UNSTAMPED (the package build): sources named relative to the package's
+    parent, no mtimes, no modules from outside the package (their files are
+    where the installing interpreter has them): ``rewrite`` stamps it."""
+    return _write(package_dir, package, {}, unstamped)
+
+
+def rewrite(package_dir: str, package: str = "ocirt") -> str:
+    """Rewrite PACKAGE_DIR's bundle for its sources as they are now, reusing
+    the code of every module whose source has the content it was compiled
+    from (an unstamped bundle's, or one an edit left partly stale)."""
     import os
 
+    target = bundle_path(package_dir)
+    if not os.access(os.path.dirname(target), os.W_OK) and not os.access(package_dir, os.W_OK):
+        raise PermissionError(f"cannot write {target}")  # before compiling anything
+    return _write(package_dir, package, _reusable(target), False)
+
+
+def _reusable(path: str) -> "dict[bytes, bytes]":
+    """{source digest: marshalled code} of the bundle at PATH (empty if unusable)."""
+    opened = _open(path)
+    if opened is None:
+        return {}
+    fd, index, data_start = opened
+    try:
+        found = {}
+        for name, digest in index.get(_DIGESTS, {}).items():
+            offset, length = index[name][4:6]
+            blob = posix.pread(fd, length, data_start + offset)
+            if len(blob) == length:
+                found[digest] = blob
+        return found
+    except (OSError, KeyError, ValueError, TypeError, AttributeError):
+        return {}
+    finally:
+        posix.close(fd)
+
+
+def _relocated(blob: bytes, path: str) -> bytes:
+    """BLOB's code with PATH as its file name (tracebacks), as a .pyc's gets on load."""
+    code = marshal.loads(blob)
+    _imp._fix_co_filename(code, path)
+    return marshal.dumps(code)
+
+
+def _write(package_dir: str, package: str, reuse: "dict[bytes, bytes]", unstamped: bool) -> str:
+    import os
+
+    try:  # the builtin module: hashlib loads OpenSSL
+        from _sha256 import sha256
+    except ImportError:
+        from hashlib import sha256
+
     index: dict[str, tuple] = {}
+    digests: dict[str, bytes] = {}
     blobs: list[bytes] = []
     offset = 0  # from the end of the index
-    for name, path in _modules(package_dir, package) + _extra_modules():
+    parent = os.path.dirname(os.path.abspath(package_dir))
+    extras = [] if unstamped else _extra_modules()
+    for name, path in _modules(package_dir, package) + extras:
         st = os.stat(path)
         is_package = path.endswith("/__init__.py")
         if not path.endswith(".py"):  # an extension module: its file is the module
@@ -213,10 +320,18 @@ def write(package_dir: str, package: str = "ocirt") -> str:
             continue
         with open(path, "rb") as f:
             source = f.read()
-        blob = marshal.dumps(_compile(source, path))
-        index[name] = (path, is_package, st.st_mtime_ns, st.st_size, offset, len(blob))
+        digest = sha256(source).digest()
+        origin = os.path.relpath(path, parent) if unstamped else path
+        if digest in reuse:
+            blob = _relocated(reuse[digest], origin)
+        else:
+            blob = marshal.dumps(_compile(source, origin))
+        mtime_ns = _UNSTAMPED if unstamped else st.st_mtime_ns
+        index[name] = (origin, is_package, mtime_ns, st.st_size, offset, len(blob))
+        digests[name] = digest
         blobs.append(blob)
         offset += len(blob)
+    index[_DIGESTS] = digests  # type: ignore[assignment]
     index_bytes = marshal.dumps(index)
     target = bundle_path(package_dir)
     os.makedirs(os.path.dirname(target), exist_ok=True)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 
-from ocirt.linux import capabilities, lsm, mountopts, scheduling
+from ocirt import build_info
+from ocirt.linux import capabilities, hostcheck, lsm, mountopts, scheduling
 from ocirt.spec import HOOK_KINDS
 
 TYPE_CHECKING = False
@@ -56,28 +57,15 @@ def features() -> dict[str, Any]:
             "apparmor": {"enabled": lsm.apparmor_enabled()},
             "selinux": {"enabled": lsm.selinux_enabled()},
             "intelRdt": {"enabled": False},  # not implemented: create refuses linux.intelRdt
-            "mountExtensions": {"idmap": {"enabled": _idmap_supported()}},
+            "mountExtensions": {"idmap": {"enabled": hostcheck.idmapped_mounts_supported()}},
             "netDevices": {"enabled": True},
             "memoryPolicy": {
                 "modes": sorted(scheduling.MPOL_MODES),
                 "flags": sorted(scheduling.MPOL_FLAGS),
             },
         },
-        "annotations": {"io.github.ocirt.stage2": "memfd"},
+        "annotations": {"io.github.ocirt.stage2": "memfd", **build_info.annotations()},
     }
-
-
-def _idmap_supported() -> bool:
-    """mount_setattr(2) exists (Linux 5.12+): EBADF for a bad fd, not ENOSYS."""
-    import errno
-
-    from ocirt.linux import syscalls as sc
-
-    try:
-        sc.mount_setattr(-1, "", sc.AT_EMPTY_PATH, 0, 0)
-    except OSError as e:
-        return e.errno != errno.ENOSYS
-    return True
 
 
 def _seccomp() -> dict[str, Any]:

@@ -337,17 +337,20 @@ _validators: dict[str, Any] = {}
 
 
 def schema_dir() -> Path:
-    """Where the JSON Schemas live: ``ocirt/schemas`` if packaged, else the checkout's."""
+    """Where the JSON Schemas live: the package's data (``ocirt/schemas``, put there
+    by the package build), else the checkout's ``schemas/`` (an editable install)."""
+    from importlib.resources import files
     from pathlib import Path
 
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "schemas", here.parent / "schemas"):
+    packaged = Path(str(files("ocirt").joinpath("schemas")))
+    checkout = Path(__file__).resolve().parent.parent / "schemas"
+    for candidate in (packaged, checkout):
         if (candidate / "config-schema.json").is_file():
             return candidate
     raise ConfigError(
         "schemas",
         "",
-        f"ocirt's JSON schemas are missing (looked in {here}/schemas and {here.parent}/schemas)",
+        f"ocirt's JSON schemas are missing (looked in {packaged} and {checkout})",
     )
 
 

@@ -13,11 +13,15 @@
  * which completes the start as `python -I -S` would have.  Without a usable
  * bundle it does that at once and runs the script launcher's lines.
  *
- * `python -m ocirt.launcher` compiles it with a generated header that names
- * the venv's interpreter, the bundle, the bytecode magic and sys.path
- * (OCIRT_PYTHON, OCIRT_BUNDLE, OCIRT_MAGIC, OCIRT_PATHS) and the script
- * launcher's entry lines (OCIRT_ENTRY), linked against the
- * same libpython the venv's interpreter is built from.
+ * ocirt/_shim/build_launcher.py compiles it with a generated header
+ * (OCIRT_CONFIG) in one of two layouts.  Fixed (`python -m ocirt.launcher`):
+ * the venv's interpreter, the bundle and sys.path as absolute paths
+ * (OCIRT_PYTHON, OCIRT_BUNDLE, OCIRT_PATHS).  Relocatable (the package
+ * build, for a wheel that does not know where it will be installed): the
+ * installation is found at run time from this program's own path, see
+ * find_installation().  Both: the bytecode magic (OCIRT_MAGIC) and the
+ * script launcher's entry lines (OCIRT_ENTRY); linked against the same
+ * libpython the interpreter is built from.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -25,8 +29,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -35,8 +41,135 @@
 
 #define BUNDLE_HEADER 9 /* magic (4), optimization level (1), index length (4) */
 
-static const char *const search_paths[] = {OCIRT_PATHS, NULL};
+#ifdef OCIRT_RELOCATABLE
+/* site-packages relative to the scripts directory, in the install schemes
+   that fix it (venv, --user, --prefix, Debian's /usr/local and /usr). */
+static const char *const site_dirs[] = {OCIRT_SITE_DIRS NULL};
+/* The build interpreter's `-I -S` sys.path, and its system site-packages
+   (for an install outside a venv, whose dependencies may live there). */
+static const char *const stdlib_paths[] = {OCIRT_STDLIB_PATHS NULL};
+static const char *const system_site[] = {OCIRT_SYSTEM_SITE NULL};
 
+#define MAX_PATHS 64
+static const char *search_paths[MAX_PATHS];
+static char python_path[PATH_MAX], bundle_path[PATH_MAX], site_path[PATH_MAX];
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static int listed(const char *path, const char *const *list)
+{
+    for (; *list; list++)
+        if (strcmp(path, *list) == 0)
+            return 1;
+    return 0;
+}
+
+/* DIR (canonical: it comes from /proc/self/exe) joined with RELATIVE, whose
+   leading "../" go up from DIR; -1 if it does not fit. */
+static int join_up(char *out, size_t size, const char *dir, const char *relative)
+{
+    char base[PATH_MAX];
+    if ((size_t)snprintf(base, sizeof(base), "%s", dir) >= sizeof(base))
+        return -1;
+    while (strncmp(relative, "../", 3) == 0) {
+        char *slash = strrchr(base, '/');
+        if (slash == NULL)
+            return -1;
+        *slash = '\0';
+        relative += 3;
+    }
+    return (size_t)snprintf(out, size, "%s/%s", base, relative) < size ? 0 : -1;
+}
+
+static void add_path(size_t *count, const char *path)
+{
+    for (size_t i = 0; i < *count; i++)
+        if (strcmp(search_paths[i], path) == 0)
+            return;
+    if (*count < MAX_PATHS - 1)
+        search_paths[(*count)++] = path;
+}
+
+/* Where this launcher's ocirt is installed: the site-packages directory
+   beside its bin (the first of site_dirs that holds ocirt; an editable
+   build's that exists: ocirt is the checkout's, OCIRT_PACKAGE_PARENT), the
+   interpreter (bin/python3 beside it, a venv's, else the build's) and
+   sys.path.  0 if there is none: the caller starts as `python -I` would,
+   with site, and lets it find ocirt. */
+static int find_installation(void)
+{
+    char exe_dir[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe_dir, sizeof(exe_dir) - 1);
+    if (n <= 0)
+        return 0;
+    exe_dir[n] = '\0';
+    char *slash = strrchr(exe_dir, '/');
+    if (slash == NULL)
+        return 0;
+    *slash = '\0';
+    int found = 0;
+    for (const char *const *relative = site_dirs; *relative && !found; relative++) {
+        if (join_up(site_path, sizeof(site_path), exe_dir, *relative) < 0)
+            continue;
+#ifdef OCIRT_PACKAGE_PARENT
+        found = exists(site_path);
+#else
+        char probe[PATH_MAX];
+        found = (size_t)snprintf(probe, sizeof(probe), "%s/ocirt/__init__.py", site_path) <
+                    sizeof(probe) &&
+                exists(probe);
+#endif
+    }
+    if (!found)
+        return 0;
+#ifdef OCIRT_PACKAGE_PARENT
+    const char *package_parent = OCIRT_PACKAGE_PARENT;
+#else
+    const char *package_parent = site_path;
+#endif
+    if ((size_t)snprintf(bundle_path, sizeof(bundle_path), "%s/ocirt/__pycache__/%s",
+                         package_parent, OCIRT_BUNDLE_NAME) >= sizeof(bundle_path))
+        return 0;
+    int has_python = (size_t)snprintf(python_path, sizeof(python_path), "%s/python3", exe_dir) <
+                         sizeof(python_path) &&
+                     exists(python_path);
+    int venv = has_python && !listed(site_path, system_site);
+    if (!has_python)
+        snprintf(python_path, sizeof(python_path), "%s", OCIRT_BASE_PYTHON);
+    size_t count = 0;
+    add_path(&count, package_parent);
+    add_path(&count, site_path);
+    for (const char *const *path = stdlib_paths; *path; path++)
+        add_path(&count, *path);
+    for (const char *const *path = system_site; *path && !venv; path++)
+        add_path(&count, *path);
+    search_paths[count] = NULL;
+    return 1;
+}
+
+static const char *base_python(void)
+{
+    return OCIRT_BASE_PYTHON;
+}
+#else
+static const char *const search_paths[] = {OCIRT_PATHS NULL};
+static const char python_path[] = OCIRT_PYTHON;
+static const char bundle_path[] = OCIRT_BUNDLE;
+
+static int find_installation(void)
+{
+    return 1;
+}
+
+static const char *base_python(void)
+{
+    return OCIRT_PYTHON;
+}
+#endif
 
 /* -- _ocirt_launcher.finish(): the main phase, on demand ---------------------- */
 static PyObject *launcher_finish(PyObject *self, PyObject *unused)
@@ -73,7 +206,10 @@ static PyObject *init_launcher_module(void)
 }
 
 /* -- the core phase ------------------------------------------------------------ */
-static void start_core(int argc, char **argv)
+/* FOUND: the installation's interpreter and paths, no site (-I -S); else
+   the build interpreter's, with site (-I): the slow start that finds ocirt
+   wherever that interpreter's site-packages put it. */
+static void start_core(int argc, char **argv, int found)
 {
     PyStatus status;
     PyPreConfig preconfig;
@@ -86,15 +222,17 @@ static void start_core(int argc, char **argv)
     PyConfig config;
     PyConfig_InitPythonConfig(&config);
     config.isolated = 1;    /* -I: no environment, no user site, no script dir */
-    config.site_import = 0; /* -S */
+    config.site_import = !found; /* -S */
     config.parse_argv = 0;  /* the arguments are ocirt's */
     config._init_main = 0;  /* stop after the core phase */
     status = PyConfig_SetBytesArgv(&config, argc, argv);
     if (!PyStatus_Exception(status))
         /* The venv's interpreter: sys.executable and sys.prefix as with the script. */
-        status = PyConfig_SetBytesString(&config, &config.executable, OCIRT_PYTHON);
-    config.module_search_paths_set = 1;
-    for (const char *const *path = search_paths; *path && !PyStatus_Exception(status); path++) {
+        status = PyConfig_SetBytesString(&config, &config.executable,
+                                         found ? python_path : base_python());
+    config.module_search_paths_set = found;
+    for (const char *const *path = search_paths; found && *path && !PyStatus_Exception(status);
+         path++) {
         wchar_t *wide = Py_DecodeLocale(*path, NULL);
         if (wide == NULL)
             status = PyStatus_NoMemory();
@@ -185,7 +323,7 @@ static int codebundle_entry(PyObject *index, PyObject **origin, off_t *offset, s
    index, data_start).  1: booted; 0: no usable bundle (nothing is left set). */
 static int boot_from_bundle(void)
 {
-    int fd = open(OCIRT_BUNDLE, O_RDONLY | O_CLOEXEC);
+    int fd = open(bundle_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
     unsigned char head[BUNDLE_HEADER];
@@ -219,7 +357,7 @@ static int boot_from_bundle(void)
     if (result == NULL)
         goto unusable;
     Py_DECREF(result);
-    result = PyObject_CallMethod(module, "boot", "siOL", OCIRT_BUNDLE, fd, index,
+    result = PyObject_CallMethod(module, "boot", "siOL", bundle_path, fd, index,
                                  (long long)data_start);
     if (result == NULL)
         goto unusable;
@@ -268,10 +406,11 @@ int main(int argc, char **argv)
        EPIPE, not death (ocirt.fastcli.exit_now reports it). */
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN);
-    start_core(argc, argv);
+    int found = find_installation();
+    start_core(argc, argv, found);
     if (set_argv(argc, argv) < 0)
         return report();
-    if (!boot_from_bundle()) {
+    if (!found || !boot_from_bundle()) {
         PyObject *done = launcher_finish(NULL, NULL);
         if (done == NULL)
             return report();

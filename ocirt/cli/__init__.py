@@ -19,6 +19,7 @@ VERSION = "0.1.0"
 SPEC_VERSION = "1.3.0"
 
 COMMANDS = {
+    "check": "check what this host can honour: one line per feature, and what follows for configs",
     "create": "create a container",
     "delete": "delete any resources held by the container often used with detached container",
     "events": (
@@ -96,6 +97,8 @@ def version_text() -> str:
         f"commit: {build_info.commit()}\n"
         f"spec: {SPEC_VERSION}\n"
         f"python: {sys.version.split()[0]}\n"
+        f"launcher: {build_info.launcher()}\n"
+        f"libseccomp: {build_info.libseccomp_version()}\n"
     )
 
 

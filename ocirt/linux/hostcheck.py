@@ -103,7 +103,7 @@ def _check_memory_policy(linux: dict[str, Any], filename: str) -> None:
     problem = scheduling.check_memory_policy(policy)
     if problem:
         raise ConfigError(filename, "linux.memoryPolicy", problem)
-    if not os.path.exists("/sys/devices/system/node"):
+    if not numa_supported():
         raise ConfigError(
             filename, "linux.memoryPolicy", "this kernel has no NUMA support (CONFIG_NUMA)"
         )
@@ -111,7 +111,7 @@ def _check_memory_policy(linux: dict[str, Any], filename: str) -> None:
 
 def _check_time(linux: dict[str, Any], kinds: dict[str, Any], filename: str) -> None:
     offsets = linux.get("timeOffsets")
-    if "time" in kinds and not os.path.exists("/proc/self/ns/time"):
+    if "time" in kinds and not time_namespace_supported():
         raise ConfigError(
             filename,
             "linux.namespaces",
@@ -140,7 +140,7 @@ def _check_time(linux: dict[str, Any], kinds: dict[str, Any], filename: str) -> 
 def _check_intel_rdt(linux: dict[str, Any], filename: str) -> None:
     if "intelRdt" not in linux:
         return
-    if not _resctrl_mounted():
+    if not resctrl_mounted():
         raise ConfigError(
             filename,
             "linux.intelRdt",
@@ -153,11 +153,33 @@ def _check_intel_rdt(linux: dict[str, Any], filename: str) -> None:
     )
 
 
-def _resctrl_mounted() -> bool:
+# -- what the host has: these checks' probes, also `ocirt check`'s (ocirt.hostreport) --
+def resctrl_mounted() -> bool:
     try:
         return " - resctrl " in read_text("/proc/self/mountinfo")
     except OSError:
         return False
+
+
+def time_namespace_supported() -> bool:
+    return os.path.exists("/proc/self/ns/time")
+
+
+def numa_supported() -> bool:
+    return os.path.exists("/sys/devices/system/node")
+
+
+def idmapped_mounts_supported() -> bool:
+    """mount_setattr(2) exists (Linux 5.12+): EBADF for a bad fd, not ENOSYS."""
+    import errno
+
+    from ocirt.linux import syscalls as sc
+
+    try:
+        sc.mount_setattr(-1, "", sc.AT_EMPTY_PATH, 0, 0)
+    except OSError as e:
+        return e.errno != errno.ENOSYS
+    return True
 
 
 def _check_net_devices(linux: dict[str, Any], kinds: dict[str, Any], filename: str) -> None:

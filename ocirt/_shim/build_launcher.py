@@ -1,0 +1,159 @@
+"""Compiles the compiled launcher, ``ocirt/_shim/launcher.c``: used at build and install time.
+
+Two layouts, one C source:
+
+* **fixed** (``python -m ocirt.launcher TARGET``): the interpreter, the code
+  bundle and ``sys.path`` of the running installation, as absolute paths.
+* **relocatable** (the package build: ``setup.py``'s ``build_scripts``): a
+  wheel does not know where it will be installed, so the launcher finds its
+  installation at run time from its own file (``/proc/self/exe``): the
+  ``site-packages`` directory that holds ``ocirt`` (tried in the few places
+  the interpreter's install schemes put it relative to their ``bin``:
+  ``SITE_DIRS``), the interpreter beside it (a venv's ``bin/python3``) or
+  the one the build ran on, the standard library of that interpreter.  An
+  editable build also names the checkout (``package_parent``).
+
+Imports nothing of ocirt: ``setup.py`` loads it by path, before the package
+is built.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.join(HERE, "launcher.c")
+# The lines both launchers run when the code bundle cannot start them
+# (ocirt.launcher.ENTRY; the compiled launcher's OCIRT_ENTRY): put the bundle
+# in place, writing it first if it is missing or older than the installed
+# modules, then ocirt's fast front end.
+ENTRY = """from ocirt._codebundle import install
+install(refresh=True)
+from ocirt.fastcli import main
+main()
+"""
+# bin/ocirt where the package build cannot compile the launcher (pip puts the
+# installing interpreter on the #! line).
+SCRIPT = (
+    """#!python
+# ocirt's plain launcher: the SLOW PATH, ~10 ms more per command than the
+# compiled one (ocirt/_shim/launcher.c), which the package build could not
+# compile here (no C compiler, or no static libpython: Debian's python3-dev).
+# Reinstall with them to get it; `ocirt --version` names the launcher in use.
+"""
+    + ENTRY
+)
+# Install schemes whose scripts and site-packages directories are fixed
+# relative to each other (a venv, --user, --prefix, Debian's /usr/local).
+SCHEMES = ("venv", "posix_venv", "posix_prefix", "posix_user", "posix_local", "deb_system")
+
+
+class LauncherUnavailable(Exception):
+    """This interpreter offers nothing to link a launcher against."""
+
+
+def static_libpython() -> str:
+    config = sysconfig.get_config_var
+    library = os.path.join(config("LIBPL") or "", config("LIBRARY") or "")
+    if not os.path.isfile(library) or not library.endswith(".a"):
+        raise LauncherUnavailable(f"no static libpython ({library or 'LIBRARY unset'})")
+    return library
+
+
+def base_python() -> str:
+    """The interpreter a venv (the build's own, say) was made from."""
+    return os.path.abspath(getattr(sys, "_base_executable", "") or sys.executable)
+
+
+def interpreter_paths(python: str, code: str) -> list[str]:
+    out = subprocess.run(
+        [python, "-I", "-S", "-c", f"import json, sys; print(json.dumps({code}))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(out)
+
+
+def site_dirs() -> list[str]:
+    """site-packages relative to the scripts directory, in every scheme that fixes it."""
+    fake = {k: "/B" for k in ("base", "platbase", "installed_base", "installed_platbase")}
+    fake["userbase"] = "/B"
+    found: list[str] = []
+    for scheme in SCHEMES:
+        if scheme not in sysconfig.get_scheme_names():
+            continue
+        paths = sysconfig.get_paths(scheme, vars=fake)
+        for key in ("purelib", "platlib"):
+            relative = os.path.relpath(paths[key], paths["scripts"])
+            if relative not in found:
+                found.append(relative)
+    return found
+
+
+def fixed_defines(python: str, bundle: str, paths: list[str]) -> dict[str, str]:
+    return {
+        "OCIRT_PYTHON": c_string(python),
+        "OCIRT_BUNDLE": c_string(bundle),
+        "OCIRT_PATHS": c_strings(paths),
+    }
+
+
+def relocatable_defines(package_parent: str | None = None) -> dict[str, str]:
+    """The run-time search: see the module's docstring."""
+    python = base_python()
+    defines = {
+        "OCIRT_RELOCATABLE": "1",
+        "OCIRT_SITE_DIRS": c_strings(site_dirs()),
+        "OCIRT_BASE_PYTHON": c_string(python),
+        "OCIRT_STDLIB_PATHS": c_strings(interpreter_paths(python, "sys.path")),
+        "OCIRT_SYSTEM_SITE": c_strings(
+            interpreter_paths(python, "__import__('site').getsitepackages()")
+        ),
+        "OCIRT_BUNDLE_NAME": c_string(f"bundle.{sys.implementation.cache_tag}.bin"),
+    }
+    if package_parent:
+        defines["OCIRT_PACKAGE_PARENT"] = c_string(os.path.abspath(package_parent))
+    return defines
+
+
+def compile_launcher(target: str, defines: dict[str, str]) -> None:
+    """Compile launcher.c to TARGET with DEFINES (a layout's) plus the shared ones."""
+    from importlib.util import MAGIC_NUMBER
+
+    library = static_libpython()
+    config = sysconfig.get_config_var
+    defines = {**defines, "OCIRT_MAGIC": c_string(MAGIC_NUMBER), "OCIRT_ENTRY": c_string(ENTRY)}
+    with tempfile.TemporaryDirectory() as work:
+        header = os.path.join(work, "launcher_config.h")
+        with open(header, "w") as f:
+            f.writelines(f"#define {name} {value}\n" for name, value in defines.items())
+        libs = " ".join(config(k) or "" for k in ("LIBS", "MODLIBS", "SYSLIBS")).split()
+        subprocess.run(
+            [
+                os.environ.get("CC", "cc"), "-O2", "-no-pie", "-Wall",
+                f"-I{config('INCLUDEPY')}", f'-DOCIRT_CONFIG="{header}"',
+                "-o", target, SOURCE,
+                # Every object: extension modules (the shim, cffi) link to the
+                # interpreter's symbols, as they do to /usr/bin/python3's.
+                "-Wl,--whole-archive", library, "-Wl,--no-whole-archive",
+                *(config("LINKFORSHARED") or "").split(), *dict.fromkeys(libs),
+            ],
+            check=True,
+        )  # fmt: skip
+
+
+def c_string(value: str | bytes) -> str:
+    """A C string literal of VALUE (a str as the file system encodes it)."""
+    raw = os.fsencode(value) if isinstance(value, str) else value
+    return '"' + "".join(f"\\{b:03o}" for b in raw) + '"'
+
+
+def c_strings(values: list[str]) -> str:
+    """The items of a C array initializer, each with its comma (the source adds NULL)."""
+    return "".join(f"{c_string(v)}, " for v in values)
