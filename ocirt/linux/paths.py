@@ -38,7 +38,14 @@ def open_in_root(root_fd: int, path: str, flags: int = os.O_PATH) -> int:
 
 
 def ensure_dir(root_fd: int, path: str, mode: int = 0o755, _depth: int = 0) -> int:
-    """O_PATH fd of directory PATH inside the root, created (mkdir -p) if missing."""
+    """O_PATH fd of directory PATH inside the root, created (mkdir -p) if missing.
+
+    Each missing component is made with mkdirat(2) in the directory fd its
+    parent resolved to, and what was made is opened from that same fd, never
+    by looking PATH up again: a volume another container shares can turn any
+    parent into a symlink at any moment (runc's CVE-2024-45310), and a path
+    looked up twice can then name two places.
+    """
     if _depth > MAX_SYMLINK_DEPTH:
         raise OSError(errno.ELOOP, f"too many symlinks creating {path}")
     try:
@@ -49,12 +56,16 @@ def ensure_dir(root_fd: int, path: str, mode: int = 0o755, _depth: int = 0) -> i
     parent_fd = ensure_dir(root_fd, parent, mode, _depth + 1)
     try:
         try:
-            os.mkdir(name, mode, dir_fd=parent_fd)
+            return make_dir_in(parent_fd, name, mode)
         except FileExistsError:
-            # A dangling symlink: create what it points at, inside the root.
+            pass
+        try:
             target = os.readlink(name, dir_fd=parent_fd)
-            return ensure_dir(root_fd, os.path.join(parent, target), mode, _depth + 1)
-        return open_in_root(root_fd, path, os.O_PATH | os.O_DIRECTORY)
+        except OSError:
+            # Not a symlink (any more): made meanwhile; look it up again, inside the root.
+            return open_in_root(root_fd, path, os.O_PATH | os.O_DIRECTORY)
+        # A dangling symlink: make what it points at, inside the root.
+        return ensure_dir(root_fd, os.path.join(parent, target), mode, _depth + 1)
     finally:
         os.close(parent_fd)
 
@@ -62,27 +73,33 @@ def ensure_dir(root_fd: int, path: str, mode: int = 0o755, _depth: int = 0) -> i
 def make_dir_in(dir_fd: int, name: str, mode: int = 0o755) -> int:
     """O_PATH fd of a new directory NAME (no slash) made in DIR_FD; no symlink followed."""
     os.mkdir(name, mode, dir_fd=dir_fd)
-    resolve = sc.RESOLVE_BENEATH | sc.RESOLVE_NO_SYMLINKS
-    return sc.openat2(dir_fd, name, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, resolve)
+    return _open_made(dir_fd, name, os.O_PATH | os.O_DIRECTORY)
 
 
 def ensure_file(root_fd: int, path: str, mode: int = 0o644) -> int:
-    """O_PATH fd of a non-directory at PATH inside the root, created if missing."""
+    """O_PATH fd of a non-directory at PATH inside the root, created if missing
+    (mknodat in its parent's fd and opened from there, as ``ensure_dir``)."""
     try:
-        fd = open_in_root(root_fd, path, os.O_PATH)
+        return open_in_root(root_fd, path, os.O_PATH)
     except FileNotFoundError:
-        parent, _name = os.path.split(os.path.normpath("/" + path))
-        os.close(ensure_dir(root_fd, parent))
-        created = sc.openat2(
-            root_fd,
-            clean(path),
-            os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
-            mode,
-            sc.RESOLVE_IN_ROOT,
-        )
-        os.close(created)
-        fd = open_in_root(root_fd, path, os.O_PATH)
-    return fd
+        pass
+    parent, name = os.path.split(os.path.normpath("/" + path))
+    parent_fd = ensure_dir(root_fd, parent)
+    try:
+        try:
+            os.mknod(name, stat.S_IFREG | mode, dir_fd=parent_fd)
+        except FileExistsError:
+            return open_in_root(root_fd, path, os.O_PATH)  # made meanwhile
+        return _open_made(parent_fd, name, os.O_PATH)
+    finally:
+        os.close(parent_fd)
+
+
+def _open_made(dir_fd: int, name: str, flags: int) -> int:
+    """What we just made as NAME in DIR_FD, opened without following a symlink
+    (ELOOP if a racing process put one there meanwhile)."""
+    resolve = sc.RESOLVE_BENEATH | sc.RESOLVE_NO_SYMLINKS
+    return sc.openat2(dir_fd, name, flags | os.O_CLOEXEC, 0, resolve)
 
 
 def is_dir_fd(fd: int) -> bool:

@@ -19,6 +19,7 @@ from ocirt.errors import OcirtError
 from ocirt.linux import devices, mountinfo, mountopts
 from ocirt.linux import syscalls as sc
 from ocirt.linux.paths import (
+    clean,
     ensure_dir,
     ensure_file,
     fd_path,
@@ -26,7 +27,7 @@ from ocirt.linux.paths import (
     make_dir_in,
     open_in_root,
 )
-from ocirt.linux.procfs import read_text
+from ocirt.linux.procfs import PROC_SUPER_MAGIC, read_text
 from ocirt.spec import IdMapping, Mount, Spec
 
 TYPE_CHECKING = False
@@ -171,7 +172,7 @@ def _mount_filesystem(
     root_fd: int, m: Mount, opts: mountopts.MountOptions, ctx: MountContext
 ) -> bool:
     """A new filesystem instance (tmpfs, proc, sysfs, overlay, ...) at M's destination."""
-    target = ensure_dir(root_fd, m.destination)
+    target = _filesystem_target(root_fd, m)
     flags = opts.flags
     defer_ro = m.type == "tmpfs" and bool(flags & sc.MS_RDONLY)
     if defer_ro:
@@ -222,15 +223,24 @@ def _bind_mount(
     bundle: str,
     tree: int | None = None,
 ) -> None:
-    """Bind M's source; TREE is the detached idmapped copy the parent made, if any."""
+    """Bind M's source; TREE is the detached idmapped copy the parent made, if any.
+
+    The copy gets its flags and recursive attributes while it is still
+    detached, then is moved onto the fd of the destination: nothing is looked
+    up by path after the mount (a volume another container shares can swap a
+    directory on the way for a symlink at any moment: a read-only flag applied
+    by path would land elsewhere and leave this mount writable)."""
     source = _bind_source(m, bundle)
     source_is_dir = os.path.isdir(source)
+    _refuse_proc_destination(root_fd, m)
     target = (ensure_dir if source_is_dir else ensure_file)(root_fd, m.destination)
     try:
+        _refuse_proc_target(root_fd, target, m)
         own_tree = tree is None
         if own_tree:
             tree = clone_tree(source, opts.is_recursive_bind)
         try:
+            _set_tree_attrs(tree, opts)
             sc.move_mount(
                 tree, "", target, "", sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH
             )
@@ -239,14 +249,111 @@ def _bind_mount(
                 os.close(tree)
     finally:
         os.close(target)
-    remount_flags = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
-    if remount_flags:
+    if opts.propagation:
+        # Propagation only on the attached mount, reopened: a swap can at
+        # worst make some other mount of the container shared or slave.
         mounted = open_in_root(root_fd, m.destination, os.O_PATH)
         try:
-            bind_remount(fd_path(mounted), remount_flags)
+            for propagation in opts.propagation:
+                sc.mount(None, fd_path(mounted), None, propagation)
         finally:
             os.close(mounted)
-    _apply_after_mount(root_fd, m.destination, opts)
+
+
+def _set_tree_attrs(tree: int, opts: mountopts.MountOptions) -> None:
+    """What a bind remount with OPTS's flags, then mount_setattr(AT_RECURSIVE)
+    with its recursive attributes, would do to the mount, done on the detached TREE."""
+    remount_flags = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
+    if remount_flags:
+        attr_set, attr_clr = _mount_attrs(remount_flags)
+        # A bind remount sets or clears nosymfollow too (the cgroup binds never name it).
+        if remount_flags & sc.MS_NOSYMFOLLOW:
+            attr_set |= sc.MOUNT_ATTR_NOSYMFOLLOW
+        else:
+            attr_clr |= sc.MOUNT_ATTR_NOSYMFOLLOW
+        try:
+            sc.mount_setattr(tree, "", sc.AT_EMPTY_PATH, attr_set, attr_clr)
+        except PermissionError:
+            # In a user namespace the kernel locks the flags the source mount
+            # has: keep them all (bind_remount keeps the locked ones).
+            sc.mount_setattr(tree, "", sc.AT_EMPTY_PATH, attr_set, 0)
+    if opts.rec_set or opts.rec_clear:
+        flags = sc.AT_EMPTY_PATH | sc.AT_RECURSIVE
+        sc.mount_setattr(tree, "", flags, opts.rec_set, opts.rec_clear)
+
+
+# Files under /proc a bind may cover: what lxcfs emulates (runc's list too).
+PROC_FILES_BINDABLE = frozenset(
+    {"cpuinfo", "diskstats", "meminfo", "stat", "swaps", "uptime", "loadavg", "slabinfo"}
+    | {"net/dev", "sys/kernel/ns_last_pid"}
+)
+
+
+def _filesystem_target(root_fd: int, m: Mount) -> int:
+    """O_PATH fd of the directory a new filesystem M is mounted on, made if missing.
+
+    proc and sysfs only on a directory reached without a symlink (runc's
+    rule, CVE-2019-19921 and its regression CVE-2023-27561): an image whose
+    /proc is a symlink into a volume another container shares would get its
+    procfs on a directory that container can rename away, and put a fake in
+    its place before the runtime masks, protects and writes /proc.
+    """
+    _refuse_proc_destination(root_fd, m)
+    if m.type in ("proc", "sysfs"):
+        resolve = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_SYMLINKS
+        flags = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+        try:
+            return sc.openat2(root_fd, clean(m.destination), flags, 0, resolve)
+        except FileNotFoundError:
+            pass  # made below, by ensure_dir, from fds (and without a symlink at the end)
+        except OSError as e:
+            if e.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            raise OSError(
+                e.errno, f'filesystem "{m.type}" must be mounted on ordinary directory'
+            ) from None
+    target = ensure_dir(root_fd, m.destination)
+    try:
+        _refuse_proc_target(root_fd, target, m)
+    except BaseException:
+        os.close(target)
+        raise
+    return target
+
+
+def _refuse_proc_destination(root_fd: int, m: Mount) -> None:
+    """runc's rule for /proc, on the destination as written: only procfs on
+    /proc, and under it only binds over ``PROC_FILES_BINDABLE`` (CVE-2019-16884:
+    a volume over /proc takes the runtime's writes to it, an LSM label, sysctls)."""
+    relative = clean(m.destination)
+    if relative == "proc" or relative.startswith("proc/"):
+        _judge_in_proc(root_fd, relative[5:], m)
+
+
+def _refuse_proc_target(root_fd: int, target: int, m: Mount) -> None:
+    """The same rule, on the fd the mount lands on: the destination may have
+    reached procfs through a symlink, or a racing container's swap."""
+    if sc.fstatfs_type(target) != PROC_SUPER_MAGIC:
+        return
+    where = os.readlink(fd_path(target))  # the host's /proc still: we have not pivoted
+    root = os.readlink(fd_path(root_fd))
+    relative = where[len(root) :].lstrip("/") if where.startswith(root + "/") else where
+    # Any procfs mount counts, wherever it is: only the one at /proc has its
+    # files named by PROC_FILES_BINDABLE.
+    inside = relative[5:] if relative == "proc" or relative.startswith("proc/") else relative
+    _judge_in_proc(root_fd, inside, m)
+
+
+def _judge_in_proc(root_fd: int, inside: str, m: Mount) -> None:
+    """Refuse M, whose destination is INSIDE ("" for /proc itself) the container's /proc."""
+    if inside == "" and m.type == "proc":
+        return
+    if inside in PROC_FILES_BINDABLE and m.type != "proc":
+        return
+    shown = os.path.join(os.readlink(fd_path(root_fd)), clean(m.destination))
+    if inside == "":
+        raise OSError(errno.EPERM, f'"{shown}" cannot be mounted because it is not of type proc')
+    raise OSError(errno.EPERM, f'"{shown}" cannot be mounted because it is inside /proc')
 
 
 def clone_tree(source: str, recursive: bool) -> int:
@@ -361,7 +468,7 @@ def _mount_cgroup(root_fd: int, m: Mount, opts: mountopts.MountOptions, ctx: Mou
     """
     # A callable waits until the init is in its cgroup (process/init.py's CgroupGate).
     cgroup_paths = ctx.cgroup_paths() if callable(ctx.cgroup_paths) else ctx.cgroup_paths
-    target = ensure_dir(root_fd, m.destination)
+    target = _filesystem_target(root_fd, m)
     try:
         if "" in cgroup_paths and len(cgroup_paths) == 1:  # pure cgroup v2
             sc.mount("cgroup2", fd_path(target), "cgroup2", opts.flags, None)
@@ -508,11 +615,18 @@ def enter(root_fd: int, rootfs: str, no_pivot: bool, new_mount_ns: bool = True) 
 
 
 def finish_propagation(spec: Spec) -> None:
-    """The last step of the rootfs: "/" unbindable when rootfsPropagation asks."""
+    """The last step of the rootfs: "/" shared or unbindable when rootfsPropagation asks.
+
+    Both had to wait: pivot_root refuses a shared parent, and an unbindable
+    tree cannot be bound.  A shared root is a new peer group (``shared:N``
+    in the container's mountinfo), as crun makes it; slave and private were
+    set at the start (``_prepare_own_namespace``) and the bind keeps them.
+    """
     if not spec.linux.has_new_namespace("mount"):
         return  # the mount namespace is not ours (see enter)
-    if ROOTFS_PROPAGATION[spec.linux.rootfs_propagation] & sc.MS_UNBINDABLE:
-        sc.mount(None, "/", None, sc.MS_UNBINDABLE | sc.MS_REC)
+    propagation = ROOTFS_PROPAGATION[spec.linux.rootfs_propagation]
+    if propagation & (sc.MS_SHARED | sc.MS_UNBINDABLE):
+        sc.mount(None, "/", None, propagation)
 
 
 def make_root_readonly() -> None:
