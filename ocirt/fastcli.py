@@ -150,7 +150,7 @@ def parse_signal(text: str) -> int:
 def _signal_number(text: str) -> int | None:
     if text.isdigit():
         number = int(text)
-        return number if 0 < number < 65 else None
+        return number if number < 65 else None  # 0 as runc: is it there?
     name = text.upper().removeprefix("SIG")
     if name in SIGNALS:
         return SIGNALS[name]

@@ -9,6 +9,7 @@ recorded in docs/conformance.md).
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +101,128 @@ def test_failing_poststart_hook_is_a_warning(runtimes, bundle, tmp_path: Path) -
     if "runc" in results:
         # runc 1.1.5 even runs poststart hooks at `create`, and fails it.
         assert results["runc"][0] != 0, results["runc"]
+
+
+def test_kill_all_with_signal_0_is_accepted(runtimes, bundle) -> None:
+    """runc takes any signal number, 0 (is the process there?) included."""
+    codes = {}
+    for name, rt in runtimes.items():
+        if name == "crun":
+            continue
+        b = bundle("sleep", "30", name=f"b-{name}")
+        cid = f"kill0-{name}"
+        assert rt.run_bundle(b, cid, "-d").returncode == 0
+        codes[name] = (rt.call("kill", "--all", cid, "0").returncode,
+                       rt.call("kill", cid, "0").returncode)  # fmt: skip
+        rt.call("delete", "-f", cid)
+    assert codes["ocirt"] == (0, 0)
+    if "runc" in codes:
+        assert codes["runc"] == (0, 0)
+
+
+ROOT_PROPAGATION = (
+    "cat /proc/self/mountinfo | while read id parent dev root point opts rest; do"
+    ' [ "$point" = / ] && echo "$rest"; done; true'
+)
+
+
+def _root_propagation(rest: str) -> str:
+    """shared / master / unbindable / private, from mountinfo's optional fields."""
+    fields = rest.split(" - ")[0].split()
+    for kind in ("shared", "master", "unbindable"):
+        if any(f.startswith(kind) for f in fields):
+            return kind
+    return "private"
+
+
+@pytest.mark.parametrize(
+    ("propagation", "expected"),
+    [
+        ("shared", "shared"),
+        ("slave", "master"),
+        ("private", "private"),
+        ("unbindable", "unbindable"),
+    ],
+)
+def test_rootfs_propagation_is_the_root_mounts(
+    ocirt_bin: str, runc_bin: str, bundle, tmp_path: Path, propagation: str, expected: str
+) -> None:
+    """Run from a caller whose / is shared (a private mount namespace of the
+    test, made rshared), so that "slave" has a master to follow.  ocirt:
+    shared is a new peer group (shared:N, not the caller's), as crun makes it;
+    runc 1.1 leaves a "shared" root private (pivot_root's parent must not be
+    shared, and it does not share it again)."""
+    need_root()
+    b = bundle("sh", "-c", ROOT_PROPAGATION, patch={"linux": {"rootfsPropagation": propagation}})
+    seen = {}
+    for name, binary in (("ocirt", ocirt_bin), ("runc", runc_bin)):
+        root = tmp_path / f"root-{name}"
+        result = subprocess.run(
+            ["unshare", "-m", "--propagation", "shared", binary, "--root", str(root), "run",
+             "-b", str(b), f"prop-{name}"],
+            capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        seen[name] = (result.returncode, _root_propagation(result.stdout))
+    assert seen["ocirt"] == (0, expected), seen
+    if propagation == "shared":
+        assert seen["runc"] == (0, "private")  # the difference this test documents
+    elif propagation != "unbindable":  # runc 1.1.5 fails to bind an unbindable root
+        assert seen["runc"] == seen["ocirt"]
+
+
+def test_device_rules_are_applied_in_the_listed_order(runtimes, bundle) -> None:
+    """The spec: entries of linux.resources.devices are applied in the listed
+    order; cgroup v1's devices.list keeps the order they were written in.
+    runc 1.1 writes them sorted; ocirt writes the config's order (then
+    runc's default list, as runc appends it)."""
+    v1 = Path("/sys/fs/cgroup/devices")
+    if not (v1 / "devices.list").exists():
+        pytest.skip("no cgroup v1 devices hierarchy (devices.list): cgroup v2 host")
+    rules = [
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
+        {"allow": True, "type": "b", "major": 7, "access": "r"},
+        {"allow": True, "type": "c", "major": 4, "minor": 1, "access": "rw"},
+    ]
+    lists = {}
+    for name, rt in runtimes.items():
+        if name == "crun":
+            continue
+        path = f"/ocirt-test-devorder-{name}"
+        patch = {"linux": {"cgroupsPath": path, "resources": {"devices": rules}}}
+        b = bundle("sleep", "30", patch=patch, name=f"b-{name}")
+        cid = f"devorder-{name}"
+        assert rt.run_bundle(b, cid, "-d").returncode == 0
+        lists[name] = (v1 / path.lstrip("/") / "devices.list").read_text().splitlines()
+        rt.call("delete", "-f", cid)
+    assert lists["ocirt"][:3] == ["c 10:200 rwm", "b 7:* r", "c 4:1 rw"]
+    if "runc" in lists:
+        assert sorted(lists["runc"]) == sorted(lists["ocirt"])  # the same rules
+        assert lists["runc"][:3] != lists["ocirt"][:3]  # in another order
+
+
+def test_kernel_tcp_is_applied_or_refused(runtimes, bundle) -> None:
+    """linux.resources.memory.kernelTCP: written to memory.kmem.tcp.limit_in_bytes
+    where cgroup v1 has it, else create fails saying so (runc 1.1 ignores it
+    everywhere, silently)."""
+    limit = 8 * 1024 * 1024
+    tcp_file = Path("/sys/fs/cgroup/memory/memory.kmem.tcp.limit_in_bytes")
+    patch = {
+        "linux": {
+            "cgroupsPath": "/ocirt-test-kerneltcp",
+            "resources": {"memory": {"kernelTCP": limit}},
+        }
+    }
+    rt = runtimes["ocirt"]
+    b = bundle("sleep", "30", patch=patch)
+    result = rt.run_bundle(b, "ktcp", "-d")
+    try:
+        if tcp_file.exists():
+            assert result.returncode == 0, result.stderr
+            own = Path("/sys/fs/cgroup/memory/ocirt-test-kerneltcp/memory.kmem.tcp.limit_in_bytes")
+            assert int(own.read_text()) == limit
+        else:
+            assert result.returncode != 0
+            assert "kernelTCP" in result.stderr
+    finally:
+        rt.call("delete", "-f", "ktcp")

@@ -139,14 +139,11 @@ class Emulator:
             self._exceptions.setdefault(key, set()).update(rule.access)
 
     def exceptions(self) -> list[Rule]:
-        def order(key: tuple[str, int | None, int | None]) -> tuple[str, int, int]:
-            return (key[0], -1 if key[1] is None else key[1], -1 if key[2] is None else key[2])
-
+        """In the order they were made, as the kernel keeps them (devices.list
+        lists v1 exceptions in the order written: the config's order)."""
         return [
             Rule(t, major, minor, _normal_access("".join(access)), not self.default_allow)
-            for (t, major, minor), access in sorted(
-                self._exceptions.items(), key=lambda kv: order(kv[0])
-            )
+            for (t, major, minor), access in self._exceptions.items()
         ]
 
     def __eq__(self, other: object) -> bool:

@@ -427,7 +427,9 @@ def _set_memory(f: _Files, r: dict[str, Any], update: bool) -> None:
             limit = swap = 0
     _set_limit(f, limit)
     _set_swap(f, swap)
-    # Kernel memory settings are ignored, as in runc 1.1 (kmem is deprecated).
+    # memory.kernel is ignored, as in runc 1.1 (kmem limits are deprecated);
+    # kernelTCP is honoured where the kernel still has its file, else refused.
+    _set_kernel_tcp(f, _num(mem, "kernelTCP"))
     if _num(mem, "reservation"):
         f.write("memory.soft_limit_in_bytes", _num(mem, "reservation"))
     if update:
@@ -441,6 +443,17 @@ def _set_memory(f: _Files, r: dict[str, Any], update: bool) -> None:
                 f"invalid memory swappiness value: {swappiness} (valid range is 0-100)"
             )
         f.write("memory.swappiness", int(swappiness))
+
+
+def _set_kernel_tcp(f: _Files, limit: int) -> None:
+    if not limit:
+        return
+    if not f.has("memory.kmem.tcp.limit_in_bytes"):
+        raise CgroupError(
+            "cannot set linux.resources.memory.kernelTCP: this kernel has no"
+            " memory.kmem.tcp.limit_in_bytes (remove kernelTCP from the config)"
+        )
+    f.write("memory.kmem.tcp.limit_in_bytes", limit)
 
 
 def _set_limit(f: _Files, limit: int) -> None:

@@ -292,7 +292,12 @@ def _set_memory(path: str, r: dict[str, Any], update: bool) -> None:
         write_file(path, "memory.max", _max_or(limit))
     if _max_or(_num(mem, "reservation")):
         write_file(path, "memory.low", _max_or(_num(mem, "reservation")))
-    # kernel, kernelTCP, swappiness, disableOOMKiller: no v2 equivalent (runc ignores them).
+    # kernel, swappiness, disableOOMKiller: no v2 equivalent (runc ignores them).
+    if _num(mem, "kernelTCP"):  # a limit the spec says to apply: refused, not dropped
+        raise CgroupError(
+            "cannot set linux.resources.memory.kernelTCP: cgroup v2 has no TCP memory"
+            " limit (remove kernelTCP from the config)"
+        )
 
 
 def _set_io(path: str, r: dict[str, Any], update: bool) -> None:

@@ -188,7 +188,7 @@ def run(ctx, opts: dict, args: list[str]) -> int:
         else:
             resources = resources_from_flags(opts)
         memory = resources.get("memory") or {}
-        if memory.get("kernel") or memory.get("kernelTCP"):
+        if memory.get("kernel"):  # kernelTCP is set where the kernel has it
             from ocirt.cli import output
 
             output.warn(ctx, "Kernel memory settings are ignored and will be removed")
