@@ -38,7 +38,7 @@ import os
 from ocirt.errors import OcirtError, lower_first
 from ocirt.linux import capabilities, namespaces, rlimits, user
 from ocirt.linux import syscalls as sc
-from ocirt.linux.procfs import cgroup_paths, read_text
+from ocirt.linux.procfs import cgroup_paths, open_checked, read_text
 from ocirt.process.channel import Channel, ChannelClosed, ChildError, Msg
 from ocirt.process.common import (
     chdir_to_cwd,
@@ -891,7 +891,8 @@ def _apply_lsm(proc: Process) -> None:
 
 def _write_attr(path: str, value: str, what: str) -> None:
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        # Checked: the container may have mounted over its /proc (CVE-2025-52881).
+        fd = open_checked(path, os.O_WRONLY)
         try:
             os.write(fd, value.encode())
         finally:
