@@ -17,6 +17,7 @@ the rest (validation, the init) lazily.
 """
 
 import posix
+import sys
 import time
 
 from ocirt import _fastjson
@@ -153,6 +154,7 @@ class Container:
             posix.unlink(self._dir.file(START_SOCKET))
         except FileNotFoundError:
             pass
+        _debug(f"start: stage 2 of init {self.pid} has exec'd the container's program")
         return self._run_hooks("poststart", "running", fatal=False)
 
     def _release_init(self, state: "dict[str, Any]") -> bytes:
@@ -240,6 +242,7 @@ class Container:
         self._remove_cgroup()
         warnings += self._run_hooks("poststop", "stopped", fatal=False)
         self._dir.remove()
+        _debug(f"delete: container {self.id} ({status}) removed: cgroup and state directory")
         return warnings
 
     def _has_own_pid_namespace(self) -> bool:
@@ -329,6 +332,14 @@ class Container:
                 return posix.WEXITSTATUS(status)
             if posix.WIFSIGNALED(status):
                 return 128 + posix.WTERMSIG(status)
+
+
+def _debug(message: str) -> None:
+    """A --debug line; ocirt.debug is loaded only when the CLI set it up (see there),
+    so the short commands do not import it to find it off."""
+    debug = sys.modules.get("ocirt.debug")
+    if debug is not None:
+        debug.log(message)
 
 
 def list_containers(root: str) -> "list[dict[str, Any]]":

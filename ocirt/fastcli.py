@@ -182,8 +182,8 @@ def _global_flags(argv: list[str]) -> "tuple[Context, list[str]] | None":
                     return None
                 value = argv[i]
             values[name] = value
-        elif name not in _BOOL_FLAGS or has_eq:
-            return None
+        elif name not in _BOOL_FLAGS or has_eq or name == "debug":
+            return None  # --debug: ocirt.cli, which logs the steps (not a hot path)
         elif name == "systemd-cgroup":
             systemd_cgroup = True
         i += 1

@@ -226,3 +226,28 @@ def test_kernel_tcp_is_applied_or_refused(runtimes, bundle) -> None:
             assert "kernelTCP" in result.stderr
     finally:
         rt.call("delete", "-f", "ktcp")
+
+
+def test_debug_logs_each_step(runtimes, bundle, tmp_path: Path) -> None:
+    """runc --debug writes logrus level=debug records of its steps; ocirt's name
+    what each step did (namespaces, mounts, cgroup paths, pids), on stderr or
+    in --log's file, which exists even when it holds nothing but debug lines."""
+    rt = runtimes["ocirt"]
+    b = bundle("true")
+    log = tmp_path / "debug.json"
+    result = rt.call("--debug", "--log", str(log), "--log-format", "json", "run", "-b", str(b), "d")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert records and {r["level"] for r in records} == {"debug"}
+    text = "\n".join(r["msg"] for r in records)
+    for expected in ("config.json is valid", "cgroup (", "clone: new namespaces",
+                     "init: mounted proc proc on /proc", "init: pivot_root into",
+                     "created: init", "start: stage 2 of init", "delete: container d"):  # fmt: skip
+        assert expected in text, text
+    stderr = rt.call("--debug", "run", "-b", str(b), "d2").stderr
+    assert 'level=debug msg="init: pivot_root into' in stderr
+    if "runc" in runtimes:
+        runc_log = tmp_path / "runc-debug.json"
+        runtimes["runc"].call("--debug", "--log", str(runc_log), "--log-format", "json",
+                              "run", "-b", str(b), "d")  # fmt: skip
+        assert '"level":"debug"' in runc_log.read_text()

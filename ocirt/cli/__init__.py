@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         if ctx.log_format not in ("text", "json"):
             raise UsageError(f"invalid log-format: {ctx.log_format}")
+        if ctx.debug:
+            _log_debug_lines(ctx)
         if gopts["version"]:
             sys.stdout.write(version_text())
             return 0
@@ -144,6 +146,14 @@ def main(argv: list[str] | None = None) -> int:
         from ocirt.cli import output
 
         return output.fail(ctx, e)
+
+
+def _log_debug_lines(ctx: Context) -> None:
+    """--debug: the library's step lines (ocirt.debug) as runc's level=debug records."""
+    from ocirt import debug
+    from ocirt.cli import output
+
+    debug.enable(lambda message: output.log(ctx, "debug", message))
 
 
 def _print_help(topic: list[str]) -> int:

@@ -41,6 +41,11 @@ def clone_flags(linux: Linux, made: tuple[str, ...] = ()) -> int:
     return flags
 
 
+def describe_flags(flags: int) -> str:
+    """The namespace types in CLONE_NEW* FLAGS, for a debug line."""
+    return ", ".join(kind for kind, flag in CLONE_FLAGS.items() if flags & flag)
+
+
 class NetnsMaker:
     """The container's new network namespace, made on a helper thread meanwhile.
 

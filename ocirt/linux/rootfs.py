@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 
+from ocirt import debug
 from ocirt.errors import OcirtError
 from ocirt.linux import devices, mountinfo, mountopts
 from ocirt.linux import syscalls as sc
@@ -106,6 +107,7 @@ def prepare(
         try:
             if mount_one(root_fd, m, ctx, index):
                 deferred.append(m.destination)
+            debug.log(f"init: mounted {m.type or 'bind'} {m.source or '-'} on {m.destination}")
         except OSError as e:
             raise MountError(
                 f"error mounting {m.source or m.type!r} to rootfs at {m.destination!r}"

@@ -22,6 +22,8 @@ Sequence (docs/architecture.md has the diagram):
                                           (SCM_RIGHTS), for linux.seccomp.listenerPath
     parent -> child   LISTENER_SENT       the agent has it: go on to execve
     child  -> parent  ERROR               instead of any of the above, then exit
+    child  -> parent  DEBUG               with --debug, any time: {"message"}, a line
+                                          for the parent to log (recv logs it)
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from __future__ import annotations
 import _socket  # the C module: `socket` costs ~4 ms of imports
 import posix as _posix
 
-from ocirt import _fastjson
+from ocirt import _fastjson, debug
 from ocirt.errors import OcirtError
 from ocirt.linux import fdpass
 
@@ -60,6 +62,7 @@ class Msg:
     CGROUP_READY = 8
     SECCOMP_LISTENER = 9  # exec's child -> parent, with the listener fd (SCM_RIGHTS)
     LISTENER_SENT = 10  # parent -> exec's child: the agent has it, go on
+    DEBUG = 11  # child -> parent: {"message"}: a --debug line (see ocirt.debug)
 
     @classmethod
     def name(cls, kind: int) -> str:
@@ -118,11 +121,14 @@ class Channel:
             _posix.close(extra)
         fd = fds[0] if fds else -1
         try:
-            kind, _body = self._decode(data)
+            kind, body = self._decode(data)
         except BaseException:
             if fd >= 0:
                 _posix.close(fd)
             raise
+        if kind == Msg.DEBUG:  # see recv(): a line, never with an fd
+            debug.log(body.get("message", ""))
+            return self.recv_fd()
         return kind, fd
 
     def send_error(self, errno: int, message: str) -> None:
@@ -142,14 +148,24 @@ class Channel:
             pass
 
     def recv(self) -> tuple[int, dict[str, Any]]:
-        try:
-            data = self.sock.recv(MAX_MESSAGE)
-        except ConnectionResetError:
-            # The other end closed with a message of ours unread (the init
-            # failed before reading CGROUP_READY).  The kernel reports that
-            # first, once, ahead of what it had sent: its ERROR, or EOF.
-            data = self.sock.recv(MAX_MESSAGE)
-        return self._decode(data)
+        """The next message; DEBUG lines from the child are logged on the way."""
+        while True:
+            try:
+                data = self.sock.recv(MAX_MESSAGE)
+            except ConnectionResetError:
+                # The other end closed with a message of ours unread (the init
+                # failed before reading CGROUP_READY).  The kernel reports that
+                # first, once, ahead of what it had sent: its ERROR, or EOF.
+                data = self.sock.recv(MAX_MESSAGE)
+            kind, body = self._decode(data)
+            if kind != Msg.DEBUG:
+                return kind, body
+            debug.log(body.get("message", ""))
+
+    def forward_debug(self) -> None:
+        """In a child: send its --debug lines to the parent (its stdio is the container's)."""
+        if debug.enabled():
+            debug.enable(lambda message: self.send(Msg.DEBUG, {"message": message}))
 
     @staticmethod
     def _decode(data: bytes) -> tuple[int, dict[str, Any]]:

@@ -35,6 +35,7 @@ import _socket as socket
 import errno
 import os
 
+from ocirt import debug
 from ocirt.errors import OcirtError, lower_first
 from ocirt.linux import capabilities, namespaces, rlimits, user
 from ocirt.linux import syscalls as sc
@@ -329,6 +330,8 @@ def start(container: Any, process: dict[str, Any], opts: ExecOptions) -> Started
 
             scheduling.apply_cpu_affinity(proc.exec_cpu_affinity, "initial")
         pid = _fork_child(plan, ns_fds.get("pid"), cgroups.clone_into)
+        debug.log(f"exec: pid {pid} joins {', '.join(sorted(ns_fds)) or 'no'} namespaces"
+                  f" of init {container.pid}")  # fmt: skip
         try:
             _release_child_ends(plan)
             for directory in cgroups.left:
@@ -752,6 +755,7 @@ def wait(pid: int) -> int:
 def _child(plan: ExecPlan) -> NoReturn:
     try:
         seal_imports()  # after setns(mnt) an import would read the container's files
+        plan.channel.forward_debug()  # our stdio is the process's: lines go to the parent
         for sig in FORWARDED:  # the parent's forwarding handlers are not ours
             signal.signal(sig, signal.SIG_DFL)
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)  # until execve
@@ -760,6 +764,7 @@ def _child(plan: ExecPlan) -> NoReturn:
         )
         plan.channel.expect(Msg.PROCEED)
         path, env = _setup(plan)
+        debug.log(f"exec: in the container, uid {plan.process.user.uid}; execve {path}")
         sc.prctl(sc.PR_SET_PDEATHSIG, 0)
         if plan.seccomp is not None:
             _load_seccomp(plan)  # as late as possible: the program's profile

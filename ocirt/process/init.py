@@ -26,6 +26,7 @@ import fcntl
 import os
 import sys
 
+from ocirt import debug
 from ocirt.linux import capabilities, devices, namespaces, network, procfs, rlimits, rootfs, user
 from ocirt.linux import syscalls as sc
 from ocirt.linux.paths import ensure_dir
@@ -114,6 +115,7 @@ def run(plan: InitPlan) -> NoReturn:
     """The child's entry point; never returns."""
     try:
         seal_imports()  # what is not loaded yet must fail here, not come from the rootfs
+        plan.channel.forward_debug()  # our stdio is the container's: lines go to the parent
         sc.prctl(sc.PR_SET_PDEATHSIG, 9)  # die with `ocirt create` until READY
         # 0. our v1 cgroups, first: everything after runs (and allocates) there
         join_cgroups_by_tasks(plan.cgroup_files, "unable to apply cgroup configuration")
@@ -150,6 +152,7 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
     # 3. namespaces
     namespaces.join(plan.ns_fds, skip=("user", "pid"))
     namespaces.unshare_late(linux, kinds=("time",))
+    debug.log(f"init: joined {', '.join(sorted(plan.ns_fds)) or 'no namespaces'} by path")
 
     # 4. identity and network
     if spec.hostname:
@@ -182,6 +185,7 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
         for hook in spec.hooks["createContainer"]:
             hooks.run(hook, hook_state, "createContainer")
     rootfs.enter(root_fd, spec.root_path, plan.no_pivot, linux.has_new_namespace("mount"))
+    debug.log(f"init: {_how_entered(plan)} {spec.root_path}")
     os.close(root_fd)
     if spec.root_readonly:
         rootfs.make_root_readonly()
@@ -192,6 +196,8 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
     rootfs.mask_paths(linux.masked_paths)
     rootfs.readonly_paths(linux.readonly_paths)
     rootfs.finish_propagation(spec)
+    masked, readonly = len(linux.masked_paths), len(linux.readonly_paths)
+    debug.log(f"init: {masked} masked and {readonly} read-only paths")
 
     # 7. the process's own attributes
     if process.terminal:
@@ -221,6 +227,10 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
         capabilities.apply_sets(caps)
     if process.no_new_privileges:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    debug.log(
+        f"init: uid {process.user.uid} gid {process.user.gid}, cwd {process.cwd},"
+        f" no_new_privileges {process.no_new_privileges}; exec stage 2, then {path} at start"
+    )
 
     reset_signals()
     # Last: an LSM label applies from the next execve on (stage 2's).
@@ -230,6 +240,12 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
         lsm.apply_on_exec(process.apparmor_profile, process.selinux_label)
     argv = ["ocirt-init", str(plan.listen_fd), seccomp_arg, str(hooks_fd), path, *process.args]
     return argv, env
+
+
+def _how_entered(plan: InitPlan) -> str:
+    if not plan.spec.linux.has_new_namespace("mount"):
+        return "chroot (no mount namespace of its own) into"
+    return "chroot (--no-pivot) into" if plan.no_pivot else "pivot_root into"
 
 
 def _seccomp_for_stage2(plan: InitPlan) -> str:

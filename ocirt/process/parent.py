@@ -21,7 +21,7 @@ import _socket  # the C module: `socket` costs ~4 ms of imports
 import fcntl
 import os
 
-from ocirt import _fastjson, cgroups, validate
+from ocirt import _fastjson, cgroups, debug, validate
 from ocirt.errors import OcirtError
 from ocirt.linux import namespaces, rootfs
 from ocirt.linux import syscalls as sc
@@ -105,6 +105,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
         config, raw = validate.load_config(bundle)  # step 2
         validate.validate_config(config, raw, bundle=bundle, cache_dir=validation_cache_dir())
         spec = Spec.from_dict(config, bundle)
+        debug.log(f"{bundle}/config.json is valid (ociVersion {spec.oci_version})")
         netns = namespaces.NetnsMaker.start_for(spec.linux, rootless)  # made meanwhile
         validate.check_host_support(config)  # fields this host cannot honour
         if spec.process is None:
@@ -119,6 +120,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
         )
         cgroup.create()
         record["cgroup"] = cgroup.to_record()
+        debug.log(f"cgroup ({cgroup.driver}): {_paths_text(cgroup.paths())}")
         host_rootfs = _record_host_mounts(spec, state_dir)
         made_netns = netns.result() if netns is not None else -1  # now _start_init's
         netns = None
@@ -136,6 +138,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
         if opts.pid_file:  # step 7
             write_pid_file(opts.pid_file, child_pid)
         state_dir.commit()
+        debug.log(f"container {container_id} created: init {child_pid} waits in stage 2")
         return record, child_pid
     except BaseException:
         if netns is not None:
@@ -152,6 +155,11 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
         raise
     finally:
         state_dir.close()
+
+
+def _paths_text(paths: dict[str, str]) -> str:
+    """{controllers: path} for a debug line: "cpu,cpuacct=/x memory=/x" (v2: the path)."""
+    return " ".join(f"{key}={path}" if key else path for key, path in paths.items())
 
 
 def _record_host_mounts(spec: Spec, state_dir: StateDir) -> str:
@@ -307,6 +315,9 @@ def _clone_init(plan: init_stage.InitPlan, cgroup: cgroups.Manager) -> tuple[int
         # fork, and switch back so hooks we run later stay in the host's.
         own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         sc.setns(pid_ns_fd, sc.CLONE_NEWPID)
+    if debug.enabled():
+        debug.log(f"clone: new namespaces {namespaces.describe_flags(flags) or 'none'};"
+                  f" joined {', '.join(sorted(plan.ns_fds)) or 'none'}")  # fmt: skip
     try:
         pid = _fork_init(plan, flags, cgroup_fd)
         if pid == 0:
@@ -383,6 +394,7 @@ def _converse(
         if spec.linux.has_new_namespace("user"):
             channel.expect(Msg.NEED_ID_MAPS)
             _write_id_maps(pid, spec)
+            debug.log(f"uid_map and gid_map of init {pid} written")
             channel.send(Msg.ID_MAPS_DONE)
         _move_net_devices(pid, spec)
         # Usually the init is in its cgroups already (see _start_init), and
@@ -405,6 +417,7 @@ def _converse(
         # a v1 device list is rewritten from "deny all", and the init's mknod
         # of /dev nodes must not fall in that gap.
         cgroup.set(resources)
+        debug.log(f"init {pid}: in its cgroup; limits written: {', '.join(resources) or 'none'}")
         try:
             channel.send(Msg.CGROUP_READY)
         except OSError:
@@ -492,6 +505,7 @@ def _run_runtime_hooks(spec: Spec, record: dict[str, Any], pid: int) -> None:
     for kind in ("prestart", "createRuntime"):
         for hook in spec.hooks.get(kind, ()):
             hooks.run(hook, state_json, kind)
+            debug.log(f"{kind} hook {hook.path} ran")
 
 
 def _hook_state_json(record: dict[str, Any], pid: int) -> bytes:
