@@ -49,6 +49,26 @@ def _quote(value: object) -> str:
     return _fastjson.dumps(value)
 
 
+def _shorten(text: str, limit: int = 0) -> str:
+    """TEXT cut in the middle to LIMIT (MAX_MESSAGE) characters, control
+    characters escaped: a message stays one readable line."""
+    limit = limit or MAX_MESSAGE
+    if len(text) > limit:
+        text = f"{text[: limit * 2 // 3]}... ({len(text)} characters) ...{text[-limit // 4 :]}"
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text
+
+
+def readable(error: ConfigError) -> ConfigError:
+    """ERROR with its problem and fix short and on one line (a config may hold
+    megabyte strings and newlines, which messages quote)."""
+    problem, fix = _shorten(error.problem), _shorten(error.fix)
+    if (problem, fix) == (error.problem, error.fix):
+        return error
+    return ConfigError(error.filename, error.json_path, problem, fix)
+
+
 # Bump the suffix when the schemas change in a way that could turn a cached
 # "valid" verdict into "invalid": it is part of the cache key.
 SCHEMA_VERSION = "1.3.0+ocirt.1"
@@ -58,6 +78,16 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Linux follows at most 40 symlinks in one lookup (MAXSYMLINKS); so do we.
 MAX_SYMLINKS = 40
+
+# How deep a config may nest ({} and []).  The deepest runtime-spec field
+# is 6 levels down (linux.seccomp.syscalls[].args[].op); unknown fields
+# nested thousands of levels deep would exhaust the recursion of the JSON
+# encoder (state.json) and the schema checker: refused, by JSON path.
+MAX_DEPTH = 64
+
+# The longest problem or fix text a ConfigError carries: a 1 MiB string in
+# the config is named by its start, not repeated whole.
+MAX_MESSAGE = 300
 
 # ociVersion values we run: any 1.x from 1.0.0 to 1.3.x, with optional
 # pre-release / build suffixes (runc writes "1.0.2-dev").
@@ -212,6 +242,13 @@ def parse_json_object(raw: bytes, filename: str) -> dict[str, Any]:
         data = _fastjson.loads(raw)
     except ValueError:
         data = _parse_for_error(raw, filename)
+    except RecursionError:  # the C scanner's guard: ~1000 levels of [ or {
+        raise ConfigError(
+            filename,
+            "",
+            "invalid JSON: nested too deeply to parse",
+            f"no runtime-spec field is nested more than {MAX_DEPTH} levels deep",
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(
             filename, "", f"the top level must be a JSON object, not {_json_type(data)}"
@@ -236,6 +273,15 @@ def _parse_for_error(raw: bytes, filename: str) -> Any:
         raise ConfigError(
             filename, "", f"invalid JSON: not UTF-8 text ({e.reason} at byte {e.start})"
         ) from None
+    except ValueError as e:  # int(): a number of thousands of digits
+        raise ConfigError(
+            filename,
+            "",
+            "invalid JSON: a number is too long to read"
+            if "digits" in str(e)
+            else f"invalid JSON: {_shorten(str(e))}",
+            "no runtime-spec number has more than 20 digits",
+        ) from None
 
 
 # --------------------------------------------------------------------------
@@ -252,11 +298,16 @@ def validate_config(
 ) -> None:
     """Check a config for ``create``/``run``: schema (maybe cached), then semantics."""
     marker = _cache_marker(cache_dir, raw) if cache_dir else None
-    if marker is None or not os.path.exists(marker):
-        _schema_check(config, "config-schema.json", filename, prefix="")
-        if marker is not None:
-            _write_marker(marker)
-    _semantic_checks(config, bundle=bundle, filename=filename)
+    try:
+        if marker is None or not os.path.exists(marker):
+            # The structure first: the schema checker recurses into what it checks.
+            _check_structure(config, filename)
+            _schema_check(config, "config-schema.json", filename, prefix="")
+            if marker is not None:
+                _write_marker(marker)
+        _semantic_checks(config, bundle=bundle, filename=filename)
+    except ConfigError as e:
+        raise readable(e) from None
 
 
 def validate_process(process: dict[str, Any], filename: str) -> None:
@@ -369,9 +420,24 @@ def _get_validator(ref: str) -> Any:
         resource = Resource.from_contents(contents, default_specification=DRAFT202012)
         resources.append((contents.get("$id", SCHEMA_BASE_URI + path.name), resource))
     registry = Registry().with_resources(resources)
-    validator = Draft202012Validator({"$ref": SCHEMA_BASE_URI + ref}, registry=registry)
+    validator = _strict_integers(Draft202012Validator)(
+        {"$ref": SCHEMA_BASE_URI + ref}, registry=registry
+    )
     _validators[ref] = validator
     return validator
+
+
+def _strict_integers(validator_class: Any) -> Any:
+    """VALIDATOR_CLASS where "integer" means a JSON number written without a
+    fraction: JSON Schema counts 1.0 as an integer, but the kernel interfaces
+    these fields feed take ints (and runc's Go decoder refuses 1.0 too)."""
+    from jsonschema import validators
+
+    def is_integer(_checker: Any, instance: Any) -> bool:
+        return isinstance(instance, int) and not isinstance(instance, bool)
+
+    checker = validator_class.TYPE_CHECKER.redefine("integer", is_integer)
+    return validators.extend(validator_class, type_checker=checker)
 
 
 def _schema_check(instance: Any, ref: str, filename: str, *, prefix: str) -> None:
@@ -395,14 +461,17 @@ def format_json_path(parts: Iterable[str | int], prefix: str = "") -> str:
             out += f".{part}" if out else part
         else:
             # Keys such as sysctl names or annotations contain dots.
-            out += f"[{_quote(part)}]"
+            out += f"[{_quote(_shorten(part, 60))}]"
     return out
 
 
 def _describe_schema_error(error: Any) -> tuple[str, str]:
-    """Turn a jsonschema error into (problem, fix); the message is already short."""
+    """Turn a jsonschema error into (problem, fix); the message is already short
+    unless it quotes a long value, which is then abbreviated."""
     kind = error.validator
     instance = error.instance
+    if len(error.message) > MAX_MESSAGE:
+        error.message = _abbreviate_instance(error.message, instance)
     if kind == "pattern" and error.validator_value == "^/":
         return f"{_quote(instance)} is not an absolute path", "start it with /"
     if kind == "pattern" and "ociVersion" in list(error.absolute_path)[-1:]:
@@ -419,6 +488,19 @@ def _describe_schema_error(error: Any) -> tuple[str, str]:
     if kind == "enum":
         return error.message, ""
     return error.message, ""
+
+
+def _abbreviate_instance(message: str, instance: Any) -> str:
+    """MESSAGE with the repr of INSTANCE in it abbreviated (reprlib's rules)."""
+    import reprlib
+
+    short = reprlib.Repr()  # (keyword arguments only from Python 3.12)
+    short.maxstring, short.maxother, short.maxlevel, short.maxlist, short.maxdict = 60, 60, 3, 4, 4
+    try:
+        whole = repr(instance)
+    except RecursionError:
+        return _shorten(message)
+    return _shorten(message.replace(whole, short.repr(instance), 1))
 
 
 def _cache_marker(cache_dir: str, raw: bytes) -> str:
@@ -457,6 +539,7 @@ def _semantic_checks(config: dict[str, Any], *, bundle: str, filename: str) -> N
             'add a "process" object (`ocirt spec` shows one)',
         )
     _check_process_fields(process, filename, prefix="process")
+    _check_lengths(config, filename)
     linux = config.get("linux") or {}
     _check_namespaces(linux, filename)
     _check_shared_mount_namespace(linux, filename)
@@ -464,6 +547,56 @@ def _semantic_checks(config: dict[str, Any], *, bundle: str, filename: str) -> N
     _check_hostname(config, linux, filename)
     _check_mounts(config.get("mounts") or [], bundle, filename)
     _check_executable(config, rootfs, bundle, filename)
+
+
+_INF = float("inf")
+
+
+def _check_structure(config: dict[str, Any], filename: str) -> None:
+    """No NUL in any string or key (the kernel and libc end strings there: a
+    path would silently lose its tail), no NaN or infinite number, nothing
+    nested deeper than MAX_DEPTH."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(config, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if "\0" in value:
+                _refuse_nul(filename, path, value)
+            continue
+        if isinstance(value, float) and (value != value or value in (_INF, -_INF)):
+            # Not JSON (RFC 8259), and state.json must stay JSON.
+            raise ConfigError(
+                filename,
+                format_json_path(path),
+                f"{value} is not a JSON number (NaN, Infinity or too large for a double)",
+                "write a finite number",
+            )
+        if isinstance(value, dict):
+            items: Iterable[tuple[str | int, Any]] = value.items()
+        elif isinstance(value, list):
+            items = enumerate(value)
+        else:
+            continue
+        if len(path) >= MAX_DEPTH:
+            raise ConfigError(
+                filename,
+                format_json_path(path),
+                f"nested more than {MAX_DEPTH} levels deep",
+                "no runtime-spec field is nested that deep: flatten it or remove it",
+            )
+        for key, child in items:
+            if isinstance(key, str) and "\0" in key:
+                _refuse_nul(filename, path, key)
+            stack.append((child, (*path, key)))
+
+
+def _refuse_nul(filename: str, path: tuple[str | int, ...], text: str) -> None:
+    raise ConfigError(
+        filename,
+        format_json_path(path),
+        f"{_quote(text)} contains a NUL character",
+        "remove it: system calls end a string at the first NUL",
+    )
 
 
 def check_host_support(config: dict[str, Any], filename: str = "config.json") -> None:
@@ -474,7 +607,10 @@ def check_host_support(config: dict[str, Any], filename: str = "config.json") ->
     """
     from ocirt.linux import hostcheck
 
-    hostcheck.check(config, filename)
+    try:
+        hostcheck.check(config, filename)
+    except ConfigError as e:
+        raise readable(e) from None
 
 
 def _check_sysctl(linux: dict[str, Any], filename: str) -> None:
@@ -575,6 +711,60 @@ def _check_root(config: dict[str, Any], bundle: str, filename: str) -> str:
             filename, "root.path", f"{rootfs} is not a directory", "root.path must name a directory"
         )
     return rootfs
+
+
+# Kernel limits on strings the container's setup hands to system calls.
+PATH_MAX = 4096  # with its NUL
+NAME_MAX = 255
+HOST_NAME_MAX = 64  # sethostname(2), setdomainname(2)
+
+
+def _paths_in(config: dict[str, Any]) -> Iterable[tuple[str, Any]]:
+    """(JSON path, value) of the config's path strings."""
+    yield "root.path", (config.get("root") or {}).get("path")
+    yield "process.cwd", (config.get("process") or {}).get("cwd")
+    for i, mount in enumerate(config.get("mounts") or []):
+        yield f"mounts[{i}].destination", mount.get("destination")
+        yield f"mounts[{i}].source", mount.get("source")
+    linux = config.get("linux") or {}
+    for field in ("maskedPaths", "readonlyPaths"):
+        for i, path in enumerate(linux.get(field) or []):
+            yield f"linux.{field}[{i}]", path
+    for i, device in enumerate(linux.get("devices") or []):
+        yield f"linux.devices[{i}].path", device.get("path")
+
+
+def _check_lengths(config: dict[str, Any], filename: str) -> None:
+    """What the kernel would refuse with ENAMETOOLONG or EINVAL half-way
+    through the setup: refused here, by field."""
+    for json_path, path in _paths_in(config):
+        if not isinstance(path, str):
+            continue
+        size = len(path.encode(errors="surrogatepass"))
+        if size >= PATH_MAX:
+            raise ConfigError(
+                filename,
+                json_path,
+                f"{_quote(path)} is {size} bytes long: a path must be shorter than {PATH_MAX}",
+                "shorten it",
+            )
+        longest = max(path.split("/"), key=len)
+        if len(longest.encode(errors="surrogatepass")) > NAME_MAX:
+            raise ConfigError(
+                filename,
+                json_path,
+                f"{_quote(longest)} is longer than {NAME_MAX} bytes: no file name can be",
+                "shorten it",
+            )
+    for field in ("hostname", "domainname"):
+        name = config.get(field)
+        if isinstance(name, str) and len(name.encode(errors="surrogatepass")) > HOST_NAME_MAX:
+            raise ConfigError(
+                filename,
+                field,
+                f"{_quote(name)} is longer than {HOST_NAME_MAX} bytes, the kernel's limit",
+                "shorten it",
+            )
 
 
 def _check_process_fields(process: dict[str, Any], filename: str, *, prefix: str) -> None:
@@ -758,14 +948,21 @@ def _is_bind(mount: dict[str, Any]) -> bool:
 def _check_mounts(mounts: Sequence[dict[str, Any]], bundle: str, filename: str) -> None:
     for i, mount in enumerate(mounts):
         dest = mount.get("destination", "")
+        if not dest:
+            raise ConfigError(
+                filename,
+                f"mounts[{i}].destination",
+                "the destination is empty",
+                "give the absolute path to mount on, e.g. /data",
+            )
         if not dest.startswith("/"):
             # runtime-spec 1.3 allows (deprecated) relative destinations on
             # Linux, relative to "/"; runc 1.2+ warns and goes on.  So do we.
             _log().warning(
-                "%s: mounts[%d].destination: %r is not absolute; taken relative to / (deprecated)",
+                "%s: mounts[%d].destination: %s is not absolute; taken relative to / (deprecated)",
                 filename,
                 i,
-                dest,
+                _shorten(repr(dest), 80),
             )
         if _is_bind(mount):
             source = mount.get("source")
