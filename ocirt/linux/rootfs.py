@@ -329,7 +329,7 @@ def _refuse_proc_destination(root_fd: int, m: Mount) -> None:
     a volume over /proc takes the runtime's writes to it, an LSM label, sysctls)."""
     relative = clean(m.destination)
     if relative == "proc" or relative.startswith("proc/"):
-        _judge_in_proc(root_fd, relative[5:], m)
+        _judge_in_proc(root_fd, relative, relative[5:], m)
 
 
 def _refuse_proc_target(root_fd: int, target: int, m: Mount) -> None:
@@ -343,16 +343,17 @@ def _refuse_proc_target(root_fd: int, target: int, m: Mount) -> None:
     # Any procfs mount counts, wherever it is: only the one at /proc has its
     # files named by PROC_FILES_BINDABLE.
     inside = relative[5:] if relative == "proc" or relative.startswith("proc/") else relative
-    _judge_in_proc(root_fd, inside, m)
+    _judge_in_proc(root_fd, relative, inside, m)
 
 
-def _judge_in_proc(root_fd: int, inside: str, m: Mount) -> None:
-    """Refuse M, whose destination is INSIDE ("" for /proc itself) the container's /proc."""
+def _judge_in_proc(root_fd: int, relative: str, inside: str, m: Mount) -> None:
+    """Refuse M, whose destination RELATIVE to the root is INSIDE ("" for /proc
+    itself) the container's /proc."""
     if inside == "" and m.type == "proc":
         return
     if inside in PROC_FILES_BINDABLE and m.type != "proc":
         return
-    shown = os.path.join(os.readlink(fd_path(root_fd)), clean(m.destination))
+    shown = os.path.join(os.readlink(fd_path(root_fd)), relative)
     if inside == "":
         raise OSError(errno.EPERM, f'"{shown}" cannot be mounted because it is not of type proc')
     raise OSError(errno.EPERM, f'"{shown}" cannot be mounted because it is inside /proc')
