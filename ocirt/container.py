@@ -52,6 +52,8 @@ def stage2_failure(reply: bytes) -> str:
     errno_text, _, what = reply.decode(errors="replace").partition("\n")
     if not errno_text.isdigit() or not what:
         return f"container init failed: {reply!r}"
+    if errno_text == "0":  # WHAT says it all (a hook's "exit status 1")
+        return what
     return f"{what}: {lower_first(posix.strerror(int(errno_text)))}"
 
 

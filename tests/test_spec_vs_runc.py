@@ -251,3 +251,69 @@ def test_debug_logs_each_step(runtimes, bundle, tmp_path: Path) -> None:
         runtimes["runc"].call("--debug", "--log", str(runc_log), "--log-format", "json",
                               "run", "-b", str(b), "d")  # fmt: skip
         assert '"level":"debug"' in runc_log.read_text()
+
+
+def test_start_container_hooks_run_under_the_seccomp_filter(runtimes, bundle) -> None:
+    """As runc: stage 2 loads the profile, then runs the startContainer hooks,
+    so a hook calling a syscall the profile kills fails `start`."""
+    seccomp = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL"}],
+    }
+    hooks = {"startContainer": [{"path": "/bin/mkdir", "args": ["mkdir", "/tmp/by-hook"]}]}
+    results = {}
+    for name, rt in runtimes.items():
+        if name == "crun":
+            continue
+        b = bundle("true", patch={"linux": {"seccomp": seccomp}, "hooks": hooks}, name=f"b-{name}")
+        results[name] = rt.run_bundle(b, f"schook-{name}")
+    ocirt = results["ocirt"]
+    assert ocirt.returncode != 0
+    assert "error running startContainer hook /bin/mkdir: signal: bad system call" in ocirt.stderr
+    if "runc" in results:
+        assert "bad system call" in results["runc"].stderr
+
+
+def test_create_container_hooks_run_in_the_rootfs(runtimes, bundle) -> None:
+    """runc runs createContainer hooks with the rootfs as their working
+    directory: a relative path names the container's file."""
+    hooks = {"createContainer": [{"path": "/bin/touch", "args": ["touch", "./by-hook"]}]}
+    made = {}
+    for name, rt in runtimes.items():
+        if name == "crun":
+            continue
+        patch = {"hooks": hooks, "root": {"readonly": False}}
+        b = bundle("true", patch=patch, name=f"b-{name}")
+        assert rt.run_bundle(b, f"cchook-{name}").returncode == 0
+        made[name] = (b / "rootfs" / "by-hook").exists()
+    assert made["ocirt"]
+    if "runc" in made:
+        assert made["runc"]
+
+
+def test_hooks_get_no_runtime_fd(runtimes, bundle, tmp_path: Path) -> None:
+    """A hook gets the state on stdin and nothing else of the runtime: the
+    fds it has open are 0-2 (plus the one `ls` opens to list them), as runc's
+    hooks but its createContainer ones."""
+    listing = {}
+    for name, rt in runtimes.items():
+        if name == "crun":
+            continue
+        out = tmp_path / f"fds-{name}"
+        script = f"ls /proc/self/fd > {out}.$0"
+        hooks = {
+            kind: [{"path": "/bin/sh", "args": ["sh", "-c", script, kind]}]
+            for kind in ("prestart", "createRuntime", "createContainer", "poststart", "poststop")
+        }
+        b = bundle("true", patch={"hooks": hooks}, name=f"b-{name}")
+        assert rt.run_bundle(b, f"fdhook-{name}").returncode == 0
+        listing[name] = {
+            p.name.split(".")[-1]: p.read_text().split() for p in tmp_path.glob(f"fds-{name}.*")
+        }
+    for kind, fds in listing["ocirt"].items():
+        assert fds == ["0", "1", "2", "3"], (kind, fds)  # 3: ls's own directory
+    if "runc" in listing:
+        runc = listing["runc"]
+        # runc 1.1.5 leaks its init's fds into createContainer hooks.
+        assert len(runc.pop("createContainer")) > 4
+        assert runc == {k: v for k, v in listing["ocirt"].items() if k != "createContainer"}

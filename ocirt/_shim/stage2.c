@@ -37,6 +37,7 @@
  * forwards it to linux.seccomp.listenerPath (runtime-spec
  * ContainerProcessState).  Whatever follows (an exec error) is as above.  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
@@ -87,7 +88,8 @@ static void write_all(int fd, const char *buf, size_t len)
 static void fail(int conn, int err, const char *what, const char *arg)
 {
     char msg[4096];
-    int len = snprintf(msg, sizeof(msg), "%d\n%s \"%s\"", err, what, arg);
+    int len = arg ? snprintf(msg, sizeof(msg), "%d\n%s \"%s\"", err, what, arg)
+                  : snprintf(msg, sizeof(msg), "%d\n%s", err, what);
     if (conn >= 0 && len > 0)
         write_all(conn, msg, (size_t)len < sizeof(msg) ? (size_t)len : sizeof(msg) - 1);
     _exit(127);
@@ -127,9 +129,24 @@ static char *next_field(char **cursor, char *end)
     return field;
 }
 
-static int run_hook(char *path, int timeout, char **argv, char **envp, const char *state,
-                    size_t state_len)
+/* Every fd from 3 up closed: a hook gets the state on stdin and nothing else
+ * of ours (the preserved fds are the container program's, not the hook's). */
+static void close_fds_from_3(void)
 {
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0)
+        return;
+#endif
+    for (int fd = 3; fd < 1024; fd++)
+        close(fd);
+}
+
+/* 0 when the hook exited 0; else -1 with errno, and WHY set to what happened
+ * as Go's exec says it ("exit status 2", "signal: bad system call") or "". */
+static int run_hook(char *path, int timeout, char **argv, char **envp, const char *state,
+                    size_t state_len, char *why, size_t why_len)
+{
+    why[0] = '\0';
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) < 0)
         return -1;
@@ -138,13 +155,13 @@ static int run_hook(char *path, int timeout, char **argv, char **envp, const cha
         return -1;
     if (pid == 0) {
         dup2(pipefd[0], 0);
+        close_fds_from_3();
         signal(SIGPIPE, SIG_DFL);
         execve(path, argv, envp);
         _exit(127);
     }
     close(pipefd[0]);
-    signal(SIGPIPE, SIG_IGN); /* a hook that does not read its stdin is fine */
-    write_all(pipefd[1], state, state_len);
+    write_all(pipefd[1], state, state_len); /* SIGPIPE is ignored (main) */
     close(pipefd[1]);
     int status = 0;
     long waited_ms = 0;
@@ -166,7 +183,14 @@ static int run_hook(char *path, int timeout, char **argv, char **envp, const cha
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return 0;
-    errno = ECHILD;
+    if (WIFEXITED(status)) {
+        snprintf(why, why_len, "exit status %d", WEXITSTATUS(status));
+    } else {
+        const char *name = strsignal(WTERMSIG(status));
+        snprintf(why, why_len, "signal: %s", name ? name : "killed");
+        why[8] = (char)tolower((unsigned char)why[8]); /* Go's words: "bad system call" */
+    }
+    errno = 0; /* `start` then adds no errno text (ocirt.container.stage2_failure) */
     return -1;
 }
 
@@ -189,8 +213,14 @@ static void run_start_container_hooks(int conn, int hooks_fd, const char *state,
         char **envp = calloc((size_t)envc + 1, sizeof(char *));
         for (int i = 0; i < envc; i++)
             envp[i] = next_field(&cursor, end);
-        if (run_hook(path, timeout, argv, envp, state, state_len) < 0)
-            fail(conn, errno, "error running startContainer hook", path);
+        char why[64];
+        if (run_hook(path, timeout, argv, envp, state, state_len, why, sizeof(why)) < 0) {
+            if (why[0] == '\0')
+                fail(conn, errno, "error running startContainer hook", path);
+            char what[4096];
+            snprintf(what, sizeof(what), "error running startContainer hook %s: %s", path, why);
+            fail(conn, 0, what, NULL);
+        }
         free(argv);
         free(envp);
     }
@@ -295,14 +325,19 @@ int main(int argc, char **argv)
     close(listen_fd);
     size_t state_len = 0;
     char *state = slurp(conn, &state_len); /* the state JSON, for the hooks */
+    /* The filter first, then the startContainer hooks, as runc: they run
+     * under the container's seccomp profile (a hook calling a syscall it
+     * kills fails `start`).  Without hooks, only sendmsg (with a listener),
+     * close and execve run after it, so a profile needs little beyond what
+     * its program uses. */
     if (hooks_fd >= 0)
-        run_start_container_hooks(conn, hooks_fd, state ? state : "", state ? state_len : 0);
-    free(state);
-
-    signal(SIGPIPE, SIG_DFL);
-    /* Last: after the filter, only sendmsg (with a listener), close and
-     * execve run, so a profile needs little beyond what its program uses. */
+        signal(SIGPIPE, SIG_IGN); /* a hook that does not read its stdin is fine */
     apply_seccomp(conn, seccomp);
+    if (hooks_fd >= 0) {
+        run_start_container_hooks(conn, hooks_fd, state ? state : "", state ? state_len : 0);
+        signal(SIGPIPE, SIG_DFL); /* an ignored signal would outlive execve */
+    }
+    free(state);
     execve(path, argv + 5, environ);
     fail(conn, errno, "unable to start container process: exec:", argv[5]);
     return 127;

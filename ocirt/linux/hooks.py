@@ -12,6 +12,7 @@ import os
 import select
 import time
 
+from ocirt import debug
 from ocirt.errors import OcirtError
 from ocirt.spec import Hook
 
@@ -20,8 +21,13 @@ class HookError(OcirtError):
     pass
 
 
-def run(hook: Hook, state_json: bytes, kind: str) -> None:
-    """Run HOOK to completion; raise HookError on failure or timeout."""
+def run(hook: Hook, state_json: bytes, kind: str, cwd: str = "") -> None:
+    """Run HOOK to completion (in CWD, if given); raise HookError on failure or timeout.
+
+    The hook gets the state on stdin and nothing else of ours: every fd from
+    3 up is closed in its process (a seccomp memfd, the channel, the
+    caller's preserved fds), as Go's exec gives runc's hooks only 0-2.
+    """
     stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
     argv = list(hook.args) or [hook.path]
     env = dict(e.split("=", 1) for e in hook.env if "=" in e)
@@ -32,6 +38,9 @@ def run(hook: Hook, state_json: bytes, kind: str) -> None:
     if pid == 0:  # child: stdin from the pipe, stdout/stderr shared with us
         try:
             os.dup2(stdin_r, 0)
+            os.closerange(3, 0x7FFFFFFF)  # close_range(2) underneath
+            if cwd:
+                os.chdir(cwd)
             _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
             os.execve(hook.path, argv, env)
         except OSError as e:
@@ -44,6 +53,7 @@ def run(hook: Hook, state_json: bytes, kind: str) -> None:
         raise HookError(f"{kind} hook {hook.path} timed out after {hook.timeout}s")
     if status != 0:
         raise HookError(f"error running {kind} hook {hook.path}: exit status {status}")
+    debug.log(f"{kind} hook {hook.path} ran")
 
 
 def _feed(fd: int, data: bytes) -> None:

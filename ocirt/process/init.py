@@ -183,7 +183,8 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
         from ocirt.linux import hooks  # preloaded (see optional_modules)
 
         for hook in spec.hooks["createContainer"]:
-            hooks.run(hook, hook_state, "createContainer")
+            # In the rootfs, as runc: "./lib/x" is the container's.
+            hooks.run(hook, hook_state, "createContainer", cwd=spec.root_path)
     rootfs.enter(root_fd, spec.root_path, plan.no_pivot, linux.has_new_namespace("mount"))
     debug.log(f"init: {_how_entered(plan)} {spec.root_path}")
     os.close(root_fd)

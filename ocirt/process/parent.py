@@ -505,7 +505,6 @@ def _run_runtime_hooks(spec: Spec, record: dict[str, Any], pid: int) -> None:
     for kind in ("prestart", "createRuntime"):
         for hook in spec.hooks.get(kind, ()):
             hooks.run(hook, state_json, kind)
-            debug.log(f"{kind} hook {hook.path} ran")
 
 
 def _hook_state_json(record: dict[str, Any], pid: int) -> bytes:
