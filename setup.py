@@ -19,13 +19,14 @@ import subprocess
 import sys
 
 from setuptools import Command, setup
-
-# setuptools has no build_scripts of its own: the distutils it ships has.
-from setuptools._distutils.command.build_scripts import build_scripts
 from setuptools.command.build import build
 from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 from setuptools.command.sdist import sdist
+from setuptools.dist import Distribution
+
+# setuptools has no build_scripts of its own: the one of the distutils it ships.
+build_scripts = Distribution().get_command_class("build_scripts")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STAGE2_SOURCE = os.path.join("ocirt", "_shim", "stage2.c")

@@ -3,8 +3,8 @@
 #
 # Installs everything ocirt's build, tests, demo and benchmarks need:
 #   1. Debian packages (apt-get; skipped with NO_APT=1),
-#   2. a venv at .venv with `pip install -e .[test]` (builds the cffi shim and
-#      the static ocirt-init),
+#   2. a venv at .venv with `pip install -e .[test]` (builds the cffi shim,
+#      the static ocirt-init and the compiled launcher .venv/bin/ocirt),
 #   3. best effort: the kernel for the cgroup v2 VM (../shared/tools/cgroup2-vm
 #      --fetch-kernel); the v2 tests skip with a reason without it.
 # Idempotent: rerunning only catches up on what is missing.
@@ -61,11 +61,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # editable_mode=compat: a plain path in a .pth file.  The default (an import
 # hook module) costs ~12 ms at every interpreter start, i.e. every ocirt call.
+# The package build itself makes .venv/bin/ocirt the compiled launcher
+# (CPython embedded, isolated, no site; ocirt/_shim/launcher.c, built by
+# setup.py's build_scripts with this checkout's path); its first run writes
+# the code bundle (ocirt/__pycache__/bundle.*.bin), here --version's.
 .venv/bin/python -m pip install -q -e '.[test]' --config-settings editable_mode=compat
-# Replace pip's console script with ocirt's compiled launcher (CPython embedded,
-# isolated, no site, no .pth files; ocirt/_shim/launcher.c) and write the code
-# bundle: pip rewrites the script on every install, so always redo it.
-.venv/bin/python -m ocirt.launcher .venv/bin/ocirt
 .venv/bin/ocirt --version
 
 # Best effort: nothing else depends on it.

@@ -126,6 +126,8 @@ def compile_launcher(target: str, defines: dict[str, str]) -> None:
     """Compile launcher.c to TARGET with DEFINES (a layout's) plus the shared ones."""
     from importlib.util import MAGIC_NUMBER
 
+    if os.environ.get("OCIRT_LAUNCHER") == "script":  # asked for: a packager's choice, tests
+        raise LauncherUnavailable("OCIRT_LAUNCHER=script")
     library = static_libpython()
     config = sysconfig.get_config_var
     defines = {**defines, "OCIRT_MAGIC": c_string(MAGIC_NUMBER), "OCIRT_ENTRY": c_string(ENTRY)}
@@ -136,7 +138,7 @@ def compile_launcher(target: str, defines: dict[str, str]) -> None:
         libs = " ".join(config(k) or "" for k in ("LIBS", "MODLIBS", "SYSLIBS")).split()
         subprocess.run(
             [
-                os.environ.get("CC", "cc"), "-O2", "-no-pie", "-Wall",
+                os.environ.get("CC", "cc"), "-O2", "-DNDEBUG", "-no-pie", "-Wall", "-s",
                 f"-I{config('INCLUDEPY')}", f'-DOCIRT_CONFIG="{header}"',
                 "-o", target, SOURCE,
                 # Every object: extension modules (the shim, cffi) link to the
