@@ -317,3 +317,32 @@ def test_hooks_get_no_runtime_fd(runtimes, bundle, tmp_path: Path) -> None:
         # runc 1.1.5 leaks its init's fds into createContainer hooks.
         assert len(runc.pop("createContainer")) > 4
         assert runc == {k: v for k, v in listing["ocirt"].items() if k != "createContainer"}
+
+
+def test_exec_cgroup_must_stay_inside_the_containers(runtimes, bundle) -> None:
+    """exec --cgroup SUB: only sub-cgroups of the container's cgroup, as runc
+    ("SUB is not a sub cgroup path"); ".." cannot leave it, and a leading
+    "/" is still relative to it."""
+    pids_root = Path("/sys/fs/cgroup/pids")
+    if not pids_root.is_dir():
+        pytest.skip("no cgroup v1 pids hierarchy: the sub-cgroup is made there")
+    rt = runtimes["ocirt"]
+    patch = {"linux": {"cgroupsPath": "/ocirt-test-execsub"}}
+    b = bundle("sleep", "30", patch=patch)
+    assert rt.run_bundle(b, "execsub", "-d").returncode == 0
+    sub = pids_root / "ocirt-test-execsub" / "probe"
+    sub.mkdir()
+    try:
+        for bad in ("../..", "pids:../..", "pids:sub/../../.."):
+            result = rt.call("exec", "--cgroup", bad, "execsub", "true")
+            assert result.returncode != 0
+            assert "is not a sub cgroup path" in result.stderr, (bad, result.stderr)
+        inside = rt.call("exec", "--cgroup", "pids:/probe", "execsub", "cat", "/proc/self/cgroup")
+        assert inside.returncode == 0, inside.stderr
+        assert any(
+            line.endswith(":pids:/ocirt-test-execsub/probe") or line.endswith(":pids:/probe")
+            for line in inside.stdout.splitlines()
+        ), inside.stdout
+    finally:
+        rt.call("delete", "-f", "execsub")
+        sub.rmdir() if sub.exists() else None

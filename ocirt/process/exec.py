@@ -645,7 +645,7 @@ def _init_cgroup_dirs(init_pid: int, sub: dict[str, str]) -> Iterator[tuple[str,
     for controllers, path in cgroup_paths(init_pid).items():
         names = controllers.split(",") if controllers else []
         extra = sub.get("") or next((sub[n] for n in names if n in sub), "")
-        target = os.path.join(path, extra) if extra else path
+        target = _sub_cgroup(path, extra) if extra else path
         if not extra and own.get(controllers) == target:
             continue  # inherited from us already (a container without cgroups of its own)
         mount = _find_mount(mounts, names)
@@ -656,6 +656,16 @@ def _init_cgroup_dirs(init_pid: int, sub: dict[str, str]) -> Iterator[tuple[str,
         if rel.startswith(".."):
             continue  # outside what this mount shows
         yield os.path.normpath(os.path.join(mount_point, rel)), not names
+
+
+def _sub_cgroup(path: str, sub: str) -> str:
+    """PATH/SUB, which must stay inside PATH (runc: a leading "/" is still relative
+    to it, and ".." may not leave it): the process goes into the container's
+    cgroup or below, never elsewhere in the hierarchy."""
+    target = os.path.normpath(f"{path}/{sub}")
+    if target != path and not target.startswith(path.rstrip("/") + "/"):
+        raise ExecError(f"unable to create new parent process: {sub} is not a sub cgroup path")
+    return target
 
 
 Mount = tuple[frozenset[str] | None, str, str]  # (v1 super options or None for v2, root, point)
