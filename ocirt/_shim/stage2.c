@@ -312,6 +312,16 @@ int main(int argc, char **argv)
     int hooks_fd = atoi(argv[3]);
     const char *path = argv[4];
 
+    /* First: the execve that started us made us dumpable again, and we run
+     * with the container's uid and capabilities, in its pid namespace: a
+     * process of a container sharing it (a pod) could ptrace us, skip the
+     * seccomp filter, or take our fds through /proc/PID/fd (CVE-2016-9962).
+     * The user's program is dumpable again after its own execve.  What is
+     * left is the few instructions from our entry to here; the parent makes
+     * the memfd we run from unreadable to us (execute-only), which keeps the
+     * kernel from making us dumpable in the first place unless the process
+     * may read any file (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH).          */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     if (getpid() == 1)
         make_signals_fatal();
     fcntl(listen_fd, F_SETFD, FD_CLOEXEC);

@@ -211,6 +211,12 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
     if hooks_fd >= 0:
         os.set_inheritable(hooks_fd, True)
     env = user.process_env(process.env, process.user.uid)  # reads /etc/passwd: as root
+    # Non-dumpable from here to stage 2's execve: once our capabilities are
+    # the container's, a container process (of a pod sharing our pid
+    # namespace) could ptrace us or open our /proc/PID/fd and exe, the host's
+    # ocirt (CVE-2016-9962, CVE-2019-5736).  Not earlier: in a new user
+    # namespace /proc/self files would then be host root's (oom_score_adj).
+    sc.prctl(sc.PR_SET_DUMPABLE, 0)
     caps = process.capabilities
     if caps is not None:
         capabilities.drop_bounding(caps)

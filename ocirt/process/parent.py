@@ -217,6 +217,11 @@ def _stage2_memfd(floor: int) -> int:
         while offset < size:
             offset += os.sendfile(fd, src.fileno(), offset, size - offset)
     fcntl.fcntl(fd, 1033, F_SEAL_ALL)  # F_ADD_SEALS
+    # Execute-only: an execve of a file its process may not read leaves that
+    # process non-dumpable (the kernel's would_dump), so a container process
+    # cannot ptrace stage 2 in the moment before it says so itself (unless
+    # it keeps CAP_DAC_OVERRIDE or CAP_DAC_READ_SEARCH; see stage2.c).
+    os.fchmod(fd, 0o111)
     return high_fd(fd, floor)
 
 
