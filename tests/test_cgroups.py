@@ -154,10 +154,41 @@ def _block_device() -> tuple[int, int] | None:
 
 
 def _swap_accounting() -> bool:
+    """The kernel accounts swap per cgroup (CONFIG_MEMCG_SWAP, not swapaccount=0):
+    v1's memory.memsw.* files, v2's memory.swap.max; without it runc refuses a
+    swap limit, so the tests leave it out."""
     if V2:
-        return True  # memory.swap.max exists when the memory controller does
+        return _v2_child_file("memory.swap.max", "memory.max")
     mem = _v1_hierarchies().get("memory")
     return bool(mem) and os.path.exists(os.path.join(mem[0], "memory.memsw.limit_in_bytes"))
+
+
+def _v2_child_file(name: str, controller_file: str) -> bool:
+    """A child of the cgroup2 root has NAME (the root has few of the interface
+    files), judged only among children where the controller's files are there
+    (CONTROLLER_FILE: it is enabled for them)."""
+    children = [p for p in Path("/sys/fs/cgroup").iterdir() if p.is_dir()]
+    return any((c / name).exists() for c in children if (c / controller_file).exists())
+
+
+def _block_weight_file() -> bool:
+    """A weight file for blockIO.weight: v1's blkio.weight (CFQ) or blkio.bfq.weight
+    (BFQ), v2's io.weight (iocost) or io.bfq.weight.  Without one (block devices
+    using "none" or mq-deadline, the default on many hosts) runc refuses the config."""
+    if V2:
+        return any(_v2_child_file(n, "io.stat") for n in ("io.weight", "io.bfq.weight"))
+    blkio = _v1_hierarchies().get("blkio")
+    return bool(blkio) and any(
+        os.path.exists(os.path.join(blkio[0], n)) for n in ("blkio.weight", "blkio.bfq.weight")
+    )
+
+
+def _block_throttling() -> bool:
+    """The throttle files (CONFIG_BLK_DEV_THROTTLING): v1's blkio.throttle.*, v2's io.max."""
+    if V2:
+        return _v2_child_file("io.max", "io.stat")
+    blkio = _v1_hierarchies().get("blkio")
+    return bool(blkio) and os.path.exists(os.path.join(blkio[0], "blkio.throttle.read_bps_device"))
 
 
 def host_resources() -> dict[str, Any]:
@@ -176,15 +207,15 @@ def host_resources() -> dict[str, Any]:
             r["cpu"].update({"realtimeRuntime": 1000, "realtimePeriod": 1000000})
     controllers = _root_controllers()
     if ("io" if V2 else "blkio") in controllers:
-        r["blockIO"] = {"weight": 300}
+        block: dict[str, Any] = {}
+        if _block_weight_file():
+            block["weight"] = 300
         dev = _block_device()
-        if dev:
-            r["blockIO"]["throttleReadBpsDevice"] = [
-                {"major": dev[0], "minor": dev[1], "rate": MIB}
-            ]
-            r["blockIO"]["throttleWriteIOPSDevice"] = [
-                {"major": dev[0], "minor": dev[1], "rate": 100}
-            ]
+        if dev and _block_throttling():
+            block["throttleReadBpsDevice"] = [{"major": dev[0], "minor": dev[1], "rate": MIB}]
+            block["throttleWriteIOPSDevice"] = [{"major": dev[0], "minor": dev[1], "rate": 100}]
+        if block:
+            r["blockIO"] = block
     if (
         V2
         and "hugetlb" in controllers
