@@ -337,9 +337,7 @@ def test_set_matches_runc(
     config = json.loads((b / "config.json").read_text())
 
     ours = make_manager("/" + unique("ours"))
-    ours.set(
-        cgroups.with_default_devices(config["linux"]["resources"], config["linux"].get("devices"))
-    )
+    ours.set(cgroups.with_default_devices(config["linux"]["resources"]))
     start_in(ours)
     expected = cgroup_values(runc_paths)
     assert expected, "no cgroup file was compared"
@@ -361,7 +359,7 @@ def test_set_matches_runc(
 def test_devices_are_enforced(make_manager, start_in) -> None:
     """Default deny + runc's allow list: /dev/null opens, /dev/kmsg (1:11) does not."""
     m = make_manager("/" + unique("dev"))
-    m.set(cgroups.with_default_devices({"devices": [{"allow": False, "access": "rwm"}]}, []))
+    m.set(cgroups.with_default_devices({"devices": [{"allow": False, "access": "rwm"}]}))
     for dev, allowed in (("/dev/null", True), ("/dev/zero", True), ("/dev/kmsg", False)):
         p = start_in(m, "dd", f"if={dev}", "count=0")
         _, err = p.communicate(timeout=60)
@@ -372,7 +370,7 @@ def test_devices_are_enforced(make_manager, start_in) -> None:
 
 def test_device_rules_replace_on_second_set(make_manager, start_in) -> None:
     m = make_manager("/" + unique("dev2"))
-    m.set(cgroups.with_default_devices({"devices": [{"allow": False, "access": "rwm"}]}, []))
+    m.set(cgroups.with_default_devices({"devices": [{"allow": False, "access": "rwm"}]}))
     rules = [
         {"allow": False, "access": "rwm"},
         {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "rw"},

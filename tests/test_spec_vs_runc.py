@@ -346,3 +346,23 @@ def test_exec_cgroup_must_stay_inside_the_containers(runtimes, bundle) -> None:
     finally:
         rt.call("delete", "-f", "execsub")
         sub.rmdir() if sub.exists() else None
+
+
+def test_linux_devices_get_no_allow_rule_of_their_own(runtimes, bundle) -> None:
+    """Device rules deny what they say: a node created from linux.devices is
+    not allowed by that alone; runc's default list and resources.devices
+    decide (runc: a config denying all cannot write to the /dev/kmsg it creates)."""
+    patch = {
+        "linux": {
+            "devices": [{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11,
+                         "fileMode": 0o666, "uid": 0, "gid": 0}],
+            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+        }
+    }  # fmt: skip
+    script = "test -c /dev/kmsg || exit 3; echo probe > /dev/kmsg"
+    codes = {}
+    for name, rt in runtimes.items():
+        b = bundle("sh", "-c", script, patch=patch, name=f"b-{name}")
+        codes[name] = rt.run_bundle(b, f"kmsg-{name}").returncode
+    assert codes["ocirt"] == 1  # the node is there (not 3), writing to it is denied
+    assert all(code == codes["ocirt"] for code in codes.values()), codes

@@ -143,15 +143,20 @@ def _child_dirs(path: str) -> list[str]:
         return []
 
 
-def makedirs_tracked(path: str, mode: int = 0o755) -> list[str]:
-    """mkdir -p that returns the directories it made, outermost first."""
+def missing_dirs(path: str) -> list[str]:
+    """PATH and those of its parents that are not directories (yet), innermost first."""
     missing: list[str] = []
     probe = path
     while not os.path.isdir(probe):
         missing.append(probe)
         probe = os.path.dirname(probe)
+    return missing
+
+
+def makedirs_tracked(path: str, mode: int = 0o755) -> list[str]:
+    """mkdir -p that returns the directories it made, outermost first."""
     made: list[str] = []
-    for d in reversed(missing):
+    for d in reversed(missing_dirs(path)):
         try:
             os.mkdir(d, mode)
             made.append(d)
@@ -258,15 +263,16 @@ _DEFAULT_ALLOWED = (
 )
 
 
-def with_default_devices(
-    resources: dict[str, Any] | None, linux_devices: list[dict[str, Any]] | None
-) -> dict[str, Any]:
+def with_default_devices(resources: dict[str, Any] | None) -> dict[str, Any]:
     """linux.resources with the device rules runc applies at create.
 
     runc appends, after the spec's ``resources.devices``, its default allow
-    list and an "rwm" allow rule for each ``linux.devices`` entry; without
-    this the container could not open /dev/null.  Call it on the create path
-    only (``update`` never changes device rules).
+    list (/dev/null, /dev/zero, ..., and mknod of any node); without this the
+    container could not open /dev/null.  Nodes that ``linux.devices`` creates
+    get no rule of their own: only this list and ``resources.devices`` decide
+    what the container may open (as runc: a config that denies all and
+    creates /dev/kmsg cannot write to it).  Call it on the create path only
+    (``update`` never changes device rules).
     """
     out = dict(resources or {})
     rules = list(out.get("devices") or [])
@@ -274,17 +280,6 @@ def with_default_devices(
         rules.append(
             {"allow": True, "type": dtype, "major": major, "minor": minor, "access": access}
         )
-    for dev in linux_devices or []:
-        if dev.get("type") in ("c", "b", "u"):
-            rules.append(
-                {
-                    "allow": True,
-                    "type": dev["type"],
-                    "major": dev.get("major"),
-                    "minor": dev.get("minor"),
-                    "access": "rwm",
-                }
-            )
     out["devices"] = rules
     return out
 
@@ -370,6 +365,22 @@ class Manager:
 
     def to_record(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    def planned_record(self) -> dict[str, Any]:
+        """to_record() as it will be after create(), taken before it: what a
+        `delete --force` removes should create be killed while making it.
+
+        The fs drivers count as made every directory missing now (create()
+        makes exactly those, bar one a concurrent create makes first); systemd
+        makes its scope itself, and stopping a unit that is not there is no error.
+        """
+        record = self.to_record()
+        if self.driver in ("fs", "fs2"):
+            made = set(record.get("created") or ())
+            for path in self.paths().values():
+                made.update(missing_dirs(path))
+            record["created"] = sorted(made)
+        return record
 
 
 def manager_for(

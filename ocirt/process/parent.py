@@ -118,6 +118,9 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
             rootless=rootless,
             annotations=spec.annotations,  # systemd driver: org.systemd.property.*
         )
+        # Before anything outside the state directory is made: what a killed
+        # create leaves, `delete --force` finds here (StateDir.open_uncommitted).
+        state_dir.stage_intent(_intent(record, cgroup))
         cgroup.create()
         record["cgroup"] = cgroup.to_record()
         debug.log(f"cgroup ({cgroup.driver}): {_paths_text(cgroup.paths())}")
@@ -155,6 +158,16 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
         raise
     finally:
         state_dir.close()
+
+
+def _intent(record: dict[str, Any], cgroup: cgroups.Manager) -> dict[str, Any]:
+    """The record with the cgroups create is about to make, its namespaces for
+    the rest of the config (delete asks which are its own), and no pid yet."""
+    linux = record["config"].get("linux") or {}
+    intent = {key: value for key, value in record.items() if key != "config"}
+    intent["config"] = {"linux": {"namespaces": linux.get("namespaces") or []}}
+    intent["cgroup"] = cgroup.planned_record()
+    return intent
 
 
 def _paths_text(paths: dict[str, str]) -> str:
@@ -390,7 +403,7 @@ def _converse(
     placed: dict[str, bool],
     stage_record: Callable[[int], None],
 ) -> None:
-    resources = _resources(spec, record)
+    resources = _resources(spec)
     # The memory limit waits until the Python stage has exec'd stage 2: its
     # pages would otherwise count against a small limit (and "unified" may
     # hold memory.* keys, and must be written last anyway).
@@ -423,11 +436,15 @@ def _converse(
         # of /dev nodes must not fall in that gap.
         cgroup.set(resources)
         debug.log(f"init {pid}: in its cgroup; limits written: {', '.join(resources) or 'none'}")
+        # Before CGROUP_READY, which the init waits for before it can become
+        # stage 2 (and stop dying with us: PR_SET_PDEATHSIG until READY): an
+        # init that outlives a killed create is one `delete --force` finds
+        # by the pid staged here.  The init mounts meanwhile.
+        stage_record(pid)
         try:
             channel.send(Msg.CGROUP_READY)
         except OSError:
             pass  # the init is gone: its ERROR is waiting in the channel, read below
-        stage_record(pid)  # the init mounts meanwhile
         while True:
             kind, _body = channel.recv()
             if kind == Msg.RUN_RUNTIME_HOOKS:
@@ -460,10 +477,9 @@ def _wants_realtime(spec: Spec) -> bool:
     return bool(scheduler) and scheduler.get("policy") in ("SCHED_FIFO", "SCHED_RR")
 
 
-def _resources(spec: Spec, record: dict[str, Any]) -> dict[str, Any]:
+def _resources(spec: Spec) -> dict[str, Any]:
     """linux.resources plus runc's default device rules (a new dict)."""
-    linux_config = record["config"].get("linux") or {}
-    return cgroups.with_default_devices(spec.linux.resources, linux_config.get("devices"))
+    return cgroups.with_default_devices(spec.linux.resources)
 
 
 def _exec_succeeded(pid: int) -> bool:
