@@ -31,6 +31,16 @@ V2 = os.path.isdir("/sys/fs/cgroup") and cgroups.mode() == "v2"
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
 
 
+def _swap_accounting() -> bool:
+    """Per-cgroup swap limits exist (CONFIG_MEMCG_SWAP, not swapaccount=0): v1's
+    memory.memsw.* files, v2's memory.swap.max in the root's children that have
+    the memory controller; without them runc refuses a swap limit."""
+    if not V2:
+        return os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+    children = [p for p in Path("/sys/fs/cgroup").iterdir() if p.is_dir()]
+    return any((c / "memory.swap.max").exists() for c in children if (c / "memory.max").exists())
+
+
 def unique(tag: str) -> str:
     """Container ids name their cgroups (relative paths): unique per run."""
     return f"ocirt-test-{tag}-{uuid.uuid4().hex[:8]}"
@@ -301,8 +311,7 @@ def test_oom_event_and_delete(ocirt_bin: str, tmp_root: Path, bundle, tmp_path: 
     whose processes start ~30x slower than here).
     """
     memory: dict[str, int] = {"limit": 16 * MIB}
-    mem_mount = "/sys/fs/cgroup" if V2 else "/sys/fs/cgroup/memory"
-    if V2 or os.path.exists(f"{mem_mount}/memory.memsw.limit_in_bytes"):
+    if _swap_accounting():
         memory["swap"] = 16 * MIB  # and no swap to escape to
     hog = 'x=a; while true; do x="$x$x"; done'
     b = bundle("sh", "-c", hog, patch={"linux": {"resources": {"memory": memory}}})
