@@ -628,6 +628,8 @@ def finish_propagation(spec: Spec) -> None:
     if not spec.linux.has_new_namespace("mount"):
         return  # the mount namespace is not ours (see enter)
     propagation = ROOTFS_PROPAGATION[spec.linux.rootfs_propagation]
+    if propagation & sc.MS_SHARED and spec.linux.rootfs_propagation != "rshared":
+        propagation &= ~sc.MS_REC  # "/" alone, as crun: the mounts below stay private
     if propagation & (sc.MS_SHARED | sc.MS_UNBINDABLE):
         sc.mount(None, "/", None, propagation)
 

@@ -188,8 +188,6 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
     rootfs.enter(root_fd, spec.root_path, plan.no_pivot, linux.has_new_namespace("mount"))
     debug.log(f"init: {_how_entered(plan)} {spec.root_path}")
     os.close(root_fd)
-    if spec.root_readonly:
-        rootfs.make_root_readonly()
     if linux.sysctl:
         from ocirt.linux import sysctl  # preloaded
 
@@ -202,7 +200,9 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
 
     # 7. the process's own attributes
     if process.terminal:
-        _setup_terminal(plan)
+        _setup_terminal(plan)  # /dev/console may be made in the image's /dev
+    if spec.root_readonly:  # after the console, as runc
+        rootfs.make_root_readonly()
     rlimits.apply(process.rlimits)
     user.set_oom_score_adj(process.oom_score_adj)
     _apply_execution_attributes(spec)
