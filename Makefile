@@ -5,6 +5,7 @@
 #   make test-v2 the suite inside a pure cgroup v2 VM (shared/tools/cgroup2-vm)
 #   make lint    ruff check + ruff format --check
 #   make bench   benchmarks/lifecycle.sh under nohybrid (ocirt vs runc vs crun)
+#   make fuzz    tests/security/test_fuzz_config.py with >= 10 000 configs, a new seed each run
 SHELL   := /bin/bash
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
@@ -13,7 +14,7 @@ SHARED  ?= $(abspath $(CURDIR)/../shared)
 BUILD   := build
 PYTEST_ARGS ?=
 
-.PHONY: all deps venv demo test test-v2 lint format bench clean
+.PHONY: all deps venv demo test test-v2 lint format bench fuzz clean
 
 all: venv
 
@@ -48,6 +49,14 @@ format: venv
 
 bench: venv
 	OCIRT=$(OCIRT) $(SHARED)/tools/nohybrid bash benchmarks/lifecycle.sh
+
+# CI runs the same test with 300 + 100 examples and a fixed seed.
+FUZZ_EXAMPLES        ?= 9000
+FUZZ_CREATE_EXAMPLES ?= 1000
+fuzz: venv
+	OCIRT=$(OCIRT) OCIRT_FUZZ_RANDOM=1 OCIRT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+	  OCIRT_FUZZ_CREATE_EXAMPLES=$(FUZZ_CREATE_EXAMPLES) \
+	  $(PY) -m pytest tests/security/test_fuzz_config.py -q -p no:cacheprovider $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(BUILD) .pytest_cache .ruff_cache

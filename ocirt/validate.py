@@ -26,7 +26,7 @@ import posixpath
 import stat
 from _collections import deque
 
-from ocirt import _fastjson
+from ocirt import _fastjson, debug
 from ocirt.errors import ConfigError
 
 # json, re, logging, pathlib and typing are imported where used: together they
@@ -417,6 +417,9 @@ def _get_validator(ref: str) -> Any:
     resources = []
     for path in sorted(schema_dir().glob("*.json")):
         contents = _fastjson.loads(path.read_text())
+        # Without "$schema" (all are draft 2020-12): jsonschema would switch to
+        # its stock validator class at each file's root, dropping _strict_integers.
+        contents.pop("$schema", None)
         resource = Resource.from_contents(contents, default_specification=DRAFT202012)
         resources.append((contents.get("$id", SCHEMA_BASE_URI + path.name), resource))
     registry = Registry().with_resources(resources)
@@ -457,7 +460,7 @@ def format_json_path(parts: Iterable[str | int], prefix: str = "") -> str:
     for part in parts:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif _is_identifier(part):
+        elif _is_identifier(part) and len(part) <= 60:
             out += f".{part}" if out else part
         else:
             # Keys such as sysctl names or annotations contain dots.
@@ -542,7 +545,9 @@ def _semantic_checks(config: dict[str, Any], *, bundle: str, filename: str) -> N
     _check_lengths(config, filename)
     linux = config.get("linux") or {}
     _check_namespaces(linux, filename)
+    _check_cgroups_path(linux, filename)
     _check_shared_mount_namespace(linux, filename)
+    _check_device_access(linux, filename)
     _check_sysctl(linux, filename)
     _check_hostname(config, linux, filename)
     _check_mounts(config.get("mounts") or [], bundle, filename)
@@ -613,6 +618,25 @@ def check_host_support(config: dict[str, Any], filename: str = "config.json") ->
         raise readable(e) from None
 
 
+def _check_cgroups_path(linux: dict[str, Any], filename: str) -> None:
+    """An absolute cgroupsPath that names a hierarchy's root ("/", "//",
+    "/a/.."): the container would join the host's root cgroup, write its
+    limits there, and delete (without a pid namespace) would kill every
+    process in it.  (A relative one that cleans to nothing means the id.)"""
+    path = linux.get("cgroupsPath") or ""
+    if (
+        path.startswith("/")
+        and ":" not in path
+        and posixpath.normpath("/" + path.lstrip("/")) == "/"
+    ):
+        raise ConfigError(
+            filename,
+            "linux.cgroupsPath",
+            f"{_quote(path)} is the root cgroup, which holds the host's processes",
+            'name a cgroup of the container\'s own, e.g. "/ocirt/<id>", or leave it out',
+        )
+
+
 def _check_sysctl(linux: dict[str, Any], filename: str) -> None:
     """Only sysctls of a namespace the container has of its own (runc's rule)."""
     if not linux.get("sysctl"):
@@ -637,6 +661,22 @@ def _check_sysctl(linux: dict[str, Any], filename: str) -> None:
                 where,
                 f"sysctl {key!r} not allowed in host {owner} namespace",
                 f"add a {owner} namespace to linux.namespaces",
+            )
+
+
+def _check_device_access(linux: dict[str, Any], filename: str) -> None:
+    """Device rules' access: r, w and m (the spec).  runc takes other letters
+    ("rwa") and ignores them; so do we, saying so."""
+    rules = (linux.get("resources") or {}).get("devices") or []
+    for i, rule in enumerate(rules):
+        access = rule.get("access") if isinstance(rule, dict) else None
+        if not isinstance(access, str):
+            continue
+        unknown = sorted({c for c in access if c not in "rwm"})
+        if unknown:
+            debug.warn(
+                f"{filename}: linux.resources.devices[{i}].access: {access!r}:"
+                f" {''.join(unknown)!r} is not a device permission (r, w, m): ignored"
             )
 
 
@@ -958,11 +998,9 @@ def _check_mounts(mounts: Sequence[dict[str, Any]], bundle: str, filename: str) 
         if not dest.startswith("/"):
             # runtime-spec 1.3 allows (deprecated) relative destinations on
             # Linux, relative to "/"; runc 1.2+ warns and goes on.  So do we.
-            _log().warning(
-                "%s: mounts[%d].destination: %s is not absolute; taken relative to / (deprecated)",
-                filename,
-                i,
-                _shorten(repr(dest), 80),
+            debug.warn(
+                f"{filename}: mounts[{i}].destination: {_shorten(repr(dest), 80)} is not"
+                " absolute; taken relative to / (deprecated)"
             )
         if _is_bind(mount):
             source = mount.get("source")
