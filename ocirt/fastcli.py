@@ -292,6 +292,9 @@ def _delete(ctx: Context, args: list[str]) -> int | None:
         c = Container.load(ctx.root, ids[0])
     except ContainerNotExist:
         if force:
+            from ocirt.container import delete_abandoned
+
+            delete_abandoned(ctx.root, ids[0])  # what a create killed midway left
             return 0  # containerd deletes twice: the second must succeed
         raise
     with c:
@@ -324,8 +327,11 @@ def _create(ctx: Context, args: list[str]) -> int | None:
     if parsed is None:
         return None
     opts, container_id = parsed
+    from ocirt import debug
     from ocirt.container import Container
     from ocirt.process.parent import CreateOptions
+
+    debug.on_warning(lambda message: _warn(ctx, [message]))
 
     options = CreateOptions.from_flags(
         {**opts, "preserve_fds": int(opts["preserve_fds"])},

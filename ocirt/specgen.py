@@ -35,7 +35,7 @@ def default_spec(rootless: bool = False, args: list[str] | None = None) -> dict[
             "noNewPrivileges": True,
         },
         "root": {"path": "rootfs", "readonly": True},
-        "hostname": "ocirt",
+        "hostname": "runc",  # runc 1.1's `spec`, whose configs managers and users compare
         "mounts": [
             {"destination": "/proc", "type": "proc", "source": "proc"},
             {
@@ -90,7 +90,6 @@ def default_spec(rootless: bool = False, args: list[str] | None = None) -> dict[
                 {"type": "ipc"},
                 {"type": "uts"},
                 {"type": "mount"},
-                {"type": "cgroup"},
             ],
             "maskedPaths": list(MASKED_PATHS),
             "readonlyPaths": list(READONLY_PATHS),
@@ -121,10 +120,10 @@ def _make_rootless(spec: dict[str, Any]) -> None:
                     "options": ["rbind", "nosuid", "noexec", "nodev", "ro"],
                 }
             )
-        elif m["destination"] == "/sys/fs/cgroup":
-            continue
-        else:
+        elif "options" in m:
             m = dict(m)
-            m["options"] = [o for o in m.get("options", []) if not o.startswith("gid=")]
+            m["options"] = [o for o in m["options"] if not o.startswith("gid=")]
+            mounts.append(m)
+        else:
             mounts.append(m)
     spec["mounts"] = mounts

@@ -148,8 +148,15 @@ def test_global_flags_spellings() -> None:
 
 @pytest.mark.parametrize(
     ("text", "number"),
-    [("9", 9), ("KILL", 9), ("SIGKILL", 9), ("kill", 9), ("SIGRTMIN+2", 36), ("RTMAX", 64),
-     ("0", 0)],  # fmt: skip
+    [
+        ("9", 9),
+        ("KILL", 9),
+        ("SIGKILL", 9),
+        ("kill", 9),
+        ("SIGRTMIN+2", 36),
+        ("RTMAX", 64),
+        ("0", 0),
+    ],
 )
 def test_parse_signal(text: str, number: int) -> None:
     assert fastcli.parse_signal(text) == number

@@ -366,3 +366,36 @@ def test_linux_devices_get_no_allow_rule_of_their_own(runtimes, bundle) -> None:
         codes[name] = rt.run_bundle(b, f"kmsg-{name}").returncode
     assert codes["ocirt"] == 1  # the node is there (not 3), writing to it is denied
     assert all(code == codes["ocirt"] for code in codes.values()), codes
+
+
+@pytest.mark.parametrize("flags", [[], ["--rootless"]])
+def test_spec_prints_what_runc_spec_prints(ocirt_bin: str, runc_bin: str, tmp_path: Path, flags):
+    """Configs made by `ocirt spec` carry what `runc spec` writes (the same
+    namespaces, mounts, hostname...); only ociVersion is ours."""
+    made = {}
+    for name, binary in (("ocirt", ocirt_bin), ("runc", runc_bin)):
+        out = tmp_path / name
+        out.mkdir()
+        subprocess.run([binary, "spec", *flags, "-b", str(out)], check=True)
+        made[name] = json.loads((out / "config.json").read_text())
+    assert made["ocirt"].pop("ociVersion") == "1.3.0"
+    made["runc"].pop("ociVersion")
+    assert made["ocirt"] == made["runc"]
+
+
+def test_unknown_device_access_letters_are_a_warning(runtimes, bundle) -> None:
+    """An access string such as "rwa": runc takes it (the "a" does nothing);
+    ocirt too, with a warning line naming the field."""
+    rules = [{"allow": False, "access": "rwm"},
+             {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "rwa"}]  # fmt: skip
+    codes = {}
+    for name, rt in runtimes.items():
+        if name == "crun":
+            continue
+        b = bundle("true", patch={"linux": {"resources": {"devices": rules}}}, name=f"b-{name}")
+        result = rt.run_bundle(b, f"rwa-{name}")
+        codes[name] = result.returncode
+        if name == "ocirt":
+            assert "level=warning" in result.stderr
+            assert "linux.resources.devices[1].access: 'rwa'" in result.stderr
+    assert set(codes.values()) == {0}, codes

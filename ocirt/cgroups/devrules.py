@@ -59,11 +59,10 @@ def rules_from_spec(devices: list[dict[str, Any]]) -> list[Rule]:
     """linux.resources.devices -> rules (runc specconv: type "a", wildcards by default)."""
     rules = []
     for i, d in enumerate(devices):
-        access = d.get("access") or ""
+        # Letters but r, w, m are ignored, as runc (validation warns of them).
+        access = _normal_access(d.get("access") or "")
         if not access:
             raise CgroupError(f"device access at {i} field cannot be empty")
-        if set(access) - set(_ACCESS_ORDER):
-            raise CgroupError(f"invalid device access {access!r} at {i}")
         dtype = d.get("type") or "a"
         if dtype == "u":  # unbuffered character device: a character device
             dtype = "c"
@@ -77,7 +76,7 @@ def rules_from_spec(devices: list[dict[str, Any]]) -> list[Rule]:
                 dtype,
                 None if major is None or major < 0 else int(major),
                 None if minor is None or minor < 0 else int(minor),
-                _normal_access(access),
+                access,
                 bool(d.get("allow")),
             )
         )

@@ -117,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if ctx.log_format not in ("text", "json"):
             raise UsageError(f"invalid log-format: {ctx.log_format}")
-        if ctx.debug:
-            _log_debug_lines(ctx)
+        _report_through(ctx)
         if gopts["version"]:
             sys.stdout.write(version_text())
             return 0
@@ -148,12 +147,15 @@ def main(argv: list[str] | None = None) -> int:
         return output.fail(ctx, e)
 
 
-def _log_debug_lines(ctx: Context) -> None:
-    """--debug: the library's step lines (ocirt.debug) as runc's level=debug records."""
+def _report_through(ctx: Context) -> None:
+    """The library's warnings (and, with --debug, its step lines: ocirt.debug)
+    as runc's level=warning (level=debug) records."""
     from ocirt import debug
     from ocirt.cli import output
 
-    debug.enable(lambda message: output.log(ctx, "debug", message))
+    debug.on_warning(lambda message: output.warn(ctx, message))
+    if ctx.debug:
+        debug.enable(lambda message: output.log(ctx, "debug", message))
 
 
 def _print_help(topic: list[str]) -> int:

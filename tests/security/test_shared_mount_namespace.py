@@ -78,8 +78,20 @@ def run_as_caller(
 ) -> dict[str, Any]:
     (bundle / "rootfs" / "marker-in-rootfs").write_text("rootfs\n")
     result = subprocess.run(
-        ["unshare", "-m", "--propagation", "private", sys.executable, "-c", PROBE]
-        + [ocirt, str(root), str(bundle), cid, json.dumps(steps)],
+        [
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            sys.executable,
+            "-c",
+            PROBE,
+            ocirt,
+            str(root),
+            str(bundle),
+            cid,
+            json.dumps(steps),
+        ],
         capture_output=True,
         text=True,
         timeout=180,
@@ -182,11 +194,12 @@ def test_mounts_made_by_the_container_go_too(ocirt_bin, tmp_root, bundle):
         "sh", "-c", "mkdir -p /dev/mine && mount -t tmpfs none /dev/mine && sleep 60", patch=patch
     )
     cid = "shared-own"
+    wait_for_mount = "while ! grep -q ' /dev/mine ' /proc/self/mountinfo; do sleep 0.1; done"
     steps = [
         ["run", "-d", cid],
-        ["exec", cid, "sh", "-c", "while ! grep -q ' /dev/mine ' /proc/self/mountinfo; do sleep 0.1; done"],
+        ["exec", cid, "sh", "-c", wait_for_mount],
         ["delete", "--force", cid],
-    ]  # fmt: skip
+    ]
     report = run_as_caller(ocirt_bin, tmp_root, b, cid, steps)
     for name, (result,) in report["steps"].items():
         assert result["rc"] == 0, (name, result)
