@@ -9,7 +9,10 @@ recorded in docs/conformance.md).
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -399,3 +402,78 @@ def test_unknown_device_access_letters_are_a_warning(runtimes, bundle) -> None:
             assert "level=warning" in result.stderr
             assert "linux.resources.devices[1].access: 'rwa'" in result.stderr
     assert set(codes.values()) == {0}, codes
+
+
+def test_exec_ignore_paused_waits_for_resume_and_stops_on_sigterm(runtimes, bundle) -> None:
+    """exec --ignore-paused into a paused container: runc waits until it is
+    resumed, then runs the process.  No ocirt process holds the container's
+    lock while it can be frozen (resume must not wait for exec), and exec
+    stops on SIGTERM while it waits (before: a deadlock only a hand-written
+    THAWED could end)."""
+    rt = runtimes["ocirt"]
+    b = bundle("sleep", "60")
+    assert rt.run_bundle(b, "paused", "-d").returncode == 0
+    try:
+        assert rt.call("pause", "paused").returncode == 0
+        waiting = subprocess.Popen(
+            rt.cmd("exec", "--ignore-paused", "paused", "echo", "ran"),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(1)
+        assert waiting.poll() is None  # frozen with the container, as runc's
+        assert rt.call("resume", "paused", timeout=10).returncode == 0
+        out, err = waiting.communicate(timeout=30)
+        assert (waiting.returncode, out) == (0, "ran\n"), err
+
+        assert rt.call("pause", "paused").returncode == 0
+        with tempfile.TemporaryFile() as out:  # the frozen child holds a pipe open
+            stopped = subprocess.Popen(
+                rt.cmd("exec", "--ignore-paused", "paused", "echo", "never"),
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            time.sleep(1)
+            stopped.send_signal(signal.SIGTERM)
+            assert stopped.wait(timeout=10) == 255
+            out.seek(0)
+            assert b"interrupted by signal 15" in out.read()
+        assert rt.call("resume", "paused", timeout=10).returncode == 0
+    finally:
+        assert rt.call("delete", "-f", "paused", timeout=30).returncode == 0
+
+
+def test_create_into_a_frozen_or_busy_cgroup(runtimes, bundle) -> None:
+    """runc: a pre-existing frozen cgroup is refused ("container's cgroup
+    unexpectedly frozen"); one with processes in it is a warning ("container's
+    cgroup is not empty: N process(es) found", counted in the devices
+    hierarchy on cgroup v1, as runc).  ocirt says the same."""
+    v1 = Path("/sys/fs/cgroup")
+    if not (v1 / "freezer").is_dir() or not (v1 / "devices").is_dir():
+        pytest.skip("no cgroup v1 freezer and devices hierarchies")
+    for name, rt in runtimes.items():
+        if name == "crun":
+            continue
+        cg_name = f"ocirt-test-frozen-{name}"
+        dirs = [v1 / "freezer" / cg_name, v1 / "devices" / cg_name]
+        for d in dirs:
+            d.mkdir()
+        sleeper = subprocess.Popen(["sleep", "60"])
+        try:
+            for d in dirs:
+                (d / "cgroup.procs").write_text(str(sleeper.pid))
+            b = bundle("true", patch={"linux": {"cgroupsPath": f"/{cg_name}"}}, name=f"b-{name}")
+            (dirs[0] / "freezer.state").write_text("FROZEN")
+            refused = rt.run_bundle(b, f"frozen-{name}")
+            assert refused.returncode != 0
+            assert "container's cgroup unexpectedly frozen" in refused.stderr, (name, refused)
+            (dirs[0] / "freezer.state").write_text("THAWED")
+            warned = rt.call("create", "-b", str(b), f"busy-{name}")
+            assert warned.returncode == 0, warned.stderr
+            assert "container's cgroup is not empty: 1 process(es) found" in warned.stderr
+        finally:
+            (dirs[0] / "freezer.state").write_text("THAWED")
+            rt.call("delete", "-f", f"busy-{name}")
+            sleeper.kill()
+            sleeper.wait()
+            for d in dirs:
+                if d.exists():
+                    d.rmdir()

@@ -329,6 +329,10 @@ def start(container: Any, process: dict[str, Any], opts: ExecOptions) -> Started
             from ocirt.linux import scheduling
 
             scheduling.apply_cpu_affinity(proc.exec_cpu_affinity, "initial")
+        # The state dir's lock goes before the fork: the child joins the
+        # container's cgroups first thing, and in a paused container it
+        # freezes there (until `resume`, which needs the lock).
+        container.close()
         pid = _fork_child(plan, ns_fds.get("pid"), cgroups.clone_into)
         debug.log(f"exec: pid {pid} joins {', '.join(sorted(ns_fds)) or 'no'} namespaces"
                   f" of init {container.pid}")  # fmt: skip
@@ -345,6 +349,11 @@ def start(container: Any, process: dict[str, Any], opts: ExecOptions) -> Started
                 master = console.recv_master(our_console)
             if opts.pid_file:  # before we return: the manager reads it right after
                 write_pid_file(opts.pid_file, pid)
+        except ExecInterrupted:
+            # Maybe frozen (a paused container): it dies when thawed; waiting
+            # for it here would hang.  Its PDEATHSIG would kill it too.
+            os.kill(pid, signal.SIGKILL)
+            raise
         except BaseException:
             kill_and_reap(pid)
             raise
@@ -714,10 +723,17 @@ def _enter(directory: str, pid: int, lenient: bool) -> None:
 
 
 # -- waiting in the foreground ---------------------------------------------------
+class ExecInterrupted(ExecError):
+    """SIGTERM or SIGINT while the process was being set up (see SignalForwarder)."""
+
+
 class SignalForwarder:
     """Forward what we receive to the process; install before the fork.
 
-    Signals that arrive before the pid is known are queued, not lost.
+    Signals that arrive before the pid is known are queued, not lost, but
+    SIGTERM and SIGINT: until the process runs they stop `exec` itself
+    (ExecInterrupted), which may be waiting for a child frozen in a paused
+    container (--ignore-paused) for as long as the container stays paused.
     """
 
     def __init__(self) -> None:
@@ -733,6 +749,8 @@ class SignalForwarder:
                 os.kill(self.pid, signum)
             except ProcessLookupError:
                 pass
+        elif signum in (signal.SIGTERM, signal.SIGINT):
+            raise ExecInterrupted(f"interrupted by signal {signum} before the process started")
         else:
             self._pending.append(signum)
 
