@@ -121,6 +121,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
         # Before anything outside the state directory is made: what a killed
         # create leaves, `delete --force` finds here (StateDir.open_uncommitted).
         state_dir.stage_intent(_intent(record, cgroup))
+        _check_cgroup_unused(cgroup)
         cgroup.create()
         record["cgroup"] = cgroup.to_record()
         debug.log(f"cgroup ({cgroup.driver}): {_paths_text(cgroup.paths())}")
@@ -168,6 +169,22 @@ def _intent(record: dict[str, Any], cgroup: cgroups.Manager) -> dict[str, Any]:
     intent["config"] = {"linux": {"namespaces": linux.get("namespaces") or []}}
     intent["cgroup"] = cgroup.planned_record()
     return intent
+
+
+def _check_cgroup_unused(cgroup: cgroups.Manager) -> None:
+    """A cgroup that is already there (cgroupsPath names one): runc's checks.
+
+    Frozen, the init would freeze in it before it could say anything (and
+    hold create's lock while frozen): refused.  Holding processes, it works,
+    but delete would kill them with the container's: a warning.
+    """
+    if not cgroup.exists():
+        return
+    if cgroup.is_frozen():
+        raise CreateError("container's cgroup unexpectedly frozen")
+    pids = cgroup.pids()
+    if pids:
+        debug.warn(f"container's cgroup is not empty: {len(pids)} process(es) found")
 
 
 def _paths_text(paths: dict[str, str]) -> str:
