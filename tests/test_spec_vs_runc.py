@@ -477,3 +477,26 @@ def test_create_into_a_frozen_or_busy_cgroup(runtimes, bundle) -> None:
             for d in dirs:
                 if d.exists():
                     d.rmdir()
+
+
+def test_terminal_belongs_to_the_process_user(runtimes, bundle) -> None:
+    """process.user 1000 with a terminal: the pty slave is the user's, in the
+    tty group (devpts's gid=5), for run and for exec -t, as runc leaves it."""
+    from test_terminal import PtySession
+
+    patch = {"process": {"terminal": True, "user": {"uid": 1000, "gid": 1000}}}
+    owners = {}
+    for name, rt in runtimes.items():
+        if name == "crun":
+            continue
+        b = bundle("sh", "-c", "stat -c '%u:%g' $(tty); sleep 30", patch=patch, name=f"b-{name}")
+        session = PtySession(rt.cmd("run", "-b", str(b), f"tty-{name}"))
+        run_owner = session.expect(b"\n").strip().decode()
+        exec_session = PtySession(rt.cmd("exec", "-t", "-u", "1000:1000", f"tty-{name}",
+                                         "sh", "-c", "stat -c '%u:%g' $(tty)"))  # fmt: skip
+        exec_owner = exec_session.expect(b"\n").strip().decode()
+        owners[name] = (run_owner, exec_owner)
+        rt.call("delete", "-f", f"tty-{name}")
+    assert owners["ocirt"] == ("1000:5", "1000:5"), owners
+    if "runc" in owners:
+        assert owners["runc"] == owners["ocirt"]

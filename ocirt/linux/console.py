@@ -155,11 +155,19 @@ def _check_console(dev: int, slave: int) -> None:
         raise OSError(errno.EXDEV, "/dev/console is not the pty after mounting it there")
 
 
-def become_session_leader_on(slave_path: str) -> None:
-    """setsid, then make the slave our controlling terminal and stdio."""
+def become_session_leader_on(slave_path: str, owner: int = 0) -> None:
+    """setsid, then make the slave our controlling terminal and stdio.
+
+    The slave goes to OWNER, the process's uid (its group stays devpts's,
+    tty with runc's "gid=5"), as runc leaves it: a non-root process owns its
+    terminal.  Only this pty is changed: stdio the caller passed (a host
+    file, /dev/null) is never re-owned (runc#3674).
+    """
     os.setsid()
     slave = _slave_fd(slave_path)
     del _slaves[slave_path]
+    if owner:
+        os.fchown(slave, owner, -1)
     fcntl.ioctl(slave, TIOCSCTTY, 0)
     for fd in (0, 1, 2):
         os.dup2(slave, fd)

@@ -892,7 +892,7 @@ def _setup_terminal(plan: ExecPlan) -> None:
         os.close(master)
         plan.console_sock.close()
         plan.console_sock = None
-    console.become_session_leader_on(slave_path)
+    console.become_session_leader_on(slave_path, plan.process.user.uid)
 
 
 def _prepare_fds(plan: ExecPlan) -> None:

@@ -372,7 +372,7 @@ def _setup_terminal(plan: InitPlan) -> None:
         os.close(master)
         if plan.console_sock is not None:
             plan.console_sock.close()
-    console.become_session_leader_on(slave_path)
+    console.become_session_leader_on(slave_path, plan.spec.process.user.uid)
 
 
 def _prepare_fds(plan: InitPlan, hooks_fd: int) -> None:
