@@ -344,6 +344,38 @@ def _debug(message: str) -> None:
         debug.log(message)
 
 
+def delete_abandoned(root: str, container_id: str) -> None:
+    """`delete --force` of an id that is no container: undo a create killed midway.
+
+    A create that was killed (SIGKILL, the OOM killer) before it committed
+    state.json leaves its directory with what it staged: its intent (the
+    cgroups it was making) and, from step 5 on, the record with the init's pid
+    (``StateDir.open_uncommitted``).  That is deleted as a container: the init
+    killed if it lives (it outlives create once it is stage 2), what is left in
+    the cgroups create made killed, the cgroups and any host mounts removed,
+    then the directory.  No poststop hooks: the container never existed for
+    the caller, as after a create that failed.  Nothing to do for an id that
+    has no directory, or whose create is still running (it holds the lock:
+    this waits for it, and a create that succeeds meanwhile is left alone).
+    """
+    state_dir = StateDir(root, container_id)
+    record = state_dir.open_uncommitted()
+    if record is None:
+        return
+    with Container(state_dir, record) as abandoned:
+        if not record:
+            state_dir.remove()  # killed before it wrote anything: an empty directory
+            return
+        config = record.get("config") or {}
+        record["config"] = {key: value for key, value in config.items() if key != "hooks"}
+        abandoned.delete(force=True)
+    if record.get("pid_file_temp"):
+        try:  # killed between writing the pid file and renaming it into place
+            posix.unlink(record["pid_file_temp"])
+        except FileNotFoundError:
+            pass
+
+
 def list_containers(root: str) -> "list[dict[str, Any]]":
     """State of every container under ROOT, with its owner's name."""
     result = []

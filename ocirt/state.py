@@ -7,7 +7,10 @@ Layout of ``<root>/<id>/``:
   state.json it copies: what the commands read when it matches (it spares
   them loading ``_json``); state.json stays the record of truth;
 * ``start.sock``  the socket a created container's init waits on (see
-  docs/architecture.md); gone once started.
+  docs/architecture.md); gone once started;
+* ``create.json``  create's intent (StateDir.stage_intent), and
+  ``state.json.tmp``/``state.marshal.tmp`` until create commits them: what
+  ``delete --force`` reads when create was killed before that.
 
 Concurrency: every command that changes a container holds ``flock(LOCK_EX)``
 on the directory itself; ``create`` holds it from ``mkdir`` to the end, so a
@@ -65,6 +68,10 @@ __all__ = [  # ocirt.record's names too, for the library
 
 # state.json's copy in marshal's format, which the short commands read (StateDir.read).
 STATE_COPY = "state.marshal"
+# create's first record, written before it makes anything outside the state
+# directory (StateDir.stage_intent): what `delete --force` undoes when create
+# was killed before state.json was committed (StateDir.open_uncommitted).
+CREATE_INTENT = "create.json"
 
 _DIR_FLAGS = posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC
 _S_IFMT, _S_IFREG = 0o170000, 0o100000
@@ -183,10 +190,63 @@ class StateDir:
         for name in (STATE_FILE, STATE_COPY):
             posix.rename(self.file(name + ".tmp"), self.file(name))
 
+    def stage_intent(self, record: "dict[str, Any]") -> None:
+        """create's first record (CREATE_INTENT), before it makes cgroups or the init.
+
+        RECORD names the bundle and the cgroups create is about to make; should
+        create be killed before commit(), `delete --force` finds them here (or
+        in the staged state.json.tmp, once that holds the init's pid).
+        """
+        self._write(CREATE_INTENT, _fastjson.dumps(record, compact=True).encode())
+
+    def open_uncommitted(self) -> "dict[str, Any] | None":
+        """Lock the directory of a create that died before commit(); its last record.
+
+        A create holds the lock from mkdir to the end, so once we have it, a
+        directory without state.json is one whose create was killed midway (or
+        a delete that was).  Returns the staged state.json.tmp if it is whole
+        (it has the init's pid), else create's intent, else {} (killed before
+        it wrote either); None when there is no such directory: none at all, a
+        committed one, or one removed while we waited for the lock.  The
+        staged record comes over the intent (whose pid_file_temp stays).
+        """
+        try:
+            self._fd = posix.open(self.path, _DIR_FLAGS)
+        except FileNotFoundError:
+            return None
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        # st_nlink 0: removed by the create we waited for (a failed one).
+        if posix.fstat(self._fd).st_nlink == 0 or _exists(self.file(STATE_FILE)):
+            self.close()
+            return None
+        intent = self._read_record(CREATE_INTENT)
+        intent = intent if _is_ours(intent, self.id) else {}
+        staged = self._read_record(STATE_FILE + ".tmp")
+        if _is_ours(staged, self.id):
+            return {**intent, **staged}  # type: ignore[dict-item]
+        return intent  # type: ignore[return-value]
+
+    def _read_record(self, name: str) -> object:
+        """The JSON in NAME, or None if it is missing or cut short (killed mid-write)."""
+        try:
+            fd = posix.open(self.file(name), posix.O_RDONLY | posix.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            return _fastjson.loads(_read_all(fd))
+        except ValueError:
+            return None
+        finally:
+            posix.close(fd)
+
     def _write_tmp(self, name: str, data: bytes) -> "posix.stat_result":
         """NAME.tmp with DATA; the written file's stat."""
+        return self._write(name + ".tmp", data)
+
+    def _write(self, name: str, data: bytes) -> "posix.stat_result":
+        """NAME with DATA; the written file's stat."""
         fd = posix.open(
-            self.file(name + ".tmp"),
+            self.file(name),
             posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC,
             0o600,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ocirt.cli import output
 from ocirt.cli._common import HELP, exactly_one_id
 from ocirt.cli.flags import Flag
-from ocirt.container import Container
+from ocirt.container import Container, delete_abandoned
 from ocirt.errors import ContainerNotExist
 
 USAGE = "[command options] <container-id>"
@@ -23,6 +23,7 @@ def run(ctx, opts: dict, args: list[str]) -> int:
         c = Container.load(ctx.root, container_id)
     except ContainerNotExist:
         if opts["force"]:
+            delete_abandoned(ctx.root, container_id)  # what a create killed midway left
             return 0  # containerd deletes twice: the second must succeed
         raise
     with c:

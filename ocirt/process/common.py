@@ -37,10 +37,17 @@ def join_cgroups_by_tasks(files: tuple[tuple[int, str], ...], what: str) -> None
             os.close(fd)
 
 
+def pid_file_temp(path: str) -> str:
+    """The temporary name write_pid_file(PATH) writes first (create records it:
+    a create killed before the rename leaves it for `delete --force`)."""
+    path = os.path.abspath(path)
+    return os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
+
+
 def write_pid_file(path: str, pid: int) -> None:
     """Digits only, no newline, replaced atomically (conmon reads it once)."""
     path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
+    tmp = pid_file_temp(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         os.write(fd, str(pid).encode())

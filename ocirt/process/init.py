@@ -55,6 +55,7 @@ class InitPlan(_Record):
     __slots__ = (
         "spec", "bundle", "container_id", "channel", "listen_fd", "stage2_fd", "ns_fds",
         "preserve_fds", "no_pivot", "console_sock", "mount_trees", "cgroup_files",
+        "parent_channel_fd",
     )  # fmt: skip
     _fields = {
         "spec": _REQUIRED,
@@ -69,6 +70,7 @@ class InitPlan(_Record):
         "console_sock": None,
         "mount_trees": dict,  # mounts[] index -> detached idmapped tree (rootfs.idmapped_trees)
         "cgroup_files": tuple,  # ((fd, dir), ...): v1 tasks files to join (Manager.tasks_files)
+        "parent_channel_fd": -1,  # the parent's end of the channel, which clone() copied
     }
 
     @property
@@ -114,6 +116,11 @@ def preload(spec: Spec) -> None:
 def run(plan: InitPlan) -> NoReturn:
     """The child's entry point; never returns."""
     try:
+        if plan.parent_channel_fd >= 0:
+            # Only the parent may hold its end: then its death (SIGKILL before
+            # the PDEATHSIG below is set) reaches us as EOF at the next message
+            # we wait for, instead of a wait for ever with its state dir's lock.
+            os.close(plan.parent_channel_fd)
         seal_imports()  # what is not loaded yet must fail here, not come from the rootfs
         plan.channel.forward_debug()  # our stdio is the container's: lines go to the parent
         sc.prctl(sc.PR_SET_PDEATHSIG, 9)  # die with `ocirt create` until READY
