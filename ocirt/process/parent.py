@@ -12,7 +12,10 @@
      subreaper: conmon or the containerd shim wait() for it)
 
 Any failure kills and reaps the child and removes the state dir: nothing is
-left behind.
+left behind.  A create killed itself (SIGKILL) leaves its intent (create.json,
+written before step 2 makes a cgroup) and, from step 5, the record with the
+init's pid (state.json.tmp): what `delete --force` undoes
+(``ocirt.container.delete_abandoned``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from ocirt.linux import namespaces, rootfs
 from ocirt.linux import syscalls as sc
 from ocirt.process import init as init_stage
 from ocirt.process.channel import Channel, ChannelClosed, ChildError, Msg
-from ocirt.process.common import high_fd, kill_and_reap, write_pid_file
+from ocirt.process.common import high_fd, kill_and_reap, pid_file_temp, write_pid_file
 from ocirt.spec import _REQUIRED, Spec, _Record
 from ocirt.state import (
     OCI_VERSION,
@@ -120,7 +123,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
         )
         # Before anything outside the state directory is made: what a killed
         # create leaves, `delete --force` finds here (StateDir.open_uncommitted).
-        state_dir.stage_intent(_intent(record, cgroup))
+        state_dir.stage_intent(_intent(record, cgroup, opts.pid_file))
         _check_cgroup_unused(cgroup)
         cgroup.create()
         record["cgroup"] = cgroup.to_record()
@@ -161,13 +164,16 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
         state_dir.close()
 
 
-def _intent(record: dict[str, Any], cgroup: cgroups.Manager) -> dict[str, Any]:
+def _intent(record: dict[str, Any], cgroup: cgroups.Manager, pid_file: str) -> dict[str, Any]:
     """The record with the cgroups create is about to make, its namespaces for
-    the rest of the config (delete asks which are its own), and no pid yet."""
+    the rest of the config (delete asks which are its own), no pid yet, and
+    the pid file's temporary name (step 7 renames it into place)."""
     linux = record["config"].get("linux") or {}
     intent = {key: value for key, value in record.items() if key != "config"}
     intent["config"] = {"linux": {"namespaces": linux.get("namespaces") or []}}
     intent["cgroup"] = cgroup.planned_record()
+    if pid_file:
+        intent["pid_file_temp"] = pid_file_temp(pid_file)
     return intent
 
 
@@ -311,6 +317,7 @@ def _start_init(
         console_sock=console_sock,
         mount_trees=mount_trees,
         cgroup_files=cgroup_files,
+        parent_channel_fd=parent_end.sock.fileno(),
     )
     init_stage.preload(spec)  # what only this config needs: the init cannot import
     try:
