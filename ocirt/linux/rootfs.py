@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 
 from ocirt import debug
 from ocirt.errors import OcirtError
@@ -180,6 +181,9 @@ def _mount_filesystem(
     if defer_ro:
         flags &= ~sc.MS_RDONLY
     try:
+        # runc: a tmpfs whose options give no mode takes the directory's it covers.
+        keep_mode = m.type == "tmpfs" and not _names_mode(opts.data)
+        dir_mode = stat.S_IMODE(os.fstat(target).st_mode) if keep_mode else 0
         try:
             data = opts.data
             if ctx.mount_label:
@@ -194,6 +198,12 @@ def _mount_filesystem(
             # namespace; runc then binds the host's /sys, read-only.
             _bind_host_sys(root_fd, target, m.destination)
             return False
+        if keep_mode:
+            mounted = open_in_root(root_fd, m.destination, os.O_PATH)  # the new tmpfs
+            try:
+                os.chmod(fd_path(mounted), dir_mode)
+            finally:
+                os.close(mounted)
         if "tmpcopyup" in opts.extensions:
             # TARGET still names the directory under the new tmpfs: copy it up.
             from ocirt.linux import copyup
@@ -203,6 +213,10 @@ def _mount_filesystem(
         os.close(target)
     _apply_after_mount(root_fd, m.destination, opts)
     return defer_ro
+
+
+def _names_mode(data: str | None) -> bool:
+    return any(option.startswith("mode=") for option in (data or "").split(","))
 
 
 def _bind_host_sys(root_fd: int, target: int, destination: str) -> None:
@@ -649,7 +663,7 @@ def readonly_paths(paths: tuple[str, ...]) -> None:
 
 def _mask(root_fd: int, path: str, fd: int) -> None:
     if is_dir_fd(fd):
-        sc.mount("tmpfs", fd_path(fd), "tmpfs", sc.MS_RDONLY, None)
+        _mount_empty_tmpfs_over(fd)
         return
     # From the container's /dev/null checked through an fd, bound fd to fd
     # (CVE-2025-31133: a /dev/null replaced by a symlink must not be followed).
@@ -658,6 +672,27 @@ def _mask(root_fd: int, path: str, fd: int) -> None:
         devices.bind_fd_over(null, fd)
     finally:
         os.close(null)
+
+
+def _mount_empty_tmpfs_over(target: int) -> None:
+    """An empty read-only tmpfs over the directory fd TARGET, made detached and
+    moved onto the fd: no /proc/self/fd path (we have pivoted, /proc is the
+    container's and, without a procfs mount, the image's own: its fake
+    self/fd/N symlinks would put the mask anywhere and leave the path bare)."""
+    context = sc.fsopen("tmpfs")
+    try:
+        sc.fsconfig(context, sc.FSCONFIG_SET_STRING, "source", "tmpfs")  # as mount(2) shows it
+        sc.fsconfig(context, sc.FSCONFIG_SET_FLAG, "ro")
+        sc.fsconfig(context, sc.FSCONFIG_CMD_CREATE)
+        mount = sc.fsmount(context, sc.MOUNT_ATTR_RDONLY)
+    finally:
+        os.close(context)
+    try:
+        sc.move_mount(
+            mount, "", target, "", sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH
+        )
+    finally:
+        os.close(mount)
 
 
 def _make_readonly(root_fd: int, path: str, fd: int) -> None:

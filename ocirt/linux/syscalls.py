@@ -63,6 +63,11 @@ AT_RECURSIVE = 0x8000
 AT_SYMLINK_NOFOLLOW = 0x100
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
 MOVE_MOUNT_T_EMPTY_PATH = 0x40
+FSOPEN_CLOEXEC = 0x1
+FSMOUNT_CLOEXEC = 0x1
+FSCONFIG_SET_FLAG = 0
+FSCONFIG_SET_STRING = 1
+FSCONFIG_CMD_CREATE = 6
 MOUNT_ATTR_RDONLY = 0x1
 MOUNT_ATTR_NOSUID = 0x2
 MOUNT_ATTR_NODEV = 0x4
@@ -204,6 +209,20 @@ def mount_setattr(
 def fstatfs_type(fd: int) -> int:
     """The magic number of the filesystem FD is on (fstatfs(2)'s f_type)."""
     return _check(lib.ocirt_fstatfs_type(fd), "fstatfs", fd)
+
+
+def fsopen(fsname: str) -> int:
+    """A new filesystem context for FSNAME (fsopen(2), close-on-exec)."""
+    return _check(lib.ocirt_fsopen(_c(fsname), FSOPEN_CLOEXEC), "fsopen", fsname)
+
+
+def fsconfig(fd: int, cmd: int, key: str | None = None, value: str | None = None) -> None:
+    _check(lib.ocirt_fsconfig(fd, cmd, _c(key), _c(value), 0), "fsconfig", key or cmd)
+
+
+def fsmount(fd: int, attr_flags: int = 0) -> int:
+    """The detached mount of the created context FD (fsmount(2), close-on-exec)."""
+    return _check(lib.ocirt_fsmount(fd, FSMOUNT_CLOEXEC, attr_flags), "fsmount", fd)
 
 
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:

@@ -258,3 +258,37 @@ def test_peer_volume_over_proc(
         print(f"{peer}: created={pid is not None} error={error[-200:]!r} written={written}")
         if pid is not None:
             print(f"{peer}: /proc in the container: {mountinfo_of(pid)[-3:]}")
+
+
+# ------------------------- the image's /proc steering the masks (no procfs mount)
+
+
+def test_masks_do_not_go_through_the_images_proc(
+    ocirt_bin: str, tmp_root: Path, bundle: BundleFactory
+) -> None:
+    """A config without a proc mount leaves /proc to the image.  Masking a
+    directory used to mount its tmpfs on /proc/self/fd/N after pivot_root,
+    i.e. through the image's /proc: fake self/fd/N symlinks to /decoy put the
+    mask there and left /sys/firmware (the host's firmware tables) readable.
+    Checked failing with rootfs._mask's tmpfs mounted on fd_path(fd) again:
+    /decoy had the tmpfs, /sys/firmware none."""
+    if not Path("/sys/firmware").is_dir():
+        pytest.skip("no /sys/firmware on this host")
+
+    def patch(config: dict[str, Any]) -> None:
+        config["mounts"] = [m for m in config["mounts"] if m["type"] != "proc"]
+        config["linux"]["maskedPaths"] = ["/sys/firmware"]
+
+    b = bundle("sleep", "60", patch=patch)
+    (b / "rootfs" / "decoy").mkdir()
+    fds = b / "rootfs" / "proc" / "self" / "fd"
+    fds.mkdir(parents=True)
+    for n in range(3, 256):
+        (fds / str(n)).symlink_to("/decoy")
+    with runtime("ocirt", ocirt_bin, tmp_root) as rt:
+        pid, error = rt.create(b, "ocirt-test-mt-fakefd")
+        assert pid is not None, error
+        mounts = {point: (fstype, opts) for point, fstype, opts, _root in mountinfo_of(pid)}
+    assert "/decoy" not in mounts
+    assert mounts.get("/sys/firmware", ("", ""))[0] == "tmpfs", mounts
+    assert "ro" in mounts["/sys/firmware"][1].split(",")
