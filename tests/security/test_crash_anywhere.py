@@ -81,7 +81,7 @@ class Kill:
 
 # `ocirt create` killed (alone under strace: only its own calls count).
 CREATE_KILLS = [
-    Kill("1 dir: the state dir made, before its lock", "flock", expect="LOCK_EX"),
+    Kill("1 dir: the state dir made, before its lock", "flock", path="state", expect="LOCK_EX"),
     Kill("2 cgroups: some hierarchies made", "mkdir", path="cgroup"),
     Kill("2 cgroups made: before start.sock", "bind", expect="start.sock"),
     Kill("3 socket: start.sock bound", "memfd_create", expect="ocirt-init"),
