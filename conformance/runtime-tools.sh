@@ -29,7 +29,7 @@
 #     test mounts reaches the host), crun's inside nohybrid's namespace;
 #   - with TMPDIR private to the test (the suite makes its bundles with MkdirTemp);
 #   - under `timeout`.
-# Afterwards every container left in the state directory is deleted with --force, the
+# Only one run at a time (a lock on this script).  Afterwards every container left in the state directory is deleted with --force, the
 # temporary files removed, and the cgroups the suite names (cgrouptest, testdir/...) that
 # did not exist before the test are removed (rmdir: only empty ones, deepest first).
 # Needs root.
@@ -164,7 +164,7 @@ write_wrapper() { # NAME STATE_ROOT -> path of a script that runs the runtime wi
         echo "runtime-tools.sh: $name not found ($cmd)" >&2
         return 1
     }
-    printf '#!/bin/sh\nexec %s --root %s "$@"\n' "$cmd" "$root" >"$wrapper"
+    printf '#!/bin/sh\nexec %q --root %q "$@"\n' "$cmd" "$root" >"$wrapper"
     chmod 0755 "$wrapper"
     echo "$wrapper"
 }
@@ -271,6 +271,13 @@ run_one() { # RUNTIME TEST -> verdict on stdout
 # ---- main ------------------------------------------------------------------------
 
 mkdir -p "$out"
+# One run at a time on this host (the suite's cgroup names are fixed): a lock on
+# this script itself, so nothing is left behind.
+exec 9<"$0"
+flock -n 9 || {
+    echo "runtime-tools.sh: another run of $0 is in progress" >&2
+    exit 1
+}
 if [ "$rebuild" = 1 ] || ! suite_built; then
     build_suite
 fi
