@@ -500,3 +500,50 @@ def test_terminal_belongs_to_the_process_user(runtimes, bundle) -> None:
     assert owners["ocirt"] == ("1000:5", "1000:5"), owners
     if "runc" in owners:
         assert owners["runc"] == owners["ocirt"]
+
+
+def test_tmpfs_takes_the_mode_of_the_directory_it_covers(runtimes, bundle) -> None:
+    """runc: a tmpfs mount whose options name no mode= gets the mode of the
+    directory it is mounted on, if the image has one (on one the runtime
+    makes, tmpfs's own 1777)."""
+    mounts = [{"destination": d, "type": "tmpfs", "source": "tmpfs"} for d in ("/data", "/new")]
+    modes = {}
+    for name, rt in runtimes.items():
+        if name == "crun":
+            continue
+
+        def patch(config: dict[str, Any]) -> None:
+            config["mounts"] += mounts
+
+        b = bundle("stat", "-c", "%n %a", "/data", "/new", patch=patch, name=f"b-{name}")
+        (b / "rootfs" / "data").mkdir(mode=0o710)
+        (b / "rootfs" / "data").chmod(0o710)
+        result = rt.run_bundle(b, f"tmpfs-{name}")
+        modes[name] = result.stdout
+    assert modes["ocirt"] == "/data 710\n/new 1777\n", modes
+    if "runc" in modes:
+        assert modes["runc"] == modes["ocirt"]
+
+
+def test_masked_paths_go_on_top_of_read_only_ones(runtimes, bundle) -> None:
+    """runc's order: readonlyPaths, then maskedPaths; a mask inside a read-only
+    path is one mount on top of it (the other way round, the read-only bind
+    copied the masks beneath it: each mount twice)."""
+    patch = {
+        "linux": {
+            "readonlyPaths": ["/proc/sys"],
+            "maskedPaths": ["/proc/sys/kernel/core_pattern", "/proc/sys/fs"],
+        }
+    }
+    script = "grep ' /proc/sys' /proc/self/mountinfo | cut -d' ' -f5,6"
+    tables = {}
+    for name, rt in runtimes.items():
+        if name == "crun":
+            continue
+        b = bundle("sh", "-c", script, patch=patch, name=f"b-{name}")
+        tables[name] = rt.run_bundle(b, f"order-{name}").stdout.splitlines()
+    assert [line.split()[0] for line in tables["ocirt"]] == [
+        "/proc/sys", "/proc/sys/kernel/core_pattern", "/proc/sys/fs"
+    ]  # fmt: skip
+    if "runc" in tables:
+        assert tables["runc"] == tables["ocirt"]

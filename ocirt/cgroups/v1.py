@@ -295,8 +295,8 @@ class V1Manager(Manager):
 
     def is_frozen(self) -> bool:
         path = self._paths.get("freezer")
-        if not path:
-            return False
+        if not path or not os.path.isdir(path):
+            return False  # (a cgroup left in another hierarchy only: nothing to freeze)
         state = read_file(path, "freezer.state").strip()
         if state == "THAWED":
             return False

@@ -175,14 +175,15 @@ def _mount_filesystem(
     root_fd: int, m: Mount, opts: mountopts.MountOptions, ctx: MountContext
 ) -> bool:
     """A new filesystem instance (tmpfs, proc, sysfs, overlay, ...) at M's destination."""
+    # runc: a tmpfs whose options name no mode= takes the mode of the directory
+    # it covers, if the image has one (one made here keeps tmpfs's 1777).
+    keep_mode = m.type == "tmpfs" and not _names_mode(opts.data) and _exists(root_fd, m)
     target = _filesystem_target(root_fd, m)
     flags = opts.flags
     defer_ro = m.type == "tmpfs" and bool(flags & sc.MS_RDONLY)
     if defer_ro:
         flags &= ~sc.MS_RDONLY
     try:
-        # runc: a tmpfs whose options give no mode takes the directory's it covers.
-        keep_mode = m.type == "tmpfs" and not _names_mode(opts.data)
         dir_mode = stat.S_IMODE(os.fstat(target).st_mode) if keep_mode else 0
         try:
             data = opts.data
@@ -217,6 +218,14 @@ def _mount_filesystem(
 
 def _names_mode(data: str | None) -> bool:
     return any(option.startswith("mode=") for option in (data or "").split(","))
+
+
+def _exists(root_fd: int, m: Mount) -> bool:
+    try:
+        os.close(open_in_root(root_fd, m.destination, os.O_PATH))
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _bind_host_sys(root_fd: int, target: int, destination: str) -> None:

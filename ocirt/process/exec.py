@@ -265,7 +265,7 @@ class ExecPlan:
 
     __slots__ = (
         "cgroup_files", "channel", "console_sock", "in_user_ns", "ns_fds", "preserve_fds",
-        "process", "root_fd", "seccomp",
+        "parent_channel_fd", "process", "root_fd", "seccomp",
     )  # fmt: skip
 
     def __init__(
@@ -279,7 +279,9 @@ class ExecPlan:
         seccomp: seccomp.CompiledFilter | None = None,  # the container's linux.seccomp
         cgroup_files: tuple[tuple[int, str], ...] = (),  # v1 tasks files: (fd, dir)
         root_fd: int = -1,  # the init's root, to chroot into (no mount namespace of its own)
+        parent_channel_fd: int = -1,  # our end of the channel, which fork() copied
     ) -> None:
+        self.parent_channel_fd = parent_channel_fd
         self.cgroup_files = cgroup_files
         self.root_fd = root_fd
         self.process = process
@@ -322,6 +324,7 @@ def start(container: Any, process: dict[str, Any], opts: ExecOptions) -> Started
             seccomp=_compile_seccomp(config),
             cgroup_files=cgroups.tasks_files,
             root_fd=_chroot_fd(container.pid, config, floor, stack),
+            parent_channel_fd=parent_end.fileno(),
         )
         # execCPUAffinity.initial: where we run until the child is in the
         # container's cgroup; the child inherits it and applies "final" there.
@@ -782,6 +785,9 @@ def wait(pid: int) -> int:
 # -- the child: joins the container and becomes the process -----------------------
 def _child(plan: ExecPlan) -> NoReturn:
     try:
+        # Only the parent may hold its end: its death (before PDEATHSIG below)
+        # then reaches us as EOF at the next message, not a wait for ever.
+        os.close(plan.parent_channel_fd)
         seal_imports()  # after setns(mnt) an import would read the container's files
         plan.channel.forward_debug()  # our stdio is the process's: lines go to the parent
         for sig in FORWARDED:  # the parent's forwarding handlers are not ours

@@ -199,8 +199,10 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
         from ocirt.linux import sysctl  # preloaded
 
         sysctl.apply(linux.sysctl)
-    rootfs.mask_paths(linux.masked_paths)
+    # runc's order: read-only first, then the masks on top (the other way the
+    # read-only bind would copy the masks beneath it, each mount twice).
     rootfs.readonly_paths(linux.readonly_paths)
+    rootfs.mask_paths(linux.masked_paths)
     rootfs.finish_propagation(spec)
     masked, readonly = len(linux.masked_paths), len(linux.readonly_paths)
     debug.log(f"init: {masked} masked and {readonly} read-only paths")
