@@ -34,6 +34,7 @@ from ocirt.state import (
 
 TYPE_CHECKING = False  # `typing`, `signal`, `socket`, `json` cost ms each: see _fastjson
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
     from typing import Any
 
     from ocirt.process.parent import CreateOptions
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 SIGKILL = 9
 
 KILL_WAIT_SECONDS = 10.0
+START_KILLED_WAIT_SECONDS = 1.0  # start's connection failed: is the init dying?
 
 
 def stage2_failure(reply: bytes) -> str:
@@ -149,7 +151,15 @@ class Container:
             raise OcirtError("cannot start a container that has stopped")
         if status != "created":
             raise OcirtError("cannot start an already running container")
-        reply = self._release_init(public_state(self.record, status))
+        try:
+            reply = self._release_init(public_state(self.record, status))
+        except (OSError, OcirtError):
+            # Killed while we released it (a racing `kill ID 9`): the connection
+            # was refused or reset, maybe a moment before the dying init is a
+            # zombie (its files are closed first); say what happened, as runc.
+            if self._init_exits_within(START_KILLED_WAIT_SECONDS):
+                raise OcirtError("cannot start a container that has stopped") from None
+            raise
         if reply:
             raise OcirtError(stage2_failure(reply))
         try:
@@ -191,31 +201,34 @@ class Container:
             if all_processes:
                 return  # the shim's `kill --all ID 9` after the init died
             raise ContainerNotRunning()
-        targets = self.processes() if all_processes else [self.pid]
-        for pid in targets:
-            self._signal(pid, sig, is_init=pid == self.pid)
-        if sig == SIGKILL and _is_frozen(self.record):
+        if all_processes:
+            signal_members(self.processes, sig)
+        else:
+            self._signal_init(sig)
+        if sig == SIGKILL and _is_frozen(self.record) and self._dir.lock():
+            # A frozen task dies only once thawed.  Under the lock, which
+            # `pause` holds while it freezes (it would find its cgroup thawed
+            # under it), and only if no `delete` has meanwhile removed the
+            # container (the cgroup is gone, or is a new container's of this id).
             from ocirt.cgroups import manager_from_record
 
-            manager_from_record(self.record).thaw()  # a frozen task dies only once thawed
+            manager_from_record(self.record).thaw()
 
-    def _signal(self, pid: int, sig: int, is_init: bool) -> None:
+    def _signal_init(self, sig: int) -> None:
         import _signal
 
         try:
-            pidfd = posix.pidfd_open(pid)
+            pidfd = posix.pidfd_open(self.pid)
         except ProcessLookupError:
-            if is_init:
-                raise ContainerNotRunning() from None
-            return
+            raise ContainerNotRunning() from None
         try:
-            # The pidfd pins the process: re-check it is still our init, then signal.
-            if is_init and not init_is_alive(self.record):
+            # The pidfd pins the process: re-check it is still our init (its
+            # start time: the pid may be a new process's), then signal.
+            if not init_is_alive(self.record):
                 raise ContainerNotRunning()
             _signal.pidfd_send_signal(pidfd, sig)
         except ProcessLookupError:
-            if is_init:
-                raise ContainerNotRunning() from None
+            raise ContainerNotRunning() from None
         except OSError as e:
             raise OcirtError(f"unable to signal init: {e.strerror.lower()}") from e
         finally:
@@ -235,7 +248,10 @@ class Container:
             # As runc: with a pid namespace of its own, killing the init kills
             # every process of the container (and nothing else that shares a
             # joined cgroup); without one, everything in its cgroup.
-            self.kill(SIGKILL, all_processes=not self._has_own_pid_namespace())
+            try:
+                self.kill(SIGKILL, all_processes=not self._has_own_pid_namespace())
+            except ContainerNotRunning:
+                pass  # it died since `status` looked (a racing `kill ID 9`): nothing to kill
             self._wait_for_init_exit()
         if not self._has_own_mount_namespace():
             from ocirt.linux import hostmounts  # its mounts are in the host's table
@@ -275,33 +291,35 @@ class Container:
         leaves = cgroup_leaves(cg)
         # Only what sits in a cgroup create made: a joined, pre-existing one is
         # shared with processes that are not ours (and destroy() keeps it).
-        leftovers: set[int] = set()
-        for directory in leaves & set(cg.get("created") or ()):
-            leftovers.update(procs_in(directory))
-        for pid in leftovers:
-            try:
-                posix.kill(pid, SIGKILL)
-            except ProcessLookupError:
-                pass
+        ours = leaves & set(cg.get("created") or ())
+
+        def leftovers() -> list[int]:
+            return [pid for directory in ours for pid in procs_in(directory)]
+
+        signal_members(leftovers, SIGKILL)
         if manager.is_frozen():
             manager.thaw()
         manager.destroy()
 
     def _wait_for_init_exit(self) -> None:
+        if not self._init_exits_within(KILL_WAIT_SECONDS):
+            raise OcirtError(f"container {self.id} did not exit after SIGKILL")
+
+    def _init_exits_within(self, seconds: float) -> bool:
+        """Wait up to SECONDS for the init to be gone (or a zombie); True if it is."""
         import select
 
         try:
             pidfd = posix.pidfd_open(self.pid)
         except ProcessLookupError:
-            return
+            return True
         try:
-            deadline = time.monotonic() + KILL_WAIT_SECONDS
+            deadline = time.monotonic() + seconds
             while init_is_alive(self.record) and time.monotonic() < deadline:
                 select.select([pidfd], [], [], 0.05)
         finally:
             posix.close(pidfd)
-        if init_is_alive(self.record):
-            raise OcirtError(f"container {self.id} did not exit after SIGKILL")
+        return not init_is_alive(self.record)
 
     def _run_hooks(self, kind: str, status: str, fatal: bool) -> list[str]:
         hooks_config = (self.record.get("config") or {}).get("hooks") or {}
@@ -399,6 +417,39 @@ def _owner_name(path: str) -> str:
         return pwd.getpwuid(uid).pw_name
     except (KeyError, ImportError):
         return f"#{uid}"
+
+
+def signal_members(members: "Callable[[], Iterable[int]]", sig: int) -> None:
+    """Send SIG to every pid MEMBERS() lists (a cgroup's, a pid namespace's).
+
+    A listed process may exit and its pid go to a new host process before
+    the signal is sent: each pid is pinned with a pidfd first, and signalled
+    only if a second listing, taken once all are pinned, still holds it (the
+    pinned process is then the member: a pid names one process at a time;
+    if it exits after that, the pidfd's signal fails with ESRCH).
+    """
+    import _signal
+
+    pidfds: dict[int, int] = {}
+    try:
+        for pid in dict.fromkeys(members()):
+            try:
+                pidfds[pid] = posix.pidfd_open(pid)
+            except ProcessLookupError:
+                continue
+        still = set(members()) if pidfds else set()
+        for pid, pidfd in pidfds.items():
+            if pid not in still:
+                continue
+            try:
+                _signal.pidfd_send_signal(pidfd, sig)
+            except ProcessLookupError:
+                continue
+            except OSError as e:
+                raise OcirtError(f"unable to signal init: {e.strerror.lower()}") from e
+    finally:
+        for pidfd in pidfds.values():
+            posix.close(pidfd)
 
 
 def _is_frozen(record: "dict[str, Any]") -> bool:

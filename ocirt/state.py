@@ -14,7 +14,13 @@ Layout of ``<root>/<id>/``:
 
 Concurrency: every command that changes a container holds ``flock(LOCK_EX)``
 on the directory itself; ``create`` holds it from ``mkdir`` to the end, so a
-second command on the same id waits instead of reading half a container.
+second command on the same id waits instead of reading half a container.  A
+command that waited checks state.json in the directory it locked (not by
+name): a ``delete`` may have removed that one, and a new container of the
+id be at the path.  ``create`` holds ``LOCK_SH`` on ``--root`` from ``mkdir``
+until it has its directory's lock; what judges a directory without
+state.json abandoned (``delete --force`` after a killed create) opens it
+under ``LOCK_EX`` there, so it never takes a create's fresh directory for one.
 
 The record's status and public state are ``ocirt.record``'s (re-exported
 here): the short commands' fast path reads them without this module's
@@ -84,9 +90,9 @@ def join(directory: str, name: str) -> str:
     return directory + "/" + name
 
 
-def _exists(path: str) -> bool:
+def _exists(path: str, dir_fd: int | None = None) -> bool:
     try:
-        posix.stat(path)
+        posix.stat(path, dir_fd=dir_fd)
     except (OSError, ValueError):
         return False
     return True
@@ -124,12 +130,35 @@ class StateDir:
         import os  # only create makes directories: the short commands never get here
 
         os.makedirs(self.root, mode=0o700, exist_ok=True)
+        root_fd = posix.open(self.root, _DIR_FLAGS)
         try:
-            posix.mkdir(self.path, 0o700)
-        except FileExistsError:
-            raise OcirtError("container with given ID already exists") from None
-        self._fd = posix.open(self.path, _DIR_FLAGS)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+            # Shared: creates of other ids go on side by side.  _open_settled
+            # takes it exclusively, so that it never meets this directory
+            # between mkdir and flock: empty and unlocked, it would look like
+            # the leftover of a create killed right after mkdir.
+            fcntl.flock(root_fd, fcntl.LOCK_SH)
+            try:
+                posix.mkdir(self.path, 0o700)
+            except FileExistsError:
+                raise OcirtError("container with given ID already exists") from None
+            self._fd = posix.open(self.path, _DIR_FLAGS)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        finally:
+            posix.close(root_fd)  # and with it the shared lock
+
+    def _open_settled(self) -> int:
+        """The directory's fd, opened while no create is between its mkdir and flock.
+
+        What opens a directory that may lack state.json to judge it abandoned
+        (open_uncommitted) must use this: the create that made it may not hold
+        its lock yet (see create).  FileNotFoundError if root or directory is gone.
+        """
+        root_fd = posix.open(self.root, _DIR_FLAGS)
+        try:
+            fcntl.flock(root_fd, fcntl.LOCK_EX)
+            return posix.open(self.path, _DIR_FLAGS)
+        finally:
+            posix.close(root_fd)
 
     def open(self, lock: bool = True) -> None:
         try:
@@ -138,9 +167,23 @@ class StateDir:
             raise ContainerNotExist(self.id) from None
         if lock:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
-        if not _exists(join(self.path, STATE_FILE)):
+        # Looked up in the directory we hold, not by its name: a `delete` that
+        # held the lock while we waited has removed this directory, and a new
+        # container of the same id may already be at PATH, locked by its create.
+        if not _exists(STATE_FILE, self._fd):
             self.close()
             raise ContainerNotExist(self.id)
+
+    def lock(self) -> bool:
+        """Take the lock (if open() did not); False if the directory is no longer
+        live: a `delete` removed it while we were not holding the lock."""
+        if self._fd is None:
+            try:
+                self._fd = posix.open(self.path, _DIR_FLAGS)
+            except FileNotFoundError:
+                return False
+        fcntl.flock(self._fd, fcntl.LOCK_EX)  # held already: a no-op
+        return _exists(STATE_FILE, self._fd)
 
     def close(self) -> None:
         if self._fd is not None:
@@ -211,7 +254,7 @@ class StateDir:
         staged record comes over the intent (whose pid_file_temp stays).
         """
         try:
-            self._fd = posix.open(self.path, _DIR_FLAGS)
+            self._fd = self._open_settled()
         except FileNotFoundError:
             return None
         fcntl.flock(self._fd, fcntl.LOCK_EX)
