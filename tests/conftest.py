@@ -59,6 +59,33 @@ class BundleFactory(Protocol):
     def __call__(self, *args: str, patch: Patch = None, name: str = "bundle") -> Path: ...
 
 
+# Kernels from which a file system takes idmapped mounts (FS_ALLOW_IDMAP).
+IDMAP_SINCE = {"ext4": (5, 12), "xfs": (5, 12), "btrfs": (5, 15), "overlay": (5, 19),
+               "tmpfs": (6, 3)}  # fmt: skip
+
+
+def idmap_unsupported(path: Path) -> str | None:
+    """Why an idmapped mount of PATH cannot work on this host, or None."""
+    from ocirt.linux import hostcheck
+
+    if not hostcheck.idmapped_mounts_supported():
+        return "no mount_setattr(2): idmapped mounts need Linux 5.12+"
+    target, fstype = os.path.realpath(path), ""
+    best = -1
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            mountpoint = fields[4].replace("\\040", " ")
+            inside = target == mountpoint or target.startswith(mountpoint.rstrip("/") + "/")
+            if inside and len(mountpoint) > best:
+                best, fstype = len(mountpoint), fields[fields.index("-") + 1]
+    kernel = tuple(int(n) for n in re.findall(r"\d+", os.uname().release)[:2])
+    since = IDMAP_SINCE.get(fstype)
+    if since is None or kernel < since:
+        return f"{fstype} on Linux {os.uname().release} takes no idmapped mounts"
+    return None
+
+
 def need_root() -> None:
     """Skip the calling test unless we are root (containers need it)."""
     if os.geteuid() != 0:

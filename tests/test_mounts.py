@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import call_runtime, ok
+from conftest import call_runtime, idmap_unsupported, ok
 
 
 def run(ocirt: str, root: Path, bundle: Path, name: str = "m1") -> subprocess.CompletedProcess[str]:
@@ -125,6 +125,11 @@ def test_recursive_read_only_reaches_submounts(
 
 
 def test_overlay_mount(ocirt_bin: str, tmp_root: Path, bundle: Any, tmp_path: Path) -> None:
+    with open("/proc/filesystems") as f:
+        known = "\toverlay\n" in f.read()
+    release = os.uname().release
+    if not known and not Path(f"/lib/modules/{release}/kernel/fs/overlayfs").is_dir():
+        pytest.skip("no overlayfs in this kernel (not built in, no module)")
     for d in ("lower", "upper", "work"):
         (tmp_path / d).mkdir()
     (tmp_path / "lower" / "l").write_text("lower\n")
@@ -153,6 +158,9 @@ def test_idmapped_bind_with_its_own_mappings(
 ) -> None:
     src = tmp_path / "src"
     src.mkdir()
+    reason = idmap_unsupported(src)
+    if reason:
+        pytest.skip(reason)
     (src / "f").write_text("x")
     os.chown(src / "f", 1000, 1000)
     patch = add_mounts(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import call_runtime
+from conftest import call_runtime, idmap_unsupported
 
 MAP = [{"containerID": 0, "hostID": 100000, "size": 65536}]
 
@@ -157,6 +157,9 @@ def test_idmap_takes_the_containers_maps(
 ) -> None:
     src = tmp_path / "src"
     src.mkdir()
+    reason = idmap_unsupported(src)
+    if reason:
+        pytest.skip(reason)
     traversable(src)
     (src / "f").write_text("x")
     os.chown(src / "f", 0, 0)
