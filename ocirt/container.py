@@ -153,11 +153,15 @@ class Container:
             raise OcirtError("cannot start an already running container")
         try:
             reply = self._release_init(public_state(self.record, status))
-        except (OSError, OcirtError):
+        except (OSError, OcirtError) as e:
             # Killed while we released it (a racing `kill ID 9`): the connection
             # was refused or reset, maybe a moment before the dying init is a
             # zombie (its files are closed first); say what happened, as runc.
-            if self._init_exits_within(START_KILLED_WAIT_SECONDS):
+            # Not for other failures (a seccomp agent out of reach): their words.
+            lost = (e, e.__cause__)
+            if any(isinstance(x, (ConnectionError, FileNotFoundError)) for x in lost) and (
+                self._init_exits_within(START_KILLED_WAIT_SECONDS)
+            ):
                 raise OcirtError("cannot start a container that has stopped") from None
             raise
         if reply:

@@ -547,3 +547,21 @@ def test_masked_paths_go_on_top_of_read_only_ones(runtimes, bundle) -> None:
     ]  # fmt: skip
     if "runc" in tables:
         assert tables["runc"] == tables["ocirt"]
+
+
+def test_a_profile_denying_getcwd_does_not_fail_create(runtimes, bundle) -> None:
+    """runtime-tools' linux_seccomp: getcwd answered with an errno, no
+    no_new_privs (the filter is loaded before the user switch).  The cwd is
+    checked before the filter is in; crun passes, runc 1.1.5 fails create."""
+    seccomp = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}],
+    }
+    patch = {"process": {"noNewPrivileges": False}, "linux": {"seccomp": seccomp}}
+    codes = {}
+    for name, rt in runtimes.items():
+        b = bundle("true", patch=patch, name=f"b-{name}")
+        codes[name] = rt.run_bundle(b, f"getcwd-{name}")
+    assert codes["ocirt"].returncode == 0, codes["ocirt"].stderr
+    if "crun" in codes:
+        assert codes["crun"].returncode == 0

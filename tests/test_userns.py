@@ -175,3 +175,31 @@ def test_idmap_takes_the_containers_maps(
     out = run(ocirt_bin, tmp_root, b)
     assert out.split()[2:4] == ["0", "0"]  # host root's file is the container root's
     assert "idmapped" in out
+
+
+def test_bind_source_under_a_private_host_directory(
+    ocirt_bin: str, runc_bin: str, tmp_root: Path, bundle: Any, tmp_path: Path
+) -> None:
+    """The container's root (host uid 100000) cannot traverse a 0700 host
+    directory, yet a bind mount whose source lies under one still mounts: the
+    source is opened by `ocirt create` in the host's namespaces (runc does the
+    same).  Checked: with source_trees' all_binds off, create failed with
+    open_tree(...): Permission denied."""
+    private = tmp_path / "private"
+    (private / "data").mkdir(parents=True)
+    (private / "data" / "f").write_text("reached\n")
+    os.chmod(private, 0o700)
+
+    def patch(config: dict[str, Any]) -> None:
+        userns(config)
+        config["mounts"].append(
+            {"destination": "/tmp", "type": "bind", "source": str(private / "data"),
+             "options": ["rbind", "ro"]}
+        )  # fmt: skip
+
+    outputs = {}
+    for name, binary in (("ocirt", ocirt_bin), ("runc", runc_bin)):
+        b = traversable(bundle("cat", "/tmp/f", patch=patch, name=f"b-{name}"))
+        os.chmod(private, 0o700)  # traversable() opened the parents of the bundle only
+        outputs[name] = run(binary, tmp_root, b, f"private-{name}")
+    assert outputs == {"ocirt": "reached\n", "runc": "reached\n"}

@@ -7,7 +7,7 @@ chroot) after them, then ``finish()`` for what is done from inside.
 ``lsm`` (mount labels) and ``copyup`` (tmpcopyup) are imported where they are
 used: by then ``ocirt.process.init.preload`` has loaded them for a config that
 needs them (the init cannot import, see ``seal_imports``); ``idmap`` is used
-by the runtime itself (``idmapped_trees``).
+by the runtime itself (``source_trees``).
 """
 
 from __future__ import annotations
@@ -248,7 +248,8 @@ def _bind_mount(
     bundle: str,
     tree: int | None = None,
 ) -> None:
-    """Bind M's source; TREE is the detached idmapped copy the parent made, if any.
+    """Bind M's source; TREE is the detached copy the parent made, if any
+    (``source_trees``: its flags are set already).
 
     The copy gets its flags and recursive attributes while it is still
     detached, then is moved onto the fd of the destination: nothing is looked
@@ -256,7 +257,10 @@ def _bind_mount(
     directory on the way for a symlink at any moment: a read-only flag applied
     by path would land elsewhere and leave this mount writable)."""
     source = _bind_source(m, bundle)
-    source_is_dir = os.path.isdir(source)
+    if tree is not None:  # the source may be out of our reach (a user namespace)
+        source_is_dir = stat.S_ISDIR(os.fstat(tree).st_mode)
+    else:
+        source_is_dir = os.path.isdir(source)
     _refuse_proc_destination(root_fd, m)
     target = (ensure_dir if source_is_dir else ensure_file)(root_fd, m.destination)
     try:
@@ -265,7 +269,8 @@ def _bind_mount(
         if own_tree:
             tree = clone_tree(source, opts.is_recursive_bind)
         try:
-            _set_tree_attrs(tree, opts)
+            if own_tree:
+                _set_tree_attrs(tree, opts)
             sc.move_mount(
                 tree, "", target, "", sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH
             )
@@ -394,25 +399,45 @@ def wants_idmap(m: Mount) -> bool:
     return bool({"idmap", "ridmap"} & set(m.options)) or bool(m.uid_mappings or m.gid_mappings)
 
 
-def idmapped_trees(spec: Spec, bundle: str) -> dict[int, int]:
-    """Detached, idmapped copies of the sources of mounts with idmap/ridmap.
+def source_trees(spec: Spec, bundle: str, all_binds: bool = False) -> dict[int, int]:
+    """Detached copies of bind sources made in ``ocirt create`` before clone(),
+    in the host's namespaces, with their flags set: {mounts[] index: tree}.
 
-    Runs in ``ocirt create`` before clone(), in the host's namespaces: the
-    kernel lets only a caller privileged over the source filesystem's owner
-    (the initial user namespace, for host filesystems) idmap a mount.  The
-    init then move_mount()s each tree into place.  A mount without its own
-    mappings takes the container's (runc's rule).
+    Those with idmap/ridmap: the kernel lets only a caller privileged over the
+    source filesystem's owner (the initial user namespace, for host
+    filesystems) idmap a mount; a mount without its own mappings takes the
+    container's (runc's rule).  With ALL_BINDS (a container with a user
+    namespace of its own, created as root) every bind's: its root, a mapped
+    uid, may not reach a source under a 0700 host directory, and runc too
+    opens the sources outside the container's user namespace.  The init
+    move_mount()s each tree into place.
     """
     trees: dict[int, int] = {}
     try:
         for index, m in enumerate(spec.mounts):
             if wants_idmap(m):
                 trees[index] = _idmapped_tree(spec, bundle, index, m)
+            elif all_binds and (m.type == "bind" or mountopts.parse(m.options).is_bind):
+                trees[index] = _host_tree(bundle, index, m)
+            else:
+                continue
+            _set_tree_attrs(trees[index], mountopts.parse(m.options))
     except BaseException:
         for fd in trees.values():
             os.close(fd)
         raise
     return trees
+
+
+def _host_tree(bundle: str, index: int, m: Mount) -> int:
+    source = _bind_source(m, bundle)
+    try:
+        return clone_tree(source, mountopts.parse(m.options).is_recursive_bind)
+    except OSError as e:
+        raise MountError(
+            f"error mounting {source!r} to rootfs at {m.destination!r} (mounts[{index}]):"
+            f" {e.strerror}"
+        ) from e
 
 
 def _idmapped_tree(spec: Spec, bundle: str, index: int, m: Mount) -> int:

@@ -122,15 +122,22 @@ def close_fds_above(first: int, keep: tuple[int, ...]) -> None:
     syscalls.close_range(low, 0xFFFFFFFF)
 
 
-def try_cwd_as_root(cwd: str) -> bool:
+def enter_cwd_as_root(cwd: str) -> bool:
     """Enter CWD before the user switch, as runc does: a cwd only root may
-    enter (``/root``, mode 700) still works for a non-root user.  False when
-    it failed: ``chdir_to_cwd`` tries again as the user and reports."""
+    enter (``/root``, mode 700) still works for a non-root user; checked at
+    once, before a seccomp profile loaded early may deny getcwd.  False when
+    the chdir failed: ``enter_cwd_as_user`` tries again after the switch."""
     try:
         os.chdir(cwd)
     except OSError:
         return False
+    check_cwd_inside_root()
     return True
+
+
+def enter_cwd_as_user(cwd: str) -> None:
+    chdir_to_cwd(cwd)
+    check_cwd_inside_root()
 
 
 def chdir_to_cwd(cwd: str) -> None:
@@ -150,6 +157,8 @@ def check_cwd_inside_root() -> None:
         os.getcwd()
     except FileNotFoundError:
         raise OcirtError(OUTSIDE_ROOT) from None
+    except OSError:
+        pass  # getcwd denied (a seccomp profile): the fds were closed before the chdir
 
 
 def look_path(arg0: str, path_env: str) -> str:

@@ -42,16 +42,15 @@ from ocirt.linux import syscalls as sc
 from ocirt.linux.procfs import cgroup_paths, open_checked, read_text
 from ocirt.process.channel import Channel, ChannelClosed, ChildError, Msg
 from ocirt.process.common import (
-    chdir_to_cwd,
-    check_cwd_inside_root,
     close_fds_above,
+    enter_cwd_as_root,
+    enter_cwd_as_user,
     high_fd,
     join_cgroups_by_tasks,
     kill_and_reap,
     look_path,
     reset_signals,
     seal_imports,
-    try_cwd_as_root,
     write_pid_file,
 )
 from ocirt.record import cgroup_dirs
@@ -863,17 +862,16 @@ def _setup(plan: ExecPlan) -> tuple[str, dict[str, str]]:
     if caps is not None:
         capabilities.drop_bounding(caps)
         capabilities.keep_caps_across_setuid(True)
+    entered = enter_cwd_as_root(proc.cwd)
     if plan.seccomp is not None:
         from ocirt.linux import seccomp  # preloaded
     if plan.seccomp is not None and seccomp.must_load_early(proc):
         _load_seccomp(plan)  # needs CAP_SYS_ADMIN without nnp: before the switch
         plan.seccomp = None
-    entered = try_cwd_as_root(proc.cwd)
     user.switch(proc.user, plan.in_user_ns)
     user.set_umask(proc.user)
     if not entered:
-        chdir_to_cwd(proc.cwd)
-    check_cwd_inside_root()
+        enter_cwd_as_user(proc.cwd)
     path = look_path(proc.args[0], env.get("PATH", ""))
     if caps is not None:
         capabilities.keep_caps_across_setuid(False)

@@ -32,15 +32,14 @@ from ocirt.linux import syscalls as sc
 from ocirt.linux.paths import ensure_dir
 from ocirt.process.channel import Msg
 from ocirt.process.common import (  # the cwd's, look_path, reset_signals: exec's too
-    chdir_to_cwd,
-    check_cwd_inside_root,
     close_fds_above,
+    enter_cwd_as_root,
+    enter_cwd_as_user,
     high_fd,
     join_cgroups_by_tasks,
     look_path,
     reset_signals,
     seal_imports,
-    try_cwd_as_root,
 )
 from ocirt.spec import _REQUIRED, Spec, _Record
 
@@ -68,7 +67,7 @@ class InitPlan(_Record):
         "preserve_fds": 0,
         "no_pivot": False,
         "console_sock": None,
-        "mount_trees": dict,  # mounts[] index -> detached idmapped tree (rootfs.idmapped_trees)
+        "mount_trees": dict,  # mounts[] index -> detached tree of its source (rootfs.source_trees)
         "cgroup_files": tuple,  # ((fd, dir), ...): v1 tasks files to join (Manager.tasks_files)
         "parent_channel_fd": -1,  # the parent's end of the channel, which clone() copied
     }
@@ -230,13 +229,12 @@ def _setup(plan: InitPlan) -> tuple[list[str], dict[str, str]]:
     if caps is not None:
         capabilities.drop_bounding(caps)
         capabilities.keep_caps_across_setuid(True)
+    entered = enter_cwd_as_root(process.cwd)
     seccomp_arg = _seccomp_for_stage2(plan)  # before the user switch: see there
-    entered = try_cwd_as_root(process.cwd)
     user.switch(process.user, plan.in_user_ns)
     user.set_umask(process.user)
     if not entered:
-        chdir_to_cwd(process.cwd)
-    check_cwd_inside_root()
+        enter_cwd_as_user(process.cwd)
     path = look_path(process.args[0], process.env_value("PATH", ""))
     if caps is not None:
         capabilities.keep_caps_across_setuid(False)

@@ -298,7 +298,7 @@ def _start_init(
     stage2_fd = _stage2_memfd(floor)
     console_sock = _console_socket(opts.console_socket) if opts.console_socket else None
     ns_fds.update(namespaces.open_paths(spec.linux))  # the made one is joined as these are
-    mount_trees = _mount_trees(spec, bundle, floor)  # idmapped mounts: made here, as root
+    mount_trees = _mount_trees(spec, bundle, floor, opts.rootless or os.geteuid() != 0)
     cgroup_files = tuple((high_fd(fd, floor), d) for fd, d in cgroup.tasks_files())
     parent_end, child_end = Channel.pair()
     for ch in (parent_end, child_end):
@@ -523,11 +523,13 @@ def _write_id_maps(pid: int, spec: Spec) -> None:
         raise CreateError(f"failed to write uid/gid mappings for pid {pid}: {e}") from e
 
 
-def _mount_trees(spec: Spec, bundle: str, floor: int) -> dict[int, int]:
-    """Detached idmapped copies of mount sources, for the init to move into place."""
-    if not any(rootfs.wants_idmap(m) for m in spec.mounts):
+def _mount_trees(spec: Spec, bundle: str, floor: int, rootless: bool) -> dict[int, int]:
+    """Detached copies of bind sources (rootfs.source_trees), for the init to move
+    into place: idmapped ones, and every bind's for a user namespace of its own."""
+    all_binds = spec.linux.has_new_namespace("user") and not rootless
+    if not all_binds and not any(rootfs.wants_idmap(m) for m in spec.mounts):
         return {}
-    trees = rootfs.idmapped_trees(spec, bundle)
+    trees = rootfs.source_trees(spec, bundle, all_binds)
     return {index: high_fd(fd, floor) for index, fd in trees.items()}
 
 
