@@ -70,8 +70,9 @@ def readable(error: ConfigError) -> ConfigError:
 
 
 # Bump the suffix when the schemas change in a way that could turn a cached
-# "valid" verdict into "invalid": it is part of the cache key.
-SCHEMA_VERSION = "1.3.0+ocirt.1"
+# "valid" verdict into "invalid": it is part of the cache key.  (.2: the
+# structure check and integers without a fraction, under the same verdict.)
+SCHEMA_VERSION = "1.3.0+ocirt.2"
 SCHEMA_BASE_URI = "https://ocirt.dev/schemas/"
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -100,9 +100,15 @@ CLOSE_RANGE_CLOEXEC = 1 << 2
 def _check(result: int, call: str, *detail: object) -> int:
     if result < 0:
         err = ffi.errno
-        where = f"{call}({', '.join(str(d) for d in detail)})" if detail else call
+        where = f"{call}({', '.join(_brief(str(d)) for d in detail)})" if detail else call
         raise OSError(err, f"{where}: {os.strerror(err)}")
     return result
+
+
+def _brief(text: str) -> str:
+    """An argument as an error message shows it: a mount's data can be as long
+    as a config's string (a fuzzed config's was a megabyte): its ends only."""
+    return text if len(text) <= 200 else f"{text[:120]}...({len(text)} characters)...{text[-40:]}"
 
 
 def _c(value: str | bytes | None):
