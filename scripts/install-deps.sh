@@ -63,9 +63,12 @@ fi
 # hook module) costs ~12 ms at every interpreter start, i.e. every ocirt call.
 # The package build itself makes .venv/bin/ocirt the compiled launcher
 # (CPython embedded, isolated, no site; ocirt/_shim/launcher.c, built by
-# setup.py's build_scripts with this checkout's path); its first run writes
-# the code bundle (ocirt/__pycache__/bundle.*.bin), here --version's.
+# setup.py's build_scripts with this checkout's path).  Its code bundle
+# (ocirt/__pycache__/bundle.*.bin) is written afresh here: a run rewrites it
+# by itself only when it is missing or _codebundle.py changed, and modules
+# edited since it was written are served by the slower path finder.
 .venv/bin/python -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+.venv/bin/python -c 'from ocirt.launcher import write_bundle; write_bundle()'
 .venv/bin/ocirt --version
 
 # Best effort: nothing else depends on it.
