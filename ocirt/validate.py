@@ -240,10 +240,11 @@ def load_config(bundle: str, filename: str = "config.json") -> tuple[dict[str, A
 def parse_json_object(raw: bytes, filename: str) -> dict[str, Any]:
     """Parse ``raw`` as a JSON object, reporting syntax errors as line:column."""
     try:
-        data = _fastjson.loads(raw)
-    except ValueError:
-        data = _parse_for_error(raw, filename)
-    except RecursionError:  # the C scanner's guard: ~1000 levels of [ or {
+        try:
+            data = _fastjson.loads(raw)
+        except ValueError:
+            data = _parse_for_error(raw, filename)
+    except RecursionError:  # either C scanner's guard: ~1000 levels of [ or {
         raise ConfigError(
             filename,
             "",
@@ -303,7 +304,8 @@ def validate_config(
         if marker is None or not os.path.exists(marker):
             # The structure first: the schema checker recurses into what it checks.
             _check_structure(config, filename)
-            _schema_check(config, "config-schema.json", filename, prefix="")
+            if not _fast_schema_accepts(config):  # then jsonschema judges, and words it
+                _schema_check(config, "config-schema.json", filename, prefix="")
             if marker is not None:
                 _write_marker(marker)
         _semantic_checks(config, bundle=bundle, filename=filename)
@@ -404,6 +406,37 @@ def schema_dir() -> Path:
         "",
         f"ocirt's JSON schemas are missing (looked in {packaged} and {checkout})",
     )
+
+
+def _fast_schema_accepts(config: dict[str, Any]) -> bool:
+    """The verdict of ocirt/_schema_fast.py, the schema compiled to plain Python at
+    build time (ocirt/_shim/build_schema.py): ~1 ms where building jsonschema's
+    validator in a fresh process costs ~100.  False when it refuses the config,
+    and when it is missing or was made from other schemas (a checkout whose
+    schemas/ changed since): jsonschema decides then, and words the error."""
+    try:
+        from ocirt import _schema_fast
+    except ImportError:
+        return False
+    checkout = os.path.join(os.path.dirname(os.path.dirname(__file__)), "schemas")
+    if os.path.isdir(checkout) and _schemas_digest(checkout) != _schema_fast.SCHEMA_DIGEST:
+        return False
+    try:
+        _schema_fast.validate(config)
+    except _schema_fast.JsonSchemaValueException:
+        return False
+    return True
+
+
+def _schemas_digest(directory: str) -> str:
+    """build_schema.schema_digest's, without pathlib (see the module docstring)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(n for n in os.listdir(directory) if n.endswith(".json")):
+        with open(os.path.join(directory, name), "rb") as f:
+            digest.update(name.encode() + b"\0" + f.read() + b"\0")
+    return digest.hexdigest()
 
 
 def _get_validator(ref: str) -> Any:
