@@ -149,6 +149,8 @@ class Container:
         status = self.status
         if status == "stopped":
             raise OcirtError("cannot start a container that has stopped")
+        if status == "paused":  # created, then paused before start: runc's words
+            raise OcirtError("cannot start a container in the paused state")
         if status != "created":
             raise OcirtError("cannot start an already running container")
         try:
