@@ -22,6 +22,8 @@ packages=(
     busybox-static runc crun
     # managers for tests/test_managers.py
     podman conmon containerd docker.io umoci skopeo
+    # an image registry on 127.0.0.1 for tests/test_swarm.py's two dockerd
+    docker-registry
     # tools: unshare/mount (util-linux), tar, benchmarks, shell tests
     util-linux tar hyperfine bats strace
     # the cgroup v2 VM (shared/tools/cgroup2-vm)
@@ -36,6 +38,12 @@ if [ "${NO_APT:-0}" != 1 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${packages[@]}"
+    # The package enables a registry on every interface's port 5000, without
+    # authentication; the tests start their own, on 127.0.0.1 of a network
+    # namespace of theirs, and need none.
+    if [ -d /run/systemd/system ]; then
+        systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+    fi
 fi
 
 python=${PYTHON:-/usr/bin/python3}

@@ -236,7 +236,7 @@ class DockerNode:
         assert proc.returncode == 0, _explain(proc) + "\n" + self.log_tail()
         return proc
 
-    def argv(self, wrapper: Path, registry: str) -> list[str]:
+    def argv(self, wrapper: Path, runtime_name: str, registry: str) -> list[str]:
         dockerd = [
             "dockerd", "--config-file", str(self.directory / "daemon.json"),
             "--data-root", str(self.directory / "data"), "--exec-root", "/run/docker",
@@ -244,21 +244,23 @@ class DockerNode:
             "--iptables=false", "--ip-forward=false", "--ip-masq=false", "--bridge=none",
             "--userland-proxy=false", "--exec-opt", "native.cgroupdriver=cgroupfs",
             "--storage-driver", "vfs", "--cgroup-parent", f"/{self.cgroup_parent}",
-            "--add-runtime", f"wrapped={wrapper}", "--default-runtime", "wrapped",
+            "--add-runtime", f"{runtime_name}={wrapper}", "--default-runtime", runtime_name,
             "--insecure-registry", registry,
         ]  # fmt: skip
         # PID 1 of the new namespaces: a private /run, its own hostname, then dockerd.
         setup = 'mount -t tmpfs -o mode=0755 ocirt-test-run /run && hostname "$0" && exec "$@"'
         return [*UNSHARE, "--uts", "sh", "-c", setup, self.name, *dockerd]
 
-    def start(self, netns: SharedNetns, runtime: str, registry: str) -> None:
+    def start(self, netns: SharedNetns, runtime: str, runtime_name: str, registry: str) -> None:
+        """Start dockerd with ``runtime`` (a path), through the logging wrapper, as
+        its default runtime, named ``runtime_name`` ("runc" is taken by dockerd)."""
         self.directory.mkdir()
         (self.directory / "daemon.json").write_text("{}\n")  # not the host's daemon.json
         wrapper = self.directory / "runtime-wrapper"
         write_wrapper(wrapper, self.runtime_log, runtime)
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
-                [*netns.enter(), *self.argv(wrapper, registry)],
+                [*netns.enter(), *self.argv(wrapper, runtime_name, registry)],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -66,6 +66,8 @@ TASK_SCRIPT = (
 )
 UPDATED_ENV = "FOO=rolled"
 STEP_TIMEOUT = 60
+# The name each dockerd knows the runtime under test by ("runc" is dockerd's own).
+RUNTIME_NAMES = {"ocirt": "ocirt", "runc": "debrunc"}
 
 
 # ----------------------------------------------------------------- fixtures
@@ -129,7 +131,8 @@ def _runtime_path(name: str) -> str:
 class Swarm:
     manager: DockerNode
     worker: DockerNode
-    runtime: str
+    runtime: str  # its path
+    runtime_name: str  # dockerd's --default-runtime
     image: str
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -193,14 +196,14 @@ def swarm(request: pytest.FixtureRequest, swarm_dir: Path, netns: SharedNetns,
     )
     try:
         for node in (manager, worker):
-            node.start(netns, runtime, registry.address)
+            node.start(netns, runtime, RUNTIME_NAMES[request.param], registry.address)
         for node in (manager, worker):
             node.wait_ready()
         image = f"{registry.address}/busybox:{request.param}"
         manager.ok("import", str(image_tar), image)
         manager.ok("push", image)
         _form_swarm(manager, worker)
-        yield Swarm(manager, worker, runtime, image)
+        yield Swarm(manager, worker, runtime, RUNTIME_NAMES[request.param], image)
     finally:
         if manager.proc is not None and manager("service", "rm", SERVICE).returncode == 0:
             wait_for("no task containers", lambda: _no_containers(manager, worker), 30, str)
@@ -260,9 +263,11 @@ def _check_held_by_runtime(swarm: Swarm, task: Task) -> None:
     root = call.args[call.args.index("--root") + 1]
     state = node.in_namespace(swarm.runtime, "--root", root, "state", task.container_id)
     assert state.returncode == 0, f"{state.stdout}{state.stderr}"
-    pid = node.ok("inspect", "--format", "{{.State.Pid}}", task.container_id).stdout.strip()
+    fmt = "{{.HostConfig.Runtime}} {{.State.Pid}}"
+    inspected = node.ok("inspect", "--format", fmt, task.container_id).stdout.split()
     held = json.loads(state.stdout)
-    assert (held["status"], str(held["pid"])) == ("running", pid), state.stdout
+    assert inspected == [swarm.runtime_name, str(held["pid"])], state.stdout
+    assert held["status"] == "running", state.stdout
     procs = Path("/sys/fs/cgroup/pids", node.cgroup_parent, task.container_id, "cgroup.procs")
     assert procs.read_text().split(), f"{procs} is empty"
 
