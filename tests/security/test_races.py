@@ -798,3 +798,69 @@ def test_start_of_a_paused_created_container_agrees_with_runc(
             assert message(start.stderr) == "cannot start a container in the paused state", binary
         finally:
             assert ocirt(binary, root, "delete", "--force", cid).returncode == 0
+
+
+def test_a_command_that_waited_for_a_deleted_directory_leaves_its_successor_alone(
+    ocirt_bin: str, tmp_root: Path, bundle
+) -> None:
+    """`delete --force ID` opens ID's directory and waits for its lock; while it
+    waits (strace holds its first flock for 3 s), the container is deleted and a
+    new one of the same id created, whose lock the test then holds (as a
+    `pause` or `start` would).  When the held flock goes through, it locks the
+    old, removed directory: the command must see that its container is gone,
+    and must not act on the successor without the successor's lock.  (Reverted
+    check: with StateDir.open looking for state.json by name instead of in the
+    directory it locked, the delete removed the new container's directory while
+    the test held its lock, and the test failed on "deleted under the lock".)"""
+    if not shutil.which("strace"):
+        pytest.skip("strace is missing")
+    numbers = syscall_numbers()
+    b = bundle("sleep", "1000")
+    (cid,) = unique_ids(1, "stale")
+    assert ocirt(ocirt_bin, tmp_root, "run", "-d", "-b", str(b), cid).returncode == 0
+    hold_first_flock = ["strace", "-qq", "-o", "/dev/null", "-e", "trace=flock"]
+    hold_first_flock += ["-e", "inject=flock:delay_enter=3000000:when=1"]
+    with tempfile.TemporaryFile() as err:
+        waiter = subprocess.Popen(
+            [*hold_first_flock, ocirt_bin, "--root", str(tmp_root), "delete", "--force", cid],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        lock_fd = -1
+        try:
+
+            def waiter_pid() -> int:
+                children = Path(f"/proc/{waiter.pid}/task/{waiter.pid}/children").read_text()
+                return int(children.split()[0]) if children.split() else 0
+
+            def held_on(suffix: str) -> bool:
+                pid = waiter_pid()
+                try:
+                    with open(f"/proc/{pid}/syscall") as f:
+                        fields = f.read().split()
+                    target = os.readlink(f"/proc/{pid}/fd/{int(fields[1], 16)}")
+                except (OSError, IndexError, ValueError):
+                    return False
+                return fields[0] == str(numbers["flock"]) and target.endswith(suffix)
+
+            wait_until(lambda: held_on(cid), 60, "delete waits in flock on the directory")
+            assert ocirt(ocirt_bin, tmp_root, "delete", "--force", cid).returncode == 0
+            assert ocirt(ocirt_bin, tmp_root, "create", "-b", str(b), cid).returncode == 0
+            lock_fd = os.open(tmp_root / cid, os.O_RDONLY | os.O_DIRECTORY)
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            successor = json.loads(ocirt(ocirt_bin, tmp_root, "state", cid).stdout)
+            if not held_on(" (deleted)"):
+                pytest.skip("the host was too slow: the held flock ended before the new create")
+            wait_until(lambda: not held_on(" (deleted)"), 30, "the held flock goes through")
+            time.sleep(0.5)  # what the waiter does next, it has done by now
+            assert (tmp_root / cid / "state.json").exists(), "deleted under the lock"
+            assert start_time(successor["pid"]) is not None, "killed under the lock"
+        finally:
+            if lock_fd >= 0:
+                os.close(lock_fd)
+            code = waiter.wait(timeout=120)
+        err.seek(0)
+        assert code == 0, err.read()
+    ocirt(ocirt_bin, tmp_root, "delete", "--force", cid)
+    assert leftovers(tmp_root, [cid], b) == {}
