@@ -48,7 +48,7 @@ format: venv
 	$(VENV)/bin/ruff format .
 
 bench: venv
-	OCIRT=$(OCIRT) $(SHARED)/tools/nohybrid bash benchmarks/lifecycle.sh
+	OCIRT=$(OCIRT) tools/nohybrid.sh bash benchmarks/lifecycle.sh
 
 # CI runs the same test with 300 + 100 examples and a fixed seed.
 FUZZ_EXAMPLES        ?= 9000

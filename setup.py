@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from setuptools import Command, setup
 from setuptools.command.build import build
@@ -115,9 +116,12 @@ class BuildPackage(build_py):
 
     def run(self) -> None:
         super().run()
+        schema = load_by_path("ocirt_build_schema", "ocirt/_shim/build_schema.py")
         if self.editable_mode:  # the checkout is the package: schemas/ and .git are found
+            schema.generate(Path(HERE, "schemas"), Path(HERE, "ocirt", "_schema_fast.py"))
             return
         package_dir = os.path.join(self.build_lib, "ocirt")
+        schema.generate(Path(HERE, "schemas"), Path(package_dir, "_schema_fast.py"))
         schemas = os.path.join(package_dir, "schemas")
         os.makedirs(schemas, exist_ok=True)
         for path in sorted(glob.glob(os.path.join(HERE, "schemas", "*.json"))):

@@ -1,5 +1,5 @@
 #!/bin/bash
-# usage: ../shared/tools/nohybrid bash benchmarks/exec.sh     (as root; `make bench` runs it too)
+# usage: tools/nohybrid.sh bash benchmarks/exec.sh     (as root; `make bench` runs it too)
 #
 # Exec probe latency (a Kubernetes exec probe is `exec` of a short command into a
 # running container): times `R --root ROOT exec ID true` (foreground: the runtime

@@ -1,5 +1,5 @@
 #!/bin/bash
-# usage: ../shared/tools/nohybrid bash benchmarks/lifecycle.sh     (as root; or `make bench`)
+# usage: tools/nohybrid.sh bash benchmarks/lifecycle.sh     (as root; or `make bench`)
 #
 # Times ocirt, runc and crun side by side with hyperfine on one busybox bundle
 # and measures the PSS of a created-but-not-started container's init:

@@ -1,7 +1,7 @@
 """The split lifecycle step by step: create, start, wait, delete, per runtime.
 
 usage (as root; crun needs the hybrid cgroup mount out of sight):
-    ../shared/tools/nohybrid .venv/bin/python benchmarks/steps.py [-n 30] [NAME=BINARY ...]
+    tools/nohybrid.sh .venv/bin/python benchmarks/steps.py [-n 30] [NAME=BINARY ...]
 
 Without NAME=BINARY: ocirt (this checkout's .venv launcher, or $OCIRT), runc and
 crun from PATH.  Two builds of ocirt can be compared the same way

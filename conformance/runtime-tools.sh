@@ -13,8 +13,8 @@
 #   -B          rebuild the suite even if its binaries exist
 #
 # Environment: OCIRT (default /work/main/.venv/bin/ocirt or the repo's .venv), RUNC
-# (default runc), CRUN (default crun), NOHYBRID (default ../shared/tools/nohybrid beside
-# the repository: crun 1.8.1 refuses a hybrid cgroup host), GO (default Debian's Go 1.19,
+# (default runc), CRUN (default crun), NOHYBRID (default this checkout's
+# tools/nohybrid.sh: crun 1.8.1 refuses a hybrid cgroup host), GO (default Debian's Go 1.19,
 # /usr/lib/go-1.19/bin/go), BUSYBOX (default /bin/busybox, for the rootfs).
 #
 # The suite is built offline with its vendored modules (GOFLAGS=-mod=vendor,
@@ -73,8 +73,7 @@ default_ocirt=/work/main/.venv/bin/ocirt
 OCIRT=${OCIRT:-$default_ocirt}
 RUNC=${RUNC:-runc}
 CRUN=${CRUN:-crun}
-NOHYBRID=${NOHYBRID:-$(cd "$here/.." && pwd)/shared/tools/nohybrid}
-[ -x "$NOHYBRID" ] || NOHYBRID=/work/shared/tools/nohybrid
+NOHYBRID=${NOHYBRID:-$here/tools/nohybrid.sh}
 GO=${GO:-/usr/lib/go-1.19/bin/go}
 
 # ---- build -----------------------------------------------------------------------

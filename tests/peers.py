@@ -2,7 +2,7 @@
 
 ``peer_runtimes(ocirt_bin, tmp_path)`` returns a ``Runtime`` for ocirt, for
 runc when it is installed and for crun when it is installed (crun 1.8 refuses
-this hybrid cgroup host: it runs under ``../shared/tools/nohybrid``, a mount
+this hybrid cgroup host: it runs under ``tools/nohybrid.sh``, a mount
 namespace without the cgroup2 mount, when that tool is there).  Each runtime
 gets a state root of its own under TMP_PATH; ``Runtime.cleanup()`` deletes
 what is left in it.  Example::
@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-NOHYBRID = REPO.parent / "shared" / "tools" / "nohybrid"
+NOHYBRID = REPO / "tools" / "nohybrid.sh"
 
 
 class Runtime:

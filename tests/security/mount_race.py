@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-NOHYBRID = REPO.parent / "shared" / "tools" / "nohybrid"
+NOHYBRID = REPO / "tools" / "nohybrid.sh"
 ID_PREFIX = "ocirt-test-mt"  # the default cgroups are named by the id (tests' rule)
 PEERS = ("runc", "crun")
 

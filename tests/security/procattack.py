@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 HERE = Path(__file__).resolve().parent
-NOHYBRID = HERE.parents[2] / "shared" / "tools" / "nohybrid"
+NOHYBRID = HERE.parents[1] / "tools" / "nohybrid.sh"
 PROBE_TARGET = "/probe-target"  # a copy of procattack in the rootfs: a program to exec
 
 RUNTIMES = ("ocirt", "runc", "crun")

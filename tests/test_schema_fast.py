@@ -1,0 +1,113 @@
+"""The generated schema check (ocirt/_schema_fast.py) agrees with jsonschema.
+
+``ocirt create`` takes the generated module's verdict and asks jsonschema only
+when it refuses a config (ocirt/_shim/build_schema.py says why).  A config the
+generated code accepts but jsonschema refuses would slip through: these tests
+compare the two verdicts on the configs podman, containerd, dockerd and swarm
+generate (../shared/reference/configs), on `ocirt spec`'s, and on every
+mutation of them that replaces one value (each leaf and each object: wrong
+types, out-of-range numbers, floats for integers, bad enum strings, empty and
+relative paths, unknown keys).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ocirt import specgen, validate
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "configs"
+REPLACEMENTS: tuple[Any, ...] = ("x", "relative/path", -1, 2**63, 1.0, None, True, [], {"k": 1})
+
+
+def base_configs() -> list[tuple[str, dict[str, Any]]]:
+    configs = [("ocirt spec", specgen.default_spec()), ("ocirt spec --rootless",
+               specgen.default_spec(rootless=True))]  # fmt: skip
+    for path in sorted(REFERENCE.glob("*.json")) if REFERENCE.is_dir() else ():
+        data = json.loads(path.read_text())
+        # A config.json (not an exec process or an update); the -tty ones differ little.
+        if "ociVersion" in data and "-tty" not in path.name:
+            configs.append((path.name, data))
+    return configs
+
+
+def leaf_paths(node: Any, path: tuple = ()) -> Iterator[tuple]:
+    yield path
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from leaf_paths(value, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node[:2]):  # the first items stand for the rest
+            yield from leaf_paths(value, (*path, index))
+
+
+def replaced(config: dict[str, Any], path: tuple, value: Any) -> dict[str, Any]:
+    out = copy.deepcopy(config)
+    node = out
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    return out
+
+
+def jsonschema_accepts(config: dict[str, Any]) -> bool:
+    try:
+        validate._schema_check(config, "config-schema.json", "config.json", prefix="")
+    except validate.ConfigError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def fast() -> Any:
+    try:
+        from ocirt import _schema_fast
+    except ImportError:
+        pytest.skip("ocirt/_schema_fast.py is not built (python -m ocirt._shim.build_schema)")
+    checkout = Path(validate.__file__).resolve().parents[1] / "schemas"
+    if validate._schemas_digest(str(checkout)) != _schema_fast.SCHEMA_DIGEST:
+        pytest.fail("ocirt/_schema_fast.py is stale: python -m ocirt._shim.build_schema")
+    return _schema_fast
+
+
+def fast_accepts(fast: Any, config: dict[str, Any]) -> bool:
+    try:
+        fast.validate(config)
+    except fast.JsonSchemaValueException:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(("name", "config"), base_configs(), ids=lambda v: str(v)[:30])
+def test_verdicts_agree_on_every_one_value_mutation(fast: Any, name: str, config: dict) -> None:
+    disagreements = []
+    checked = 0
+    assert fast_accepts(fast, config) == jsonschema_accepts(config) is True, name
+    for path in leaf_paths(config):
+        if not path:
+            continue
+        for value in REPLACEMENTS:
+            mutated = replaced(config, path, value)
+            checked += 1
+            theirs, ours = jsonschema_accepts(mutated), fast_accepts(fast, mutated)
+            if theirs != ours:
+                disagreements.append(f"{'.'.join(map(str, path))} = {value!r}: "
+                                     f"jsonschema {theirs}, generated {ours}")  # fmt: skip
+    assert checked > 100
+    assert not disagreements, "\n".join(disagreements[:20])
+
+
+def test_a_refused_config_keeps_jsonschemas_words(tmp_path: Path) -> None:
+    """The generated code gives the verdict; the message is still jsonschema's."""
+    config = specgen.default_spec()
+    config["process"]["user"]["uid"] = "root"
+    raw = json.dumps(config).encode()
+    with pytest.raises(validate.ConfigError) as caught:
+        validate.validate_config(config, raw, bundle=str(tmp_path))
+    assert str(caught.value).startswith("config.json: process.user.uid: ")
