@@ -186,15 +186,16 @@ class Container:
                 s.connect(self._dir.socket_path(START_SOCKET))
             except OSError as e:
                 raise OcirtError(f"cannot start container: {e.strerror}") from e
-            s.sendall(state_json)
-            s.shutdown(_socket.SHUT_WR)
+            s.sendall(state_json + b"\0")  # stage 2 reads the state up to the NUL
             config = self.record.get("config") or {}
-            if (config.get("linux") or {}).get("seccomp"):
-                # Stage 2 may first hand over a seccomp notify listener, which
-                # goes on to listenerPath from here: the host side of the socket.
+            if _notifies(config):
+                # Stage 2 first hands over its seccomp notify listener, which
+                # goes on to listenerPath from here (the host side) before
+                # stage 2 may go on: the connection stays open both ways.
                 from ocirt.linux.seccomp import read_start_reply
 
                 return read_start_reply(s, state, config)
+            s.shutdown(_socket.SHUT_WR)
             chunks = []
             while chunk := s.recv(65536):
                 chunks.append(chunk)
@@ -358,6 +359,31 @@ class Container:
                 return posix.WEXITSTATUS(status)
             if posix.WIFSIGNALED(status):
                 return 128 + posix.WTERMSIG(status)
+
+    # Last in the class: a method named `list` hides the builtin for the
+    # annotations of the methods defined after it.
+    @staticmethod
+    def list(root: str) -> "list[dict[str, Any]]":
+        """runc list: the public state of every container under ROOT, with
+        ``owner`` (its state directory's owner's name)."""
+        return list_containers(root)
+
+
+def _warn(message: str) -> None:
+    from ocirt import debug
+
+    debug.warn(message)
+
+
+def _warn_error(error: Exception) -> None:
+    _warn(str(error))
+
+
+def _notifies(config: "dict[str, Any]") -> bool:
+    """Whether linux.seccomp has SCMP_ACT_NOTIFY rules (ocirt.linux.seccomp.wants_listener,
+    without importing it for every seccomp profile)."""
+    seccomp = (config.get("linux") or {}).get("seccomp") or {}
+    return any(rule.get("action") == "SCMP_ACT_NOTIFY" for rule in seccomp.get("syscalls") or ())
 
 
 def _debug(message: str) -> None:

@@ -7,11 +7,13 @@
  * it refuses to run in the host's pid namespace.                         */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/personality.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -62,6 +64,48 @@ static long r_vmsplice(void) { return syscall(SYS_vmsplice, -1, 0, 0, 0); }
 static long r_nr_999(void) { return syscall(999); }
 static long r_x32_getpid(void) { return syscall(39 | 0x40000000); }
 
+/* Syscalls a runtime makes itself after loading a filter (the notify tests):
+ * each row makes its one call of interest with syscall(2).                */
+static long r_openat(void)
+{
+    long fd = syscall(SYS_openat, AT_FDCWD, "/", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0)
+        close((int)fd);
+    return fd < 0 ? -1 : 0;
+}
+static long r_close(void)
+{
+    int fd = dup(1);
+    return fd < 0 ? -1 : syscall(SYS_close, fd);
+}
+static long r_fchdir(void)
+{
+    int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    long rc = syscall(SYS_fchdir, fd);
+    close(fd);
+    return rc;
+}
+static long r_sendmsg(void)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return -1;
+    char byte = 'x';
+    struct iovec iov = {&byte, 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    long rc = syscall(SYS_sendmsg, sv[0], &msg, 0);
+    close(sv[0]);
+    close(sv[1]);
+    return rc < 0 ? -1 : 0;
+}
+static long r_execve(void) /* ENOENT, unless a rule answers first */
+{
+    char *argv[] = {"/no-such-program", NULL};
+    return syscall(SYS_execve, argv[0], argv, NULL);
+}
+
 static const struct row rows[] = {
     {"mkdir", r_mkdir}, /* first: mount needs the directory */
     {"getpid", r_getpid},
@@ -82,6 +126,11 @@ static const struct row rows[] = {
     {"vmsplice", r_vmsplice},
     {"nr_999", r_nr_999},
     {"x32_getpid", r_x32_getpid},
+    {"openat", r_openat},
+    {"close", r_close},
+    {"fchdir", r_fchdir},
+    {"sendmsg", r_sendmsg},
+    {"execve", r_execve},
 };
 
 static void report(const char *name, long rc)

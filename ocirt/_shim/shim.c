@@ -184,6 +184,14 @@ int ocirt_reset_signals(void)
     return (int)syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(none));
 }
 
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+int ocirt_pidfd_getfd(int pidfd, int target_fd, unsigned int flags)
+{
+    return (int)syscall(SYS_pidfd_getfd, pidfd, target_fd, flags);
+}
+
 int ocirt_close_range(unsigned int first, unsigned int last, unsigned int flags)
 {
     return (int)syscall(SYS_close_range, first, last, flags);

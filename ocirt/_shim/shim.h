@@ -32,6 +32,9 @@ int ocirt_fsmount(int fd, unsigned int flags, unsigned int attr_flags);
  * (os.fstatvfs has no f_type).  -1 and errno on failure.                  */
 long long ocirt_fstatfs_type(int fd);
 int ocirt_close_range(unsigned int first, unsigned int last, unsigned int flags);
+/* pidfd_getfd(2): our own copy (close-on-exec) of fd TARGET_FD of the
+ * process PIDFD refers to; needs ptrace rights over it (Linux 5.6+).      */
+int ocirt_pidfd_getfd(int pidfd, int target_fd, unsigned int flags);
 int ocirt_ioprio_set(int which, int who, int ioprio);
 /* setrlimit(2) of RESOURCE, by number (the resource module is a shared
  * library of its own, ~0.2 ms to load).  UINT64_MAX is RLIM_INFINITY.     */

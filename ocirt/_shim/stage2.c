@@ -10,32 +10,37 @@
  *   envp: the container process's environment
  *
  * It blocks in accept() on LISTEN_FD, a unix socket bound in the state dir.
- * `ocirt start` connects, sends the state JSON and closes its write side.
- * Then it runs the startContainer hooks (HOOKS_FD, -1 for none: records
- * written by the Python stage, see ocirt/linux/hooks.py encode_for_stage2)
- * with that JSON on their stdin, loads the seccomp filter and execve()s
- * PATH.  The connection is close-on-exec: a successful execve shows up at
- * `start` as EOF; a failure is written back as "errno\nwhat failed"
- * (CPython's subprocess errpipe), to which `start` adds the errno's text.
+ * `ocirt start` connects and sends the state JSON ended by a NUL byte.
+ * Then it loads the seccomp filter, runs the startContainer hooks (HOOKS_FD,
+ * -1 for none: records written by the Python stage, see
+ * ocirt/linux/hooks.py encode_for_stage2) with that JSON on their stdin and
+ * execve()s PATH.  The connection is close-on-exec: a successful execve
+ * shows up at `start` as EOF; a failure is written back as "errno\nwhat
+ * failed" (CPython's subprocess errpipe), to which `start` adds the errno's
+ * text.
  *
  * Built with musl when musl-gcc is there (setup.py): ~50 KiB instead of
  * glibc's ~700, which is what a created container costs in memory and what
  * `create` copies into the sealed memfd.
  *
  * SECCOMP (ocirt/linux/seccomp.py prepares it) is one of
- *   "-1"        no filter;
+ *   "-1"        no filter to load (none, or the Python stage loaded it: with
+ *               no_new_privs off, loading needs CAP_SYS_ADMIN, which the
+ *               process may not keep; its listener went to the agent then);
  *   "FD,FLAGS"  FD is a memfd holding a struct sock_filter array (host byte
  *               order); it is loaded with seccomp(SECCOMP_SET_MODE_FILTER,
  *               FLAGS), or prctl(PR_SET_SECCOMP) when FLAGS is 0.  No
- *               libseccomp here: the program is compiled by the runtime;
- *   "@FD"       the Python stage already loaded the filter (it had to: with
- *               no_new_privs off, loading needs CAP_SYS_ADMIN, which the
- *               process may not keep) and FD is its notify listener.
- * When FLAGS has SECCOMP_FILTER_FLAG_NEW_LISTENER (or for "@FD"), the
- * listener fd is sent to `start` over the connection before execve: one
- * sendmsg of the bytes LISTENER_MSG with the fd in SCM_RIGHTS; `start`
- * forwards it to linux.seccomp.listenerPath (runtime-spec
- * ContainerProcessState).  Whatever follows (an exec error) is as above.  */
+ *               libseccomp here: the program is compiled by the runtime.
+ * When FLAGS has SECCOMP_FILTER_FLAG_NEW_LISTENER, the listener must reach
+ * the agent (linux.seccomp.listenerPath) before we make a syscall the
+ * profile notifies (read, close, execve...: it would wait for an agent that
+ * has no fd).  So the only syscall between the load and the handover is one
+ * write of "seccomp-listener FD\n" to `start` (write may not be notified:
+ * ocirt/linux/seccomp.py refuses it, as runc does); `start` takes the fd
+ * with pidfd_getfd(2), forwards it with the runtime-spec
+ * ContainerProcessState, then writes LISTENER_TAKEN and shuts down its
+ * side; until then we wait in read() (notified or not: the agent answers it
+ * once it has the fd).  Whatever follows (an exec error) is as above.     */
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
@@ -95,8 +100,10 @@ static void fail(int conn, int err, const char *what, const char *arg)
     _exit(127);
 }
 
-/* Read all of FD into a malloc'd buffer (NUL-terminated); *len gets its size. */
-static char *slurp(int fd, size_t *len)
+/* Read FD into a malloc'd buffer (NUL-terminated) up to EOF, or with
+ * UNTIL_NUL up to the first NUL byte read (not kept: what `start` ends the
+ * state with, the connection staying open); *len gets its size.            */
+static char *slurp(int fd, size_t *len, int until_nul)
 {
     size_t cap = 4096, used = 0;
     char *buf = malloc(cap + 1);
@@ -108,7 +115,12 @@ static char *slurp(int fd, size_t *len)
             continue;
         if (n <= 0)
             break;
+        char *nul = until_nul ? memchr(buf + used, '\0', (size_t)n) : NULL;
         used += (size_t)n;
+        if (nul != NULL) {
+            used = (size_t)(nul - buf);
+            break;
+        }
         if (used == cap) {
             cap *= 2;
             buf = realloc(buf, cap + 1);
@@ -197,7 +209,7 @@ static int run_hook(char *path, int timeout, char **argv, char **envp, const cha
 static void run_start_container_hooks(int conn, int hooks_fd, const char *state, size_t state_len)
 {
     size_t len = 0;
-    char *records = slurp(hooks_fd, &len);
+    char *records = slurp(hooks_fd, &len, 0);
     close(hooks_fd);
     if (records == NULL)
         fail(conn, ENOMEM, "startContainer hooks:", "read");
@@ -227,7 +239,8 @@ static void run_start_container_hooks(int conn, int hooks_fd, const char *state,
     free(records);
 }
 
-#define LISTENER_MSG "seccomp-listener\n"
+#define LISTENER_MSG "seccomp-listener " /* then the fd's number and "\n" */
+#define LISTENER_TAKEN 'T'                /* start: the agent has it, go on */
 
 /* Reads the program from FD and loads it; returns the notify listener fd
  * (FLAGS has SECCOMP_FILTER_FLAG_NEW_LISTENER), 0 without one, -1 on error. */
@@ -253,54 +266,40 @@ static int load_seccomp(int fd, unsigned long flags)
     return rc < 0 ? -1 : (int)rc;
 }
 
-/* The listener goes to `start`, which hands it to the seccomp agent. */
-static int send_listener(int conn, int listener)
+/* The listener goes to the seccomp agent by way of `start` (see the top):
+ * we write its number, `start` takes it with pidfd_getfd(2) and answers once
+ * the agent has it; only then may it be closed (before execve, which would
+ * close it anyway: a listener is close-on-exec).                          */
+static void hand_over_listener(int conn, int listener)
 {
-    char data[] = LISTENER_MSG;
-    struct iovec iov = {data, sizeof(data) - 1};
-    union {
-        struct cmsghdr align;
-        char buf[CMSG_SPACE(sizeof(int))];
-    } control;
-    memset(&control, 0, sizeof(control));
-    struct msghdr msg = {0};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.buf;
-    msg.msg_controllen = sizeof(control.buf);
-    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cmsg), &listener, sizeof(int));
+    char msg[64];
+    int len = snprintf(msg, sizeof(msg), LISTENER_MSG "%d\n", listener);
+    write_all(conn, msg, (size_t)len);
+    char answer = 0;
     ssize_t n;
     do
-        n = sendmsg(conn, &msg, MSG_NOSIGNAL);
+        n = read(conn, &answer, 1);
     while (n < 0 && errno == EINTR);
-    int err = errno;
-    close(listener); /* never leaks into the container's program */
-    errno = err;
-    return n < 0 ? -1 : 0;
+    /* EOF: `start` failed (it says why); an error: the agent refused our read */
+    if (n != 1 || answer != LISTENER_TAKEN)
+        fail(conn, n < 0 ? errno : 0, "unable to start container process: seccomp:"
+             " wait for the listener fd to reach the agent", NULL);
+    close(listener); /* the agent answers if close is notified: it has the fd */
 }
 
 /* SECCOMP as described at the top; returns only when the filter is in. */
 static void apply_seccomp(int conn, const char *arg)
 {
-    int listener = 0;
-    if (arg[0] == '@') {
-        listener = atoi(arg + 1);
-    } else {
-        int fd = atoi(arg);
-        if (fd < 0)
-            return;
-        const char *comma = strchr(arg, ',');
-        unsigned long flags = comma ? strtoul(comma + 1, NULL, 10) : 0;
-        listener = load_seccomp(fd, flags);
-        if (listener < 0)
-            fail(conn, errno, "unable to start container process: seccomp", "load filter");
-    }
-    if (listener > 0 && send_listener(conn, listener) < 0)
-        fail(conn, errno, "unable to start container process: seccomp", "send listener fd");
+    int fd = atoi(arg);
+    if (fd < 0)
+        return;
+    const char *comma = strchr(arg, ',');
+    unsigned long flags = comma ? strtoul(comma + 1, NULL, 10) : 0;
+    int listener = load_seccomp(fd, flags);
+    if (listener < 0)
+        fail(conn, errno, "unable to start container process: seccomp", "load filter");
+    if (listener > 0)
+        hand_over_listener(conn, listener);
 }
 
 int main(int argc, char **argv)
@@ -334,12 +333,12 @@ int main(int argc, char **argv)
         fail(-1, errno, "accept", "start socket");
     close(listen_fd);
     size_t state_len = 0;
-    char *state = slurp(conn, &state_len); /* the state JSON, for the hooks */
+    char *state = slurp(conn, &state_len, 1); /* the state JSON, for the hooks */
     /* The filter first, then the startContainer hooks, as runc: they run
      * under the container's seccomp profile (a hook calling a syscall it
-     * kills fails `start`).  Without hooks, only sendmsg (with a listener),
-     * close and execve run after it, so a profile needs little beyond what
-     * its program uses. */
+     * kills fails `start`).  Without hooks, only write, read and close (with
+     * a listener) and execve run after it, so a profile needs little beyond
+     * what its program uses. */
     if (hooks_fd >= 0)
         signal(SIGPIPE, SIG_IGN); /* a hook that does not read its stdin is fine */
     apply_seccomp(conn, seccomp);

@@ -17,9 +17,19 @@ default EPERM for syscalls newer than the profile (glibc falls back from
 clone3 to clone only on ENOSYS).
 
 Notify: with any SCMP_ACT_NOTIFY rule the filter is loaded with
-SECCOMP_FILTER_FLAG_NEW_LISTENER; stage 2 sends the listener fd to ``ocirt
-start`` over the start connection, which forwards it with the runtime-spec
-``ContainerProcessState`` to ``listenerPath`` (:func:`read_start_reply`).
+SECCOMP_FILTER_FLAG_NEW_LISTENER, and the listener must reach the agent at
+``listenerPath`` before the loading process makes a syscall the profile
+notifies (its own execve, a close...), or that syscall waits for an agent
+that never gets the fd.  So the loader only *writes* the fd's number to the
+runtime process above it (``write`` is the one syscall a profile may not
+notify: refused here, as runc does), which takes the fd with pidfd_getfd(2)
+(:func:`take_listener`), sends it with the runtime-spec
+``ContainerProcessState`` to the agent (:func:`send_to_agent`) and only then
+lets the loader go on; whatever the loader calls meanwhile waits in the
+kernel for the agent, which has the fd by then.  Stage 2 writes to ``ocirt
+start`` over the start connection (:func:`read_start_reply`); the Python
+init (an early load) and exec's child write over their channel to ``create``
+and ``exec``.
 
 Only ``os``, ``sys`` and ``ocirt.errors`` are imported at module level, and
 the cffi module lazily: :func:`read_start_reply` runs in ``ocirt start``,
@@ -126,7 +136,9 @@ AUDIT_ARCH_S390X = 0x80000016
 X32_SYSCALL_BIT = 0x40000000
 SCMP_FLTATR_CTL_OPTIMIZE = 8
 SPEC_VERSION = "1.0.2"  # ContainerProcessState's ociVersion when the state has none
-LISTENER_MSG = b"seccomp-listener\n"  # stage 2's marker, see stage2.c
+LISTENER_MSG = b"seccomp-listener "  # stage 2's "seccomp-listener FD\n", see stage2.c
+LISTENER_TAKEN = b"T"  # start -> stage 2: the agent has the listener, go on
+NOTIFY_FD_LINK = "anon_inode:seccomp notify"  # what /proc/self/fd/N of a listener reads
 
 
 class SeccompError(OcirtError):
@@ -206,9 +218,12 @@ def _rules(syscalls: Any, default: int) -> Any:
         action = action_value(entry.get("action") or "", entry.get("errnoRet"))
         conditions = [_condition(arg) for arg in entry.get("args") or ()]
         for name in entry.get("names") or ():
-            if action == ACT_NOTIFY and name in ("write", "sendmsg"):
-                # The listener fd leaves stage 2 by sendmsg; runc refuses write.
-                raise SeccompError(f"seccomp: SCMP_ACT_NOTIFY cannot be used for {name}")
+            if action == ACT_NOTIFY and name == "write":
+                # The listener's number leaves its process by write (see the
+                # top): that write must never wait for the agent it feeds.
+                raise SeccompError(
+                    "unable to init seccomp: SCMP_ACT_NOTIFY cannot be used for the write syscall"
+                )
             if action == default:
                 continue  # redundant; libseccomp refuses it
             number = syscall_number(name)
@@ -458,35 +473,112 @@ def supported_arches() -> list[str]:
     return [n for n, scmp in ARCHES.items() if lib.ocirt_scmp_arch_token(scmp.encode())]
 
 
-# -- notify: `ocirt start` hands the listener to the agent ----------------------------
+# -- notify: the listener's way to the agent ------------------------------------------
 def read_start_reply(sock: Any, state: dict[str, Any], config: dict[str, Any]) -> bytes:
-    """Read stage 2's reply on the start connection, forwarding a listener fd.
+    """Read stage 2's reply on the start connection, forwarding a listener.
 
-    Returns the reply without the listener message: empty when the exec
-    worked.  ``sock`` is a ``_socket.socket``; ``state`` is the state that
-    ``start`` sent; ``config`` the container's config.json.
+    Stage 2 first writes "seccomp-listener FD\n" when its filter has a
+    listener, then waits: the fd goes to the agent (:func:`forward_listener`),
+    then LISTENER_TAKEN tells stage 2 to go on, and our write side is shut.
+    Returns the rest of the reply: empty when the exec worked.  ``sock`` is a
+    ``_socket.socket``; ``state`` is the state that ``start`` sent; ``config``
+    the container's config.json.
     """
+    import _socket
 
-    chunks: list[bytes] = []
-    while True:
-        data, ancdata, _flags, _addr = sock.recvmsg(65536, fdpass.space())
-        for fd in fdpass.received(ancdata):
-            _forward_listener(fd, state, config)
+    reply = b""
+    handed_over = False
+    while data := _recv_after_handover(sock, reply) if handed_over else sock.recv(65536):
+        reply += data
+        if handed_over or not reply.startswith(LISTENER_MSG) or b"\n" not in reply:
+            continue  # an exec error (or its start), or the rest of the line to come
+        line, _, reply = reply.partition(b"\n")
+        seccomp = (config.get("linux") or {}).get("seccomp") or {}
+        forward_listener(state.get("pid", 0), _fd_number(line), state, seccomp)
+        handed_over = True
+        try:
+            sock.sendall(LISTENER_TAKEN)
+            sock.shutdown(_socket.SHUT_WR)
+        except BrokenPipeError:
+            pass  # stage 2 failed meanwhile (the agent refused its read): its reply is next
+    return reply
+
+
+def _recv_after_handover(sock: Any, reply: bytes) -> bytes:
+    """Stage 2's reply (REPLY: what came so far) once it has the all-clear, or did not wait.
+
+    A stage 2 that failed before reading LISTENER_TAKEN (a notified read the
+    agent answered with an error) exits with it unread, which the kernel
+    reports as ECONNRESET once, after or before the reply it wrote (see
+    ocirt.process.channel).  With no reply at all, the reset stands (killed).
+    """
+    try:
+        return sock.recv(65536)
+    except ConnectionResetError:
+        if reply:
+            return b""
+        data = sock.recv(65536)
         if not data:
-            break
-        chunks.append(data)
-    reply = b"".join(chunks)
-    return reply.removeprefix(LISTENER_MSG)
+            raise
+        return data
 
 
-def _forward_listener(fd: int, state: dict[str, Any], config: dict[str, Any]) -> None:
-    seccomp = (config.get("linux") or {}).get("seccomp") or {}
+def _fd_number(line: bytes) -> int:
+    number = line.removeprefix(LISTENER_MSG)
+    if not number.isdigit():
+        raise SeccompError(f"seccomp: bad listener message {line[:64]!r}")
+    return int(number)
+
+
+def forward_listener(
+    holder: int, fd_number: int, state: dict[str, Any], seccomp: dict[str, Any],
+    pid: int | None = None,
+) -> None:  # fmt: skip
+    """Take the listener FD_NUMBER of process HOLDER and send it to the agent.
+
+    ``seccomp`` is the config's ``linux.seccomp``; PID as :func:`send_to_agent`.
+    """
+    fd = take_listener(holder, fd_number)
     try:
         send_to_agent(
-            seccomp.get("listenerPath") or "", fd, state, seccomp.get("listenerMetadata") or ""
+            seccomp.get("listenerPath") or "",
+            fd,
+            state,
+            seccomp.get("listenerMetadata") or "",
+            pid=pid,
         )
     finally:
         os.close(fd)
+
+
+def take_listener(holder: int, fd_number: int) -> int:
+    """Our copy of the notify listener that process HOLDER has at FD_NUMBER.
+
+    pidfd_getfd(2): the holder only wrote the number (see the top); we are
+    its parent (create, exec) or root over the container (start, whose peer
+    is blocked waiting for our answer, so the pid is still its own).  The fd
+    must be a listener: never hand the agent some other file of the process.
+    """
+    from ocirt.linux import syscalls
+
+    try:
+        pidfd = os.pidfd_open(holder)
+        try:
+            fd = syscalls.pidfd_getfd(pidfd, fd_number)
+        finally:
+            os.close(pidfd)
+    except OSError as e:
+        raise SeccompError(
+            f"unable to get seccomp fd {fd_number} of pid {holder}: {os.strerror(e.errno).lower()}"
+        ) from None
+    try:
+        is_listener = os.readlink(f"/proc/self/fd/{fd}") == NOTIFY_FD_LINK
+    except OSError:
+        is_listener = False
+    if not is_listener:
+        os.close(fd)
+        raise SeccompError(f"unable to get seccomp fd {fd_number} of pid {holder}: not a listener")
+    return fd
 
 
 def send_to_agent(

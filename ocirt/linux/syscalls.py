@@ -235,6 +235,11 @@ def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
     _check(lib.ocirt_close_range(first, last, flags), "close_range", first)
 
 
+def pidfd_getfd(pidfd: int, target_fd: int) -> int:
+    """Our copy (close-on-exec) of fd TARGET_FD of the process PIDFD refers to."""
+    return _check(lib.ocirt_pidfd_getfd(pidfd, target_fd, 0), "pidfd_getfd", target_fd)
+
+
 def ioprio_set(which: int, who: int, ioprio: int) -> None:
     _check(lib.ocirt_ioprio_set(which, who, ioprio), "ioprio_set", ioprio)
 

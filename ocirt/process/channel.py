@@ -18,9 +18,11 @@ Sequence (docs/architecture.md has the diagram):
     child  -> parent  RUN_RUNTIME_HOOKS   mounts done: prestart + createRuntime
     parent -> child   HOOKS_DONE
     child  -> parent  READY               set up; about to exec stage 2
-    child  -> parent  SECCOMP_LISTENER    exec only: the notify listener fd
-                                          (SCM_RIGHTS), for linux.seccomp.listenerPath
-    parent -> child   LISTENER_SENT       the agent has it: go on to execve
+    child  -> parent  SECCOMP_LISTENER    {"fd": N}: the notify listener's number, for
+                                          the parent to take (pidfd_getfd) and send to
+                                          linux.seccomp.listenerPath (exec's child; the
+                                          init when it loads the filter itself)
+    parent -> child   LISTENER_SENT       the agent has it: go on
     child  -> parent  ERROR               instead of any of the above, then exit
     child  -> parent  DEBUG               with --debug, any time: {"message"}, a line
                                           for the parent to log (recv logs it)
@@ -33,7 +35,6 @@ import posix as _posix
 
 from ocirt import _fastjson, debug
 from ocirt.errors import OcirtError
-from ocirt.linux import fdpass
 
 # Bodies are JSON, encoded and decoded in children that cannot import.
 _fastjson.preload()
@@ -60,8 +61,8 @@ class Msg:
     READY = 6
     ERROR = 7
     CGROUP_READY = 8
-    SECCOMP_LISTENER = 9  # exec's child -> parent, with the listener fd (SCM_RIGHTS)
-    LISTENER_SENT = 10  # parent -> exec's child: the agent has it, go on
+    SECCOMP_LISTENER = 9  # child -> parent: {"fd": N}, see announce_fd
+    LISTENER_SENT = 10  # parent -> child: the agent has the listener, go on
     DEBUG = 11  # child -> parent: {"message"}: a --debug line (see ocirt.debug)
 
     @classmethod
@@ -106,30 +107,15 @@ class Channel:
         payload = _fastjson.dumps(body or {}).encode()
         self.sock.send(bytes([kind]) + payload)
 
-    def send_fd(self, kind: int, fd: int) -> None:
-        """A message with FD attached (SCM_RIGHTS): the receiver gets its own copy."""
-        self.sock.sendmsg([bytes([kind]) + b"{}"], fdpass.rights(fd))
+    def announce_fd(self, kind: int, fd: int) -> None:
+        """KIND with body {"fd": FD}: the number, for the parent to take with pidfd_getfd(2).
 
-    def recv_fd(self) -> tuple[int, int]:
-        """The next message and the fd it carries (-1 if none); ERROR/EOF as recv()."""
-        try:
-            data, ancdata, _flags, _addr = self.sock.recvmsg(MAX_MESSAGE, fdpass.space())
-        except ConnectionResetError:  # see recv()
-            data, ancdata, _flags, _addr = self.sock.recvmsg(MAX_MESSAGE, fdpass.space())
-        fds = fdpass.received(ancdata)
-        for extra in fds[1:]:
-            _posix.close(extra)
-        fd = fds[0] if fds else -1
-        try:
-            kind, body = self._decode(data)
-        except BaseException:
-            if fd >= 0:
-                _posix.close(fd)
-            raise
-        if kind == Msg.DEBUG:  # see recv(): a line, never with an fd
-            debug.log(body.get("message", ""))
-            return self.recv_fd()
-        return kind, fd
+        For a seccomp notify listener, right after its filter is loaded: one
+        write(2), the syscall no profile may notify (ocirt.linux.seccomp), with
+        nothing but these few bytes made in between (send() would be sendto(2),
+        an fd passed with SCM_RIGHTS sendmsg(2): both notifiable).
+        """
+        _posix.write(self.sock.fileno(), b'%c{"fd":%d}' % (kind, fd))
 
     def send_error(self, errno: int, message: str) -> None:
         self.send(Msg.ERROR, {"errno": errno, "message": message})

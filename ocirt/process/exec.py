@@ -365,9 +365,10 @@ def start(container: Any, process: dict[str, Any], opts: ExecOptions) -> Started
 def _compile_seccomp(config: dict[str, Any]) -> seccomp.CompiledFilter | None:
     """The container's filter, compiled before the fork so errors read as exec's.
 
-    With SCMP_ACT_NOTIFY rules the child's load returns a listener fd, which
-    it sends back over the channel (SECCOMP_LISTENER) and we forward to
-    ``listenerPath`` (:func:`_await_exec`), as runc does for exec'd processes.
+    With SCMP_ACT_NOTIFY rules the child's load returns a listener fd, whose
+    number it writes back over the channel (SECCOMP_LISTENER); we take it and
+    forward it to ``listenerPath`` (:func:`_await_exec`), as runc does for
+    exec'd processes.
     """
     config_seccomp = (config.get("linux") or {}).get("seccomp")
     if not config_seccomp:
@@ -521,43 +522,34 @@ def _release_child_ends(plan: ExecPlan) -> None:
 def _await_exec(channel: Channel, pid: int, record: dict[str, Any]) -> None:
     """Until EOF (the channel is close-on-exec: execve succeeded) or ERROR.
 
-    A seccomp notify listener on the way is forwarded to the agent with the
-    container's state and PID, the exec'd process (runc's ContainerProcessState).
+    A seccomp notify listener on the way (its number: the child only writes
+    it, see ocirt.linux.seccomp) is taken from PID, the exec'd process, and
+    forwarded to the agent with the container's state and PID (runc's
+    ContainerProcessState).
     """
     while True:
         try:
-            kind, fd = channel.recv_fd()
+            kind, body = channel.recv()
         except ChannelClosed:
             return
         except ChildError as e:
             raise ExecError(f"unable to start container process: {e.message}") from None
-        if kind != Msg.SECCOMP_LISTENER or fd < 0:
-            if fd >= 0:
-                os.close(fd)
+        if kind != Msg.SECCOMP_LISTENER or not isinstance(body.get("fd"), int):
             raise ExecError(
                 f"unable to start container process: protocol error: got {Msg.name(kind)}"
             )
-        try:
-            _forward_listener(fd, pid, record)
-        finally:
-            os.close(fd)
+        _forward_listener(body["fd"], pid, record)
         channel.send(Msg.LISTENER_SENT)
 
 
-def _forward_listener(fd: int, pid: int, record: dict[str, Any]) -> None:
+def _forward_listener(fd_number: int, pid: int, record: dict[str, Any]) -> None:
     from ocirt.linux import seccomp
     from ocirt.state import public_state
 
     config = ((record.get("config") or {}).get("linux") or {}).get("seccomp") or {}
     state = public_state(record, "running")
     try:
-        seccomp.send_to_agent(
-            config.get("listenerPath") or "",
-            fd,
-            state,
-            config.get("listenerMetadata") or "",
-            pid=pid,
-        )
+        seccomp.forward_listener(pid, fd_number, state, config, pid=pid)
     except OcirtError as e:
         raise ExecError(f"unable to start container process: {e}") from None
 
@@ -810,8 +802,11 @@ def _child(plan: ExecPlan) -> NoReturn:
 def _load_seccomp(plan: ExecPlan) -> None:
     """Load the filter; a notify listener goes to the parent, which forwards it.
 
+    Only its number, written (announce_fd): the parent takes the fd itself.
     We wait until the agent has it (runc too): if it cannot be reached, the
-    parent fails the exec and kills us before the program has run.
+    parent fails the exec and kills us before the program has run.  Any
+    syscall of ours the profile notifies meanwhile (the wait's recv) waits
+    for the agent, which answers once it has the fd.
     """
     from ocirt.linux import seccomp  # preloaded
 
@@ -819,11 +814,12 @@ def _load_seccomp(plan: ExecPlan) -> None:
         return
     listener = seccomp.load(plan.seccomp)
     if listener >= 0:
-        try:
-            plan.channel.send_fd(Msg.SECCOMP_LISTENER, listener)
-        finally:
-            os.close(listener)
+        plan.channel.announce_fd(Msg.SECCOMP_LISTENER, listener)
         plan.channel.expect(Msg.LISTENER_SENT)
+        try:
+            os.close(listener)  # close-on-exec anyway; a notified close may be refused
+        except OSError:
+            pass
 
 
 def _setup(plan: ExecPlan) -> tuple[str, dict[str, str]]:

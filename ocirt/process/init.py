@@ -22,7 +22,6 @@ Numbered steps mirror the messages in ``ocirt.process.channel``:
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sys
 
@@ -263,13 +262,17 @@ def _how_entered(plan: InitPlan) -> str:
 
 
 def _seccomp_for_stage2(plan: InitPlan) -> str:
-    """Stage 2's SECCOMP argument (see stage2.c): "-1", "FD,FLAGS" or "@LISTENER".
+    """Stage 2's SECCOMP argument (see stage2.c): "-1" or "FD,FLAGS".
 
     Normally stage 2 loads the program right before execve.  Without
     no_new_privs that needs CAP_SYS_ADMIN, which the program may not keep:
     then we load it here, while we still have our privileges (runc does the
-    same), and stage 2 only passes a notify listener on to `start`.  The fds
-    are placed above the preserved ones, which reach the program as they are.
+    same), and a notify listener goes to the agent now, by way of `create`
+    (as runc's): we only write its number, `create` takes it (pidfd_getfd)
+    and answers once the agent has it; a syscall of ours the profile
+    notifies meanwhile waits for the agent, who has the fd by then.  The
+    memfd is placed above the preserved fds, which reach the program as
+    they are.
     """
     config = plan.spec.linux.seccomp
     if not config:
@@ -280,11 +283,10 @@ def _seccomp_for_stage2(plan: InitPlan) -> str:
     floor = 3 + plan.preserve_fds
     if seccomp.must_load_early(plan.spec.process):
         listener = seccomp.load(compiled)
-        if listener < 0:
-            return "-1"
-        high = fcntl.fcntl(listener, fcntl.F_DUPFD, floor)  # inheritable: stage 2 sends it
-        os.close(listener)
-        return f"@{high}"
+        if listener >= 0:  # close-on-exec: gone with the execve of stage 2
+            plan.channel.announce_fd(Msg.SECCOMP_LISTENER, listener)
+            plan.channel.expect(Msg.LISTENER_SENT)
+        return "-1"
     fd = seccomp.program_memfd(compiled, floor)
     os.set_inheritable(fd, True)
     return f"{fd},{compiled.flags}"

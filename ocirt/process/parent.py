@@ -470,13 +470,16 @@ def _converse(
         except OSError:
             pass  # the init is gone: its ERROR is waiting in the channel, read below
         while True:
-            kind, _body = channel.recv()
+            kind, body = channel.recv()
             if kind == Msg.RUN_RUNTIME_HOOKS:
                 if deferred:  # runc: every limit is in place before these hooks
                     cgroup.set(deferred)
                     deferred = {}
                 _run_runtime_hooks(spec, record, pid)
                 channel.send(Msg.HOOKS_DONE)
+            elif kind == Msg.SECCOMP_LISTENER:  # the init loaded its filter itself
+                _forward_listener(body.get("fd"), record, pid)
+                channel.send(Msg.LISTENER_SENT)
             elif kind == Msg.READY:
                 break
         channel.recv()  # EOF once stage 2 is executing; ERROR if exec failed
@@ -489,6 +492,21 @@ def _converse(
         raise CreateError(f"unable to start container process: {e.message}") from None
     if deferred:
         cgroup.set(deferred)
+
+
+def _forward_listener(fd_number: Any, record: dict[str, Any], pid: int) -> None:
+    """The init's seccomp notify listener to the agent, now (runc's create does
+    the same): the init only wrote its number (ocirt.linux.seccomp)."""
+    from ocirt.linux import seccomp  # preloaded (init.preload)
+
+    if not isinstance(fd_number, int):
+        raise CreateError("unable to start container process: protocol error: listener fd")
+    config = (record["config"].get("linux") or {}).get("seccomp") or {}
+    state = public_state({**record, "pid": pid}, "creating")
+    try:
+        seccomp.forward_listener(pid, fd_number, state, config)
+    except OcirtError as e:
+        raise CreateError(f"unable to start container process: {e}") from None
 
 
 # Written once the init is stage 2 (see _converse); the rest of
