@@ -380,8 +380,7 @@ def _warn_error(error: Exception) -> None:
 
 
 def _notifies(config: "dict[str, Any]") -> bool:
-    """Whether linux.seccomp has SCMP_ACT_NOTIFY rules (ocirt.linux.seccomp.wants_listener,
-    without importing it for every seccomp profile)."""
+    """Whether linux.seccomp has SCMP_ACT_NOTIFY rules (then stage 2 hands over a listener)."""
     seccomp = (config.get("linux") or {}).get("seccomp") or {}
     return any(rule.get("action") == "SCMP_ACT_NOTIFY" for rule in seccomp.get("syscalls") or ())
 
