@@ -1,19 +1,28 @@
 """The library API: ``Container`` and its lifecycle.
 
-The CLI is a thin layer over this module; so can any Python program be::
+The CLI is a thin layer over this module; so can any Python program be
+(docs/api.md is the tour)::
 
-    from ocirt.container import Container, CreateOptions
+    from ocirt import Container, CreateOptions, ExecOptions, Resources
     c = Container.create("/run/ocirt", "web", CreateOptions(bundle="/srv/web"))
     c.start()
+    c.exec(ExecOptions(args=["nginx", "-s", "reload"])).wait()
+    c.update(Resources(memory_limit=256 << 20))
     c.kill(signal.SIGTERM)
     c.delete(force=True)
+
+Every method raises ``ocirt.errors.OcirtError`` (or a subclass) with runc's
+words; none prints or exits.  Warnings (a failed poststart hook, kernel
+memory settings) are returned where a method has a result to give
+(``start``, ``delete``) and else go to ``ocirt.debug.warn``.
 
 The short commands (state, start, kill, delete, list) import only this
 module, ``ocirt.state``, ``ocirt.record``, ``ocirt.errors``,
 ``ocirt._fastjson`` and C modules (``posix``, not ``os``: see
 ``ocirt.record``); ``ocirt.cgroups`` is imported when a cgroup must be
-changed or its driver is not one ``ocirt.record`` reads.  ``create`` pulls in
-the rest (validation, the init) lazily.
+changed or its driver is not one ``ocirt.record`` reads.  ``create``, ``run``,
+``exec``, ``update`` and ``events`` pull in the rest (validation, the init,
+``ocirt.options``, ``ocirt.foreground``) lazily.
 """
 
 import posix
@@ -34,10 +43,12 @@ from ocirt.state import (
 
 TYPE_CHECKING = False  # `typing`, `signal`, `socket`, `json` cost ms each: see _fastjson
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator, Sequence
     from typing import Any
 
-    from ocirt.process.parent import CreateOptions
+    from ocirt.cgroups import Manager
+    from ocirt.foreground import ExecProcess
+    from ocirt.options import CreateOptions, ExecOptions, Resources
 
 SIGKILL = 9
 
@@ -60,6 +71,15 @@ def stage2_failure(reply: bytes) -> str:
 
 
 class Container:
+    """A container under a state root (``--root``): made by ``create``/``run``,
+    found again by ``load``.
+
+    A loaded container holds the lock of its state directory (unless
+    ``load(lock=False)``) until ``close()`` (or the end of a ``with`` block);
+    ``exec`` releases it before the new process starts.  ``record`` is the
+    state as ocirt stored it; ``state()`` is runc's public view of it.
+    """
+
     def __init__(self, state_dir: StateDir, record: "dict[str, Any]") -> None:
         self._dir = state_dir
         self.record = record
@@ -67,13 +87,58 @@ class Container:
     # -- constructors ---------------------------------------------------------
     @classmethod
     def create(cls, root: str, container_id: str, opts: "CreateOptions") -> "Container":
+        """Create the container (runc create): its init waits for ``start``.
+
+        Raises ``ContainerExists``, ``ConfigError`` (config.json) or
+        ``OcirtError`` (anything else, nothing left behind).
+        """
         from ocirt.process.parent import create
 
         record, _pid = create(root, container_id, opts)
         return cls(StateDir(root, container_id), record)
 
     @classmethod
+    def run(
+        cls,
+        root: str,
+        container_id: str,
+        opts: "CreateOptions",
+        *,
+        detach: bool = False,
+        keep: bool = False,
+        subreaper: bool = False,
+        forward_signals: bool = False,
+    ) -> int:
+        """Create, start and wait for the container (runc run); its exit status.
+
+        The status is the shell's: the init's exit code, or 128 + the signal
+        that killed it.  The container is deleted afterwards unless KEEP.
+        DETACH: return 0 once it runs (and leave it).  SUBREAPER: become the
+        child subreaper of this process, to reap the container's orphans;
+        FORWARD_SIGNALS: pass the signals this process receives on to the
+        container's init while waiting (main thread only).  With
+        ``process.terminal`` and no console socket, our stdin/stdout are
+        the container's terminal while it runs.
+        """
+        from ocirt.foreground import run_container
+
+        return run_container(
+            root,
+            container_id,
+            opts,
+            detach=detach,
+            keep=keep,
+            subreaper=subreaper,
+            forward_signals=forward_signals,
+        )
+
+    @classmethod
     def load(cls, root: str, container_id: str, lock: bool = True) -> "Container":
+        """The container ID under ROOT (``ContainerNotExist`` if there is none).
+
+        LOCK: hold its state directory's lock (commands that change it do);
+        readers (state, list, ps, events) do without.
+        """
         state_dir = StateDir(root, container_id)
         state_dir.open(lock=lock)
         try:
@@ -107,22 +172,29 @@ class Container:
         return derive_status(self.record, paused=_is_frozen(self.record))
 
     def state(self) -> "dict[str, Any]":
+        """runc state's object: ociVersion, id, status, pid, bundle, rootfs,
+        created, owner, annotations."""
         return public_state(self.record, self.status)
 
     def processes(self) -> list[int]:
-        """Host pids of every process of the container (init first, if alive).
+        """Host pids of every process of the container (runc ps).
 
-        From its cgroup when it has one (what runc does); else the processes
-        sharing the init's pid namespace.
+        Its cgroup's members, in the cgroup's order, when it has a cgroup
+        (and the init first if it is alive but not there: rootless, a cgroup
+        it could not join); else the init and the processes sharing its pid
+        namespace.
         """
         alive = init_is_alive(self.record)
         if self.record.get("cgroup"):
             from ocirt.cgroups import manager_from_record
 
             manager = manager_from_record(self.record)
-            if manager.exists():
-                others = [p for p in manager.pids() if p != self.pid]
-                return ([self.pid] if alive else []) + others
+            if not manager.exists():
+                return [self.pid] if alive else []
+            pids = manager.pids()
+            if alive and self.pid not in pids:
+                pids.insert(0, self.pid)
+            return pids
         if not alive:
             return []
         pids = [self.pid]
@@ -141,6 +213,41 @@ class Container:
             except OSError:
                 continue
         return pids
+
+    def stats(self) -> "dict[str, Any]":
+        """Resource usage (what ``runc events --stats`` prints as ``data``):
+        cpu, memory, pids, blkio, hugetlb... from the container's cgroup."""
+        return self._stats_manager().stats()
+
+    def events(
+        self, interval: float = 5.0, *, on_error: "Callable[[Exception], None] | None" = None
+    ) -> "Iterator[dict[str, Any]]":
+        """Its events as runc's ``events`` prints them: ``{"type": "stats", "id",
+        "data"}`` every INTERVAL seconds, ``{"type": "oom", "id"}`` per OOM kill
+        in its cgroup; the iterator ends when the init has gone.
+
+        A failure to read the stats goes to ON_ERROR (default: a warning) and
+        the stream goes on.  Checked now, not at the first ``next()``.
+        """
+        if interval <= 0:
+            raise OcirtError("duration interval must be greater than 0")
+        manager = self._stats_manager()
+        from ocirt.events import stream
+
+        return stream(self.record, manager, interval, on_error or _warn_error)
+
+    def _stats_manager(self) -> "Manager":
+        if self.status == "stopped":
+            raise OcirtError(f"container with id {self.id} is not running")
+        return self._cgroup_manager("cannot get container stats")
+
+    def _cgroup_manager(self, what: str) -> "Manager":
+        """The container's cgroup manager, or runc's error (WHAT: ...) when it has none."""
+        if not self.record.get("cgroup"):
+            raise OcirtError(f"{what}: cgroups not configured for container")
+        from ocirt.cgroups import manager_from_record
+
+        return manager_from_record(self.record)
 
     # -- lifecycle ------------------------------------------------------------
     def start(self) -> list[str]:
@@ -203,7 +310,51 @@ class Container:
             s.close()
         return b"".join(chunks)
 
+    def exec(self, what: "ExecOptions | Sequence[str]") -> "ExecProcess":
+        """Start one more process in the container (runc exec); returns once it runs.
+
+        WHAT: ``ExecOptions``, or just the command (the container's process
+        with these args).  The state directory's lock is released before the
+        process starts.  Raises ``ExecError`` (runc's "exec failed: ...",
+        exit status 255), with nothing left running.
+        """
+        from ocirt.foreground import exec_process
+
+        return exec_process(self, what)
+
+    def pause(self) -> None:
+        """Freeze every process of the container (runc pause)."""
+        # runc pauses created and running containers; a paused one is "not running".
+        if self.status == "stopped":
+            raise ContainerNotRunning()
+        manager = self._cgroup_manager("cannot toggle freezer")
+        if manager.is_frozen():
+            raise ContainerNotRunning()
+        manager.freeze()
+
+    def resume(self) -> None:
+        """Thaw a paused container (runc resume)."""
+        if self.status == "stopped":
+            raise OcirtError("container not paused")
+        manager = self._cgroup_manager("cannot toggle freezer")
+        if not manager.is_frozen():
+            raise OcirtError("container not paused")
+        manager.thaw()
+
+    def update(self, resources: "Resources | dict[str, Any]") -> None:
+        """Change its resource limits (runc update): RESOURCES is ``Resources``
+        or a runtime-spec ``linux.resources`` object; what it omits (or sets
+        to 0) is left as it is."""
+        spec = resources if isinstance(resources, dict) else resources.to_dict()
+        if (spec.get("memory") or {}).get("kernel"):  # kernelTCP is set where the kernel has it
+            _warn("Kernel memory settings are ignored and will be removed")
+        if self.status == "stopped":
+            raise ContainerNotRunning()
+        self._cgroup_manager("cannot update resources").set(spec, update=True)
+
     def kill(self, sig: int, all_processes: bool = False) -> None:
+        """Send SIG to the init (runc kill), or with ALL_PROCESSES to every
+        process of the container."""
         if not init_is_alive(self.record):
             if all_processes:
                 return  # the shim's `kill --all ID 9` after the init died
@@ -347,7 +498,8 @@ class Container:
         return warnings
 
     def wait(self) -> int:
-        """Exit code of the init; only for the process that created it (run)."""
+        """Exit code of the init; only for the process that created it (the
+        init is its child)."""
         while True:
             try:
                 _, status = posix.waitpid(self.pid, 0)

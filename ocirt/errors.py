@@ -6,6 +6,13 @@ runc's wording where container managers string-match them (see
 ``../shared/reference/contract.md``): "container does not exist",
 "container not running", "no such process", "permission denied".
 
+One hierarchy: every error the library raises is an ``OcirtError``.  Here
+are the ones a caller may want to tell apart (a missing or existing
+container, a config that is wrong, a failed exec, a cgroup operation); the
+modules below the API subclass ``OcirtError`` for their own failures
+(``MountError``, ``SeccompError``, ``HookError``...), whose message is the
+sentence to show.  ``exit_code`` is the status runc exits with for it.
+
 No ``from __future__ import annotations``: the short commands import this
 module, and that would be one more import (see ocirt.record).
 """
@@ -54,3 +61,25 @@ class ContainerExists(OcirtError):
 class ContainerNotRunning(OcirtError):
     def __init__(self) -> None:
         super().__init__("container not running")
+
+
+class CreateError(OcirtError):
+    """create could not make the container (nothing of it is left)."""
+
+
+class ExecError(OcirtError):
+    """Any failure of exec: the CLI prints "exec failed: ..." and exits 255."""
+
+    exit_code = 255
+
+
+class ExecInterrupted(ExecError):
+    """SIGTERM or SIGINT while the process was being set up (``forward_signals``)."""
+
+
+class CgroupError(OcirtError):
+    """A cgroup operation failed; the message names the file and the reason."""
+
+    def __init__(self, message: str, err: int = 0) -> None:
+        super().__init__(message)
+        self.errno = err

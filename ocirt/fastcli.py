@@ -329,7 +329,7 @@ def _create(ctx: Context, args: list[str]) -> int | None:
     opts, container_id = parsed
     from ocirt import debug
     from ocirt.container import Container
-    from ocirt.process.parent import CreateOptions
+    from ocirt.options import CreateOptions
 
     debug.on_warning(lambda message: _warn(ctx, [message]))
 

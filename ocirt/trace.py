@@ -117,6 +117,19 @@ def _format(call: Any) -> str:
         return call.name
 
 
+def trace_bundle(root: str, container_id: str, create_opts: Any) -> tuple[TraceResult, dict]:
+    """``ocirt trace``: trace the bundle's container to completion; (what it
+    did, the seccomp profile that allows exactly that)."""
+    from ocirt import _fastjson
+    from ocirt.linux import seccomp
+    from ocirt.spec import Process
+
+    with open(os.path.join(create_opts.bundle, "config.json"), "rb") as f:
+        process = Process.from_dict(_fastjson.loads(f.read()).get("process") or {})
+    result = trace_container(root, container_id, create_opts)
+    return result, result.profile(early_load=seccomp.must_load_early(process))
+
+
 def trace_container(root: str, container_id: str, create_opts: Any) -> TraceResult:
     """Create, trace to completion and delete the container; the syscalls it made."""
     from ptrace.debugger import PtraceDebugger

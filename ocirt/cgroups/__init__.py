@@ -24,7 +24,7 @@ import errno
 import os
 import time
 
-from ocirt.errors import OcirtError
+from ocirt.errors import CgroupError
 from ocirt.linux.procfs import cgroup_paths, read_text
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import: annotations only
@@ -33,14 +33,6 @@ if TYPE_CHECKING:
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 HYBRID_UNIFIED = "/sys/fs/cgroup/unified"
-
-
-class CgroupError(OcirtError):
-    """A cgroup operation failed; the message names the file and the reason."""
-
-    def __init__(self, message: str, err: int = 0) -> None:
-        super().__init__(message)
-        self.errno = err
 
 
 # -- small file helpers (shared by the drivers) -------------------------------

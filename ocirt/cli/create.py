@@ -21,7 +21,7 @@ FLAGS = (
 
 
 def create_options(ctx, opts: dict):
-    from ocirt.process.parent import CreateOptions
+    from ocirt.options import CreateOptions
 
     try:
         preserve = int(opts["preserve_fds"])

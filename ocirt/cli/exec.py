@@ -58,84 +58,31 @@ def _int_flag(text: str, name: str) -> int:
 
 def _exec(ctx, opts: dict, args: list[str], preserve: int, gids: tuple[int, ...]) -> int:
     from ocirt.container import Container
-    from ocirt.process import exec as ex
+    from ocirt.options import ExecOptions
 
     container_id, command = args[0], args[1:]
-    for gid in gids:
-        if gid < 0:
-            raise ex.ExecError(f"additional-gids must be a positive number {gid}")
-    if not opts["process"] and not command:
-        raise ex.ExecError("process args cannot be empty")
-    exec_opts = ex.ExecOptions(
+    exec_opts = ExecOptions(
+        args=tuple(command),
+        process_file=opts["process"],
+        cwd=opts["cwd"],
+        env=tuple(opts["env"]),
+        user=opts["user"],
+        additional_gids=gids,
+        caps=tuple(opts["cap"]),
+        no_new_privs=opts["no_new_privs"],
+        apparmor=opts["apparmor"],
+        process_label=opts["process_label"],
+        tty=opts["tty"],
         console_socket=opts["console_socket"],
         detach=opts["detach"],
         pid_file=os.path.abspath(opts["pid_file"]) if opts["pid_file"] else "",
         preserve_fds=preserve,
         cgroup=tuple(opts["cgroup"]),
         ignore_paused=opts["ignore_paused"],
+        forward_signals=True,
     )
     with Container.load(ctx.root, container_id) as c:
-        ex.check_status(c.status, exec_opts.ignore_paused)
-        process = _process(ctx, opts, command, gids, c.record)
-        forwarder = None if exec_opts.detach else ex.SignalForwarder()
-        try:
-            started = ex.start(c, process, exec_opts)
-        except BaseException:
-            if forwarder is not None:
-                forwarder.restore()
-            raise
+        process = c.exec(exec_opts)
     # The lock is released: a long foreground exec must not block `ocirt state`.
-    if forwarder is None:
-        return 0
-    forwarder.target(started.pid)
-    try:
-        return _wait(started)
-    finally:
-        forwarder.restore()
-
-
-def _process(ctx, opts: dict, command: list[str], gids: tuple[int, ...], record: dict) -> dict:
-    from ocirt.process import exec as ex
-
-    if opts["process"]:
-        # runc ignores the other process flags when -p is given; so do we.
-        return ex.load_process_file(opts["process"])
-    caps = _known_caps(ctx, tuple(opts["cap"]))
-    return ex.process_from_flags(
-        (record.get("config") or {}).get("process") or {},
-        command,
-        cwd=opts["cwd"],
-        env=tuple(opts["env"]),
-        user_spec=opts["user"],
-        additional_gids=gids,
-        caps=caps,
-        no_new_privs=opts["no_new_privs"],
-        apparmor=opts["apparmor"],
-        process_label=opts["process_label"],
-        tty=opts["tty"],
-    )
-
-
-def _known_caps(ctx, caps: tuple[str, ...]) -> tuple[str, ...]:
-    """runc warns about --cap names this kernel lacks and goes on without them."""
-    from ocirt.linux.capabilities import CAP_NUMBERS, last_cap
-
-    top = last_cap()
-    known = tuple(c for c in caps if CAP_NUMBERS.get(c, top + 1) <= top)
-    unknown = [c for c in caps if c not in known]
-    if unknown:
-        from ocirt.cli import output
-
-        output.warn(ctx, f"ignoring unknown or unavailable capabilities: [{' '.join(unknown)}]")
-    return known
-
-
-def _wait(started) -> int:
-    from ocirt.process import exec as ex
-
-    if started.master is None:
-        return ex.wait(started.pid)
-    from ocirt.linux.tty import TerminalProxy
-
-    with TerminalProxy(started.master):
-        return ex.wait(started.pid)
+    with process:
+        return 0 if exec_opts.detach else process.wait(attach_terminal=True)

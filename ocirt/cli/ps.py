@@ -1,6 +1,6 @@
 """ocirt ps [-f table|json] <container-id> [ps options] (runc ps).
 
-The pids are those of the container's cgroup.  ``json`` prints them as a
+The pids are ``Container.processes()``: those of the container's cgroup.  ``json`` prints them as a
 bare array; ``table`` runs ps(1) with the given options (default ``-ef``) and
 keeps its header and the lines whose PID column is one of them.
 """
@@ -25,19 +25,10 @@ FLAGS = (
 INTERSPERSED = False
 
 
-def container_pids(c: Container) -> list[int]:
-    if not c.record.get("cgroup"):
-        return c.processes()  # a container created without a cgroup manager
-    from ocirt.cgroups import manager_from_record
-
-    manager = manager_from_record(c.record)
-    return manager.pids() if manager.exists() else []
-
-
 def run(ctx, opts: dict, args: list[str]) -> int:
     min_args("ps", args, 1)
     with Container.load(ctx.root, args[0], lock=False) as c:
-        pids = container_pids(c)
+        pids = c.processes()
     if opts["format"] == "json":
         # Go's encoding of a nil slice is null: runc prints null for no pids.
         sys.stdout.write(json.dumps(pids or None, separators=(",", ":")) + "\n")

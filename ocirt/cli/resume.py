@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from ocirt.cli._common import HELP, exactly_one_id
-from ocirt.cli.pause import cgroup_manager
 from ocirt.container import Container
-from ocirt.errors import OcirtError
 
 USAGE = """<container-id>
 
@@ -16,10 +14,5 @@ FLAGS = (HELP,)
 
 def run(ctx, opts: dict, args: list[str]) -> int:
     with Container.load(ctx.root, exactly_one_id("resume", args)) as c:
-        if c.status == "stopped":
-            raise OcirtError("container not paused")
-        manager = cgroup_manager(c)
-        if not manager.is_frozen():
-            raise OcirtError("container not paused")
-        manager.thaw()
+        c.resume()
     return 0

@@ -25,19 +25,13 @@ FLAGS = (
 
 
 def run(ctx, opts: dict, args: list[str]) -> int:
-    from ocirt import _fastjson
-    from ocirt.linux import seccomp
-    from ocirt.process.parent import CreateOptions
-    from ocirt.spec import Process
-    from ocirt.trace import summary_lines, trace_container
+    from ocirt.options import CreateOptions
+    from ocirt.trace import summary_lines, trace_bundle
 
     container_id = exactly_one_id("trace", args)
     bundle = opts["bundle"] or os.getcwd()
-    with open(os.path.join(bundle, "config.json"), "rb") as f:
-        process = Process.from_dict(_fastjson.loads(f.read()).get("process") or {})
     create_opts = CreateOptions(bundle=bundle, systemd_cgroup=ctx.systemd_cgroup)
-    result = trace_container(ctx.root, container_id, create_opts)
-    profile = result.profile(early_load=seccomp.must_load_early(process))
+    result, profile = trace_bundle(ctx.root, container_id, create_opts)
     with open(opts["output"], "w") as f:
         json.dump(profile, f, indent="\t")
         f.write("\n")

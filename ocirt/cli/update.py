@@ -16,7 +16,8 @@ from typing import Any
 from ocirt.cli._common import HELP, exactly_one_id
 from ocirt.cli.flags import Flag, UsageError
 from ocirt.container import Container
-from ocirt.errors import ContainerNotRunning, OcirtError
+from ocirt.errors import OcirtError
+from ocirt.options import Resources
 
 USAGE = """[command options] <container-id>
 
@@ -113,7 +114,7 @@ def _parse_number(name: str, text: str, signed: bool) -> int:
     raise OcirtError(f'invalid value for {name}: strconv.{func}: parsing "{text}": invalid syntax')
 
 
-def resources_from_flags(opts: dict[str, Any]) -> dict[str, Any]:
+def resources_from_flags(opts: dict[str, Any]) -> Resources:
     """The runtime-spec resources the flags describe (zeros: unchanged)."""
     cpu: dict[str, Any] = {}
     memory: dict[str, Any] = {}
@@ -150,10 +151,10 @@ def resources_from_flags(opts: dict[str, Any]) -> dict[str, Any]:
     pids = _go_int("pids-limit", opts["pids_limit"])
     if pids:
         r["pids"] = {"limit": pids}
-    return r
+    return Resources.from_dict(r)
 
 
-def resources_from_file(path: str) -> dict[str, Any]:
+def resources_from_file(path: str) -> Resources:
     try:
         if path == "-":
             data = sys.stdin.read()
@@ -165,9 +166,7 @@ def resources_from_file(path: str) -> dict[str, Any]:
         raise OcirtError(f"open {path}: {e.strerror}") from None
     except json.JSONDecodeError as e:
         raise OcirtError(f"{path}: invalid JSON: {e}") from None
-    if not isinstance(resources, dict):
-        raise OcirtError(f"{path}: resources must be a JSON object")
-    return resources
+    return Resources.from_dict(resources, path)
 
 
 def check_rdt(opts: dict[str, Any]) -> None:
@@ -187,18 +186,6 @@ def run(ctx, opts: dict, args: list[str]) -> int:
             resources = resources_from_file(opts["resources"])
         else:
             resources = resources_from_flags(opts)
-        memory = resources.get("memory") or {}
-        if memory.get("kernel"):  # kernelTCP is set where the kernel has it
-            from ocirt.cli import output
-
-            output.warn(ctx, "Kernel memory settings are ignored and will be removed")
-        if not opts["resources"]:
             check_rdt(opts)
-        if c.status == "stopped":
-            raise ContainerNotRunning()
-        if not c.record.get("cgroup"):
-            raise OcirtError("cannot update resources: cgroups not configured for container")
-        from ocirt.cgroups import manager_from_record
-
-        manager_from_record(c.record).set(resources, update=True)
+        c.update(resources)
     return 0

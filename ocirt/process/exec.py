@@ -36,10 +36,11 @@ import errno
 import os
 
 from ocirt import debug
-from ocirt.errors import OcirtError, lower_first
+from ocirt.errors import ExecError, ExecInterrupted, OcirtError, lower_first
 from ocirt.linux import capabilities, namespaces, rlimits, user
 from ocirt.linux import syscalls as sc
 from ocirt.linux.procfs import cgroup_paths, open_checked, read_text
+from ocirt.options import ExecOptions
 from ocirt.process.channel import Channel, ChannelClosed, ChildError, Msg
 from ocirt.process.common import (
     close_fds_above,
@@ -72,26 +73,6 @@ FORWARDED = (
     signal.SIGUSR2, signal.SIGCONT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU,
     signal.SIGALRM, signal.SIGPROF, signal.SIGVTALRM, signal.SIGIO,
 )  # fmt: skip
-
-
-class ExecError(OcirtError):
-    """Any failure of exec: the CLI prints "exec failed: ..." and exits 255."""
-
-    exit_code = 255
-
-
-class ExecOptions(_Record):
-    """exec's flags that are not the process itself."""
-
-    __slots__ = ("cgroup", "console_socket", "detach", "ignore_paused", "pid_file", "preserve_fds")
-    _fields = {
-        "console_socket": "",
-        "detach": False,
-        "pid_file": "",
-        "preserve_fds": 0,
-        "cgroup": (),  # --cgroup [<controller>[,...]:]<path>
-        "ignore_paused": False,
-    }
 
 
 class Started(_Record):
@@ -264,7 +245,7 @@ class ExecPlan:
 
     __slots__ = (
         "cgroup_files", "channel", "console_sock", "in_user_ns", "ns_fds", "preserve_fds",
-        "parent_channel_fd", "process", "root_fd", "seccomp",
+        "parent_channel_fd", "process", "root_fd", "seccomp", "stdio",
     )  # fmt: skip
 
     def __init__(
@@ -279,8 +260,10 @@ class ExecPlan:
         cgroup_files: tuple[tuple[int, str], ...] = (),  # v1 tasks files: (fd, dir)
         root_fd: int = -1,  # the init's root, to chroot into (no mount namespace of its own)
         parent_channel_fd: int = -1,  # our end of the channel, which fork() copied
+        stdio: tuple[int, ...] = (-1, -1, -1),  # fds to become 0, 1, 2 (-1: ours)
     ) -> None:
         self.parent_channel_fd = parent_channel_fd
+        self.stdio = stdio
         self.cgroup_files = cgroup_files
         self.root_fd = root_fd
         self.process = process
@@ -324,6 +307,7 @@ def start(container: Any, process: dict[str, Any], opts: ExecOptions) -> Started
             cgroup_files=cgroups.tasks_files,
             root_fd=_chroot_fd(container.pid, config, floor, stack),
             parent_channel_fd=parent_end.fileno(),
+            stdio=_stdio_copies(opts.stdio, floor, stack),
         )
         # execCPUAffinity.initial: where we run until the child is in the
         # container's cgroup; the child inherits it and applies "final" there.
@@ -397,6 +381,21 @@ def _preload(proc: Process, config: dict[str, Any]) -> None:
 
 def _namespaces(config: dict[str, Any]) -> list[dict[str, Any]]:
     return (config.get("linux") or {}).get("namespaces") or []
+
+
+def _stdio_copies(stdio: tuple[int, ...], floor: int, stack: _Cleanups) -> tuple[int, ...]:
+    """Copies above FLOOR of the fds the process gets as 0, 1, 2: the
+    caller's fds may be among 0-2 or the preserved ones, which the child
+    overwrites or must pass on as they are."""
+    copies = []
+    for fd in stdio:
+        if fd < 0:
+            copies.append(-1)
+            continue
+        copy = high_fd(os.dup(fd), floor)
+        stack.callback(os.close, copy)
+        copies.append(copy)
+    return tuple(copies)
 
 
 def _high_socket(sock: socket.socket, floor: int) -> socket.socket:
@@ -717,10 +716,6 @@ def _enter(directory: str, pid: int, lenient: bool) -> None:
 
 
 # -- waiting in the foreground ---------------------------------------------------
-class ExecInterrupted(ExecError):
-    """SIGTERM or SIGINT while the process was being set up (see SignalForwarder)."""
-
-
 class SignalForwarder:
     """Forward what we receive to the process; install before the fork.
 
@@ -779,6 +774,9 @@ def _child(plan: ExecPlan) -> NoReturn:
         # Only the parent may hold its end: its death (before PDEATHSIG below)
         # then reaches us as EOF at the next message, not a wait for ever.
         os.close(plan.parent_channel_fd)
+        for target, fd in enumerate(plan.stdio):
+            if fd >= 0:
+                os.dup2(fd, target)  # inheritable; the copy goes with close_fds_above
         seal_imports()  # after setns(mnt) an import would read the container's files
         plan.channel.forward_debug()  # our stdio is the process's: lines go to the parent
         for sig in FORWARDED:  # the parent's forwarding handlers are not ours

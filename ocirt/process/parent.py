@@ -25,13 +25,14 @@ import fcntl
 import os
 
 from ocirt import _fastjson, cgroups, debug, validate
-from ocirt.errors import OcirtError
+from ocirt.errors import CreateError, OcirtError
 from ocirt.linux import namespaces, rootfs
 from ocirt.linux import syscalls as sc
+from ocirt.options import CreateOptions
 from ocirt.process import init as init_stage
 from ocirt.process.channel import Channel, ChannelClosed, ChildError, Msg
 from ocirt.process.common import high_fd, kill_and_reap, pid_file_temp, write_pid_file
-from ocirt.spec import _REQUIRED, Spec, _Record
+from ocirt.spec import Spec
 from ocirt.state import (
     OCI_VERSION,
     STAGE2_MEMFD_NAME,
@@ -50,46 +51,6 @@ if TYPE_CHECKING:
 STAGE2_PATH = os.path.join(os.path.dirname(__file__), os.pardir, "_shim", "ocirt-init")
 MFD_ALLOW_SEALING = 0x2
 F_SEAL_ALL = 0x1 | 0x2 | 0x4 | 0x8  # SEAL, SHRINK, GROW, WRITE
-
-
-class CreateOptions(_Record):
-    """create's flags (runc's): the bundle and how to hand the container over."""
-
-    __slots__ = (
-        "bundle", "pid_file", "console_socket", "no_pivot", "no_new_keyring",
-        "preserve_fds", "rootless", "systemd_cgroup",
-    )  # fmt: skip
-    _fields = {
-        "bundle": _REQUIRED,
-        "pid_file": "",
-        "console_socket": "",
-        "no_pivot": False,
-        "no_new_keyring": False,
-        "preserve_fds": 0,
-        "rootless": False,
-        "systemd_cgroup": False,
-    }
-
-    @classmethod
-    def from_flags(
-        cls, values: dict[str, Any], *, rootless: bool, systemd_cgroup: bool
-    ) -> CreateOptions:
-        """From the values of create's (and run's) flags, keyed as ocirt/cli/create.py's
-        FLAGS (``preserve_fds`` already an int); no bundle means the current directory."""
-        return cls(
-            bundle=values["bundle"] or os.getcwd(),
-            pid_file=values["pid_file"] or "",
-            console_socket=values["console_socket"] or "",
-            no_pivot=bool(values["no_pivot"]),
-            no_new_keyring=bool(values["no_new_keyring"]),
-            preserve_fds=values["preserve_fds"],
-            rootless=rootless,
-            systemd_cgroup=systemd_cgroup,
-        )
-
-
-class CreateError(OcirtError):
-    pass
 
 
 def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str, Any], int]:
