@@ -124,7 +124,7 @@ INIT_KILLS = [
 EXEC_KILLS = [
     Kill("4 fork: namespaces and cgroups open", "clone3"),
     Kill("5 forked: before PROCEED", "sendto", expect="\\3"),
-    Kill("6 waiting: for the exec", "recvmsg"),
+    Kill("6 waiting: for the exec", "recvfrom"),
     Kill("7 running: waiting for the process", "wait4"),
 ]
 
