@@ -2,6 +2,7 @@
 #   make deps    install Debian packages + .venv (scripts/install-deps.sh)
 #   make demo    build a busybox bundle and `ocirt run` it
 #   make test    the whole pytest suite (as root)
+#   make test-fast  the suite without the slow cluster tests (-m 'not cluster')
 #   make test-v2 the suite inside a pure cgroup v2 VM (shared/tools/cgroup2-vm)
 #   make lint    ruff check + ruff format --check
 #   make bench   benchmarks/lifecycle.sh under nohybrid (ocirt vs runc vs crun)
@@ -14,7 +15,7 @@ SHARED  ?= $(abspath $(CURDIR)/../shared)
 BUILD   := build
 PYTEST_ARGS ?=
 
-.PHONY: all deps venv demo test test-v2 lint format bench fuzz clean
+.PHONY: all deps venv demo test test-fast test-v2 lint format bench fuzz clean
 
 all: venv
 
@@ -36,6 +37,10 @@ demo: venv $(BUILD)/demo-bundle/config.json
 
 test: venv
 	OCIRT=$(OCIRT) $(PY) -m pytest $(PYTEST_ARGS)
+
+# Without the slow cluster tests (containerd's CRI, docker swarm): marked `cluster`.
+test-fast: venv
+	OCIRT=$(OCIRT) $(PY) -m pytest -m "not cluster" $(PYTEST_ARGS)
 
 test-v2: venv
 	OCIRT=$(OCIRT) $(SHARED)/tools/cgroup2-vm $(PY) -m pytest $(PYTEST_ARGS)

@@ -22,6 +22,8 @@ packages=(
     busybox-static runc crun
     # managers for tests/test_managers.py
     podman conmon containerd docker.io umoci skopeo
+    # CNI for tests/test_cri.py's pods (bridge, host-local, loopback)
+    containernetworking-plugins
     # an image registry on 127.0.0.1 for tests/test_swarm.py's two dockerd
     docker-registry
     # tools: unshare/mount (util-linux), tar, benchmarks, shell tests
