@@ -324,6 +324,7 @@ class Container:
 
     def pause(self) -> None:
         """Freeze every process of the container (runc pause)."""
+        self._hold_lock()  # kill's thaw after SIGKILL waits for it (see kill)
         # runc pauses created and running containers; a paused one is "not running".
         if self.status == "stopped":
             raise ContainerNotRunning()
@@ -334,12 +335,21 @@ class Container:
 
     def resume(self) -> None:
         """Thaw a paused container (runc resume)."""
+        self._hold_lock()
         if self.status == "stopped":
             raise OcirtError("container not paused")
         manager = self._cgroup_manager("cannot toggle freezer")
         if not manager.is_frozen():
             raise OcirtError("container not paused")
         manager.thaw()
+
+    def _hold_lock(self) -> None:
+        """The state dir's lock, as `load` takes it (a no-op then), for a Container
+        from `create` or `load(lock=False)`: held from here until `close()`, the
+        library's rule for a Container that changes its container.  The
+        container must still be there."""
+        if not self._dir.lock():
+            raise ContainerNotExist(self.id)
 
     def update(self, resources: "Resources | dict[str, Any]") -> None:
         """Change its resource limits (runc update): RESOURCES is ``Resources``
@@ -368,6 +378,7 @@ class Container:
             # `pause` holds while it freezes (it would find its cgroup thawed
             # under it), and only if no `delete` has meanwhile removed the
             # container (the cgroup is gone, or is a new container's of this id).
+            # Held from then until close(), as after `load`.
             from ocirt.cgroups import manager_from_record
 
             manager_from_record(self.record).thaw()
