@@ -237,3 +237,36 @@ def _subid_range(name: str, path: str) -> tuple[int, int] | None:
     except OSError:
         pass
     return None
+
+
+@pytest.mark.parametrize("nnp", [True, False], ids=["nnp", "no-nnp"])
+def test_rootless_seccomp_notify(user: User, ocirt_bin: str, template: Path, nnp: bool) -> None:
+    """A notify listener reaches the agent from a rootless runtime too.
+
+    The runtime takes it with pidfd_getfd(2), which needs ptrace rights over
+    its holder: stage 2 (nnp; `start` takes it) has exec'd in the container's
+    user namespace, which the user owns; the init loading early (no nnp;
+    `create` takes it) has not, and is dumpable for the handover only
+    (seccomp.load_for_handover).  Checked without that: "unable to get
+    seccomp fd N of pid M: operation not permitted" (create, no nnp).
+    """
+    from test_seccomp import Agent, notify_one  # its tests/seccomp_listener.py runner
+
+    from ocirt.linux import seccomp
+
+    agent = Agent(user.home, "errno:122", sock=user.home / "agent.sock")
+    try:
+        agent.socket.chmod(0o777)  # the agent runs as root; the runtime as the user
+
+        def edit(config: dict[str, Any]) -> None:
+            config["linux"]["seccomp"] = notify_one(agent, "mkdir")
+            config["process"]["noNewPrivileges"] = nnp
+
+        b = make_bundle(user, ocirt_bin, template, ["mkdir", "/tmp/n"], edit)
+        proc = as_user(user, ocirt_bin, "run", "--bundle", str(b), "r6", stdin=subprocess.DEVNULL)
+        assert "Disk quota exceeded" in proc.stderr, proc.stderr  # the agent's answer
+        state, notes = agent.finish()
+    finally:
+        agent.stop()
+    assert state["state"]["status"] == ("created" if nnp else "creating")
+    assert [n["nr"] for n in notes] == [seccomp.syscall_number("mkdir")]  # the agent answered

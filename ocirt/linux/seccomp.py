@@ -444,6 +444,43 @@ def load(compiled: CompiledFilter) -> int:
     return rc if compiled.wants_listener else -1
 
 
+# pidfd_getfd(2) needs ptrace rights over the listener's holder.  A root
+# runtime has them (CAP_SYS_PTRACE in the user namespace the holder's memory
+# belongs to: its own, for a holder forked from it that has not exec'd); a
+# rootless one only while the holder is dumpable, which the init and exec's
+# child are not (CVE-2016-9962).  Read in the runtime, before the fork.
+_RUNTIME_IS_ROOT = os.geteuid() == 0
+PR_SET_DUMPABLE = 4
+_made_dumpable = False
+
+
+def load_for_handover(compiled: CompiledFilter) -> int:
+    """:func:`load`, in a process whose parent then takes the listener (take_listener).
+
+    For a rootless parent we are made dumpable for that (see above): from
+    before the load (after it, prctl may be a notified syscall, which no
+    agent could answer yet) until :func:`end_handover`; runc's init is
+    dumpable all along.
+    """
+    global _made_dumpable
+    if compiled.wants_listener and not _RUNTIME_IS_ROOT:
+        _, lib = _lib()
+        lib.ocirt_prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+        _made_dumpable = True
+    return load(compiled)
+
+
+def end_handover() -> None:
+    """The parent has the listener (and the agent): not dumpable any more."""
+    global _made_dumpable
+    if _made_dumpable:
+        ffi, lib = _lib()
+        if lib.ocirt_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0:  # never go on dumpable
+            err = ffi.errno  # (the agent may refuse a notified prctl)
+            raise OSError(err, f"prctl(PR_SET_DUMPABLE, 0): {os.strerror(err).lower()}")
+        _made_dumpable = False
+
+
 def program_memfd(compiled: CompiledFilter, floor: int) -> int:
     """A close-on-exec memfd at >= FLOOR holding the program, for stage 2."""
     fd = os.memfd_create("ocirt-seccomp", os.MFD_CLOEXEC)

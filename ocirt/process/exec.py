@@ -810,10 +810,11 @@ def _load_seccomp(plan: ExecPlan) -> None:
 
     if plan.seccomp is None:
         return
-    listener = seccomp.load(plan.seccomp)
+    listener = seccomp.load_for_handover(plan.seccomp)
     if listener >= 0:
         plan.channel.announce_fd(Msg.SECCOMP_LISTENER, listener)
         plan.channel.expect(Msg.LISTENER_SENT)
+        seccomp.end_handover()
         try:
             os.close(listener)  # close-on-exec anyway; a notified close may be refused
         except OSError:

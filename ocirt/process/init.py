@@ -282,10 +282,11 @@ def _seccomp_for_stage2(plan: InitPlan) -> str:
     compiled = seccomp.compile_filter(config)
     floor = 3 + plan.preserve_fds
     if seccomp.must_load_early(plan.spec.process):
-        listener = seccomp.load(compiled)
+        listener = seccomp.load_for_handover(compiled)
         if listener >= 0:  # close-on-exec: gone with the execve of stage 2
             plan.channel.announce_fd(Msg.SECCOMP_LISTENER, listener)
             plan.channel.expect(Msg.LISTENER_SENT)
+            seccomp.end_handover()
         return "-1"
     fd = seccomp.program_memfd(compiled, floor)
     os.set_inheritable(fd, True)
