@@ -6,9 +6,10 @@ starts one containerd and yields a ``Cri`` with the CRI v1 stubs
 
 Isolation (nothing reaches the host but cgroups, which are ours by name):
 
-* containerd runs as PID 1 of its own mount, PID and network namespaces
-  (``unshare -m -p -n -f --kill-child``): stopping it takes every shim, pod and
-  container with it;
+* containerd runs in its own mount, PID and network namespaces (``unshare -m -p
+  -n -f --kill-child``) under a small reaper as PID 1 (compiled here: containerd
+  reaps no orphans, and the shims are orphans): stopping it takes every shim, pod
+  and container with it;
 * in that mount namespace tmpfs covers ``/run`` (the shim's runtime roots
   ``/run/containerd/runc/k8s.io``, shim sockets, the pods' netns pins under
   ``/run/netns``) and ``/var/lib`` (the CNI result cache ``/var/lib/cni``), so they
@@ -79,6 +80,34 @@ int main(void) {
 """
 
 
+# PID 1 of containerd's namespaces: runs containerd, passes it SIGTERM/SIGINT,
+# reaps every orphan (the shims are re-parented here: containerd, not an init,
+# would leave them zombies) and exits with containerd, which kills the rest.
+REAPER_C = r"""
+#include <errno.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static volatile pid_t daemon_pid;
+static void forward(int sig) { if (daemon_pid > 0) kill(daemon_pid, sig); }
+int main(int argc, char **argv) {
+    if (argc < 2) return 2;
+    signal(SIGTERM, forward);
+    signal(SIGINT, forward);
+    daemon_pid = fork();
+    if (daemon_pid < 0) return 1;
+    if (daemon_pid == 0) { execvp(argv[1], argv + 1); _exit(127); }
+    for (;;) {
+        int status;
+        pid_t pid = wait(&status);
+        if (pid == daemon_pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        if (pid < 0 && errno == ECHILD) return 1;
+    }
+}
+"""
+
+
 def missing_prerequisites() -> str | None:
     """Why the CRI tests cannot run here, or None."""
     if os.geteuid() != 0:
@@ -141,11 +170,7 @@ def build_image_archive(work: Path) -> Path:
     pause = work / "pause"
     run(["umoci", "new", "--image", f"{layout}:pause"])
     run(["umoci", "unpack", "--image", f"{layout}:pause", str(pause)])
-    source = work / "pause.c"
-    source.write_text(PAUSE_C)
-    compiler = _c_compiler()
-    assert compiler is not None
-    run([*compiler, "-o", str(pause / "rootfs" / "pause"), str(source)])
+    compile_c(PAUSE_C, pause / "rootfs" / "pause")
     run(["umoci", "repack", "--image", f"{layout}:pause", str(pause)])
     run(["umoci", "config", "--image", f"{layout}:pause", "--config.entrypoint", "/pause"])
 
@@ -154,6 +179,15 @@ def build_image_archive(work: Path) -> Path:
     shutil.rmtree(busybox)
     shutil.rmtree(pause)
     return archive
+
+
+def compile_c(source: str, binary: Path) -> None:
+    compiler = _c_compiler()
+    assert compiler is not None
+    source_file = binary.with_name(binary.name + ".c")
+    source_file.write_text(source)
+    run([*compiler, "-o", str(binary), str(source_file)])
+    source_file.unlink()
 
 
 # ----------------------------------------------------------------- config
@@ -226,12 +260,13 @@ def _cni_config(work: Path) -> str:
     )
 
 
-# What runs as PID 1 of containerd's namespaces before containerd itself.
+# What runs as PID 1 of containerd's namespaces before the reaper ($1) and
+# containerd ($2: its config).
 NAMESPACE_SETUP = """set -e
 mount -t tmpfs -o mode=0755 ocirt-test-run /run
 mount -t tmpfs -o mode=0755 ocirt-test-varlib /var/lib
 ip link set lo up
-exec containerd --config "$1"
+exec "$1" containerd --config "$2"
 """
 UNSHARE = ["unshare", "--mount", "--pid", "--net", "--fork", "--propagation", "private",
            "--mount-proc", "--kill-child"]  # fmt: skip
@@ -257,11 +292,11 @@ class Cri:
 
     @property
     def daemon_pid(self) -> int:
-        """containerd's host pid: unshare's child, PID 1 of the namespaces."""
-        children = _children(self.proc.pid)
-        if not children:
-            raise RuntimeError("containerd is not running")
-        return children[0]
+        """containerd's host pid: the child of the reaper (unshare's child, PID 1)."""
+        for reaper in _children(self.proc.pid):
+            for child in _children(reaper):
+                return child
+        raise RuntimeError("containerd is not running")
 
     def daemon_path(self, path: str) -> Path:
         """PATH as containerd sees it (its private /run and /var/lib)."""
@@ -281,6 +316,15 @@ class Cri:
     def connect_stream(self, host: str, port: int) -> socket.socket:
         """A TCP connection made in containerd's network namespace (its stream server)."""
         return connect_in_netns(f"/proc/{self.daemon_pid}/ns/net", host, port)
+
+    def cpu_ns(self) -> int | None:
+        """CPU time used so far by containerd, its children and the pods (ns),
+        or None without a cgroup v1 cpuacct hierarchy."""
+        usage = CGROUP_ROOT / "cpuacct" / self.cgroup_top / "cpuacct.usage"
+        try:
+            return int(usage.read_text())
+        except (OSError, ValueError):
+            return None
 
     def log_tail(self, lines: int = 12) -> str:
         try:
@@ -311,20 +355,24 @@ def running_cri(handlers: dict[str, str]) -> Iterator[Cri]:
     proc = None
     try:
         archive = build_image_archive(work)
+        reaper = work / "reaper"
+        compile_c(REAPER_C, reaper)
         (work / "config.toml").write_text(_containerd_config(work, handlers))
         (work / "net.d").mkdir()
         (work / "net.d" / "10-ocirt-test.conflist").write_text(_cni_config(work))
         log = work / "containerd.log"
         with open(log, "wb") as logf:
             proc = subprocess.Popen(
-                [*UNSHARE, "sh", "-c", NAMESPACE_SETUP, "sh", str(work / "config.toml")],
+                [*UNSHARE, "sh", "-c", NAMESPACE_SETUP, "sh", reaper, work / "config.toml"],
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
             )  # fmt: skip
         cri = Cri(work, proc, log, cgroup_top, handlers)
         cri.channel = grpc.insecure_channel(f"unix://{work}/cri.sock")
         cri.runtime = api_pb2_grpc.RuntimeServiceStub(cri.channel)
         cri.images = api_pb2_grpc.ImageServiceStub(cri.channel)
         _wait_ready(cri)
+        _account_cpu(cri)
         cri.ctr("images", "import", "--base-name", IMAGE_REPO, str(archive))
         yield cri
     finally:
@@ -333,6 +381,22 @@ def running_cri(handlers: dict[str, str]) -> Iterator[Cri]:
         _remove_cgroup_tree(cgroup_top)
         _unmount_below(work)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _account_cpu(cri: Cri) -> None:
+    """Move containerd into cpuacct:/<top>/daemon (v1 only): its children (shims,
+    runtimes, CNI plugins) follow it and the pods live in <top>/kubepods, so
+    <top>'s cpuacct.usage is all the CPU a pod start costs (Cri.cpu_ns)."""
+    daemon = CGROUP_ROOT / "cpuacct" / cri.cgroup_top / "daemon"
+    if not (CGROUP_ROOT / "cpuacct" / "cpuacct.usage").exists():
+        return
+    daemon.mkdir(parents=True)
+    (daemon / "cgroup.procs").write_text(str(cri.daemon_pid))
+
+
+def _die_with_parent() -> None:
+    """unshare gets SIGKILL if the test process dies (and --kill-child passes it on)."""
+    _libc.prctl(PR_SET_PDEATHSIG, 9)
 
 
 def _wait_ready(cri: Cri, timeout: float = 60) -> None:
@@ -357,8 +421,9 @@ def _wait_ready(cri: Cri, timeout: float = 60) -> None:
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM containerd (PID 1 of its namespace: the kernel then kills every
-    shim and container in it), SIGKILL unshare (--kill-child) as a fallback."""
+    """SIGTERM the reaper (PID 1 of the namespaces: it passes the signal to
+    containerd and exits with it, then the kernel kills every shim and container
+    in them), SIGKILL unshare (--kill-child) as a fallback."""
     if proc.poll() is None:
         for child in _children(proc.pid):
             with contextlib.suppress(ProcessLookupError):
@@ -400,6 +465,7 @@ def _unmount_below(path: Path) -> None:
 
 _libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNET = 0x40000000
+PR_SET_PDEATHSIG = 1
 
 
 def connect_in_netns(netns: str, host: str, port: int) -> socket.socket:

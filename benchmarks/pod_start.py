@@ -1,0 +1,147 @@
+"""Pod start through CRI: RunPodSandbox + CreateContainer + StartContainer, ocirt vs runc.
+
+usage (as root):
+    .venv/bin/python benchmarks/pod_start.py [-n 20] [--warmup 2]
+
+Starts one private containerd 1.6 with its CRI plugin and two RuntimeClass
+handlers, ``runc`` (Debian's, or $RUNC) and ``ocirt`` (this checkout's launcher, or
+$OCIRT), exactly as tests/test_cri.py does (tests/cri_support.py: private
+namespaces, CNI bridge, pause and busybox images built here).  Each iteration
+starts one pod of one ``sleep`` container on each handler in turn (the order
+alternates, so a busy moment of the host hits both), as kubelet would: the three
+calls one after the other, timed together; then tears the pod down (stop, remove:
+timed apart, not part of the start) and waits until its shim has exited.
+
+CPU: the cgroup v1 cpuacct usage of containerd (which is moved into its own
+cgroup, so shims, runtimes and CNI plugins are counted) plus the pods' cgroups,
+over the three calls: all the CPU the pod start costs the machine, runtime init
+stages included.  Prints medians and the ocirt/runc ratios as a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+import cri_support  # noqa: E402  (tests/ holds the shared harness)
+
+HANDLERS = ("ocirt", "runc")
+
+
+def _one_pod(cri: cri_support.Cri, handler: str, i: int) -> dict[str, float]:
+    pod = cri_support.Pod(cri, handler, f"bench-{handler}-{i}")
+    cpu0, t0 = cri.cpu_ns(), time.perf_counter()
+    pod.run()
+    cid = pod.create("sleeper", ["sleep", "1000"])
+    pod.start(cid)
+    t1, cpu1 = time.perf_counter(), cri.cpu_ns()
+    pod.remove()
+    t2 = time.perf_counter()
+    _wait_no_shims(cri)
+    sample = {"start": (t1 - t0) * 1000, "teardown": (t2 - t1) * 1000}
+    if cpu0 is not None and cpu1 is not None:
+        sample["cpu"] = (cpu1 - cpu0) / 1e6
+    return sample
+
+
+def _wait_no_shims(cri: cri_support.Cri, timeout: float = 20) -> None:
+    """A shim exiting late would charge its last CPU to the next pod."""
+    deadline = time.monotonic() + timeout
+    while any(b"containerd-shim" in _cmdline(pid) for pid in _namespace_pids(cri)):
+        if time.monotonic() > deadline:
+            raise SystemExit("pod_start.py: a shim did not exit after its pod was removed")
+        time.sleep(0.05)
+
+
+def _namespace_pids(cri: cri_support.Cri) -> list[int]:
+    own = os.readlink(f"/proc/{cri.daemon_pid}/ns/pid")
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/ns/pid") == own:
+                    pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def _output(argv: list[str]) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=False).stdout.strip()
+
+
+def _versions(handlers: dict[str, str]) -> list[str]:
+    lines = []
+    git = ["git", "-C", str(REPO)]
+    commit = _output([*git, "rev-parse", "--short", "HEAD"])
+    dirty = _output([*git, "status", "--porcelain", "--untracked-files=no"])
+    lines.append(f"commit: {commit}{' + working tree changes' if dirty else ''}")
+    for name, binary in handlers.items():
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+        lines.append(f"{name}: {binary}: {out.stdout.splitlines()[0] if out.stdout else '?'}")
+    ctd = subprocess.run(["containerd", "--version"], capture_output=True, text=True, check=False)
+    lines.append(f"containerd: {ctd.stdout.strip()}")
+    lines.append(f"kernel: {os.uname().release}, load: {os.getloadavg()[0]:.2f}")
+    return lines
+
+
+def _table(samples: dict[str, list[dict[str, float]]]) -> str:
+    keys = [k for k in ("start", "cpu", "teardown") if all(k in s[0] for s in samples.values())]
+    label = {"start": "pod start wall (ms)", "cpu": "pod start CPU (ms)",
+             "teardown": "teardown wall (ms)"}  # fmt: skip
+    rows = ["| row | ocirt median | runc median | ocirt/runc | ocirt mean | runc mean |",
+            "|---|---|---|---|---|---|"]  # fmt: skip
+    for key in keys:
+        med = {h: statistics.median(s[key] for s in samples[h]) for h in HANDLERS}
+        mean = {h: statistics.fmean(s[key] for s in samples[h]) for h in HANDLERS}
+        rows.append(
+            f"| {label[key]} | {med['ocirt']:.1f} | {med['runc']:.1f} | "
+            f"{med['ocirt'] / med['runc']:.2f} | {mean['ocirt']:.1f} | {mean['runc']:.1f} |"
+        )
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("-n", type=int, default=20, help="timed pods per handler")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed pods per handler first")
+    args = parser.parse_args()
+    reason = cri_support.missing_prerequisites()
+    if reason:
+        raise SystemExit(f"pod_start.py: {reason}")
+    handlers = {
+        "ocirt": os.environ.get("OCIRT") or str(REPO / ".venv" / "bin" / "ocirt"),
+        "runc": os.environ.get("RUNC") or shutil.which("runc") or "runc",
+    }
+    samples: dict[str, list[dict[str, float]]] = {h: [] for h in HANDLERS}
+    with cri_support.running_cri(handlers) as cri:
+        for i in range(args.warmup + args.n):
+            order = HANDLERS if i % 2 == 0 else HANDLERS[::-1]
+            for handler in order:
+                sample = _one_pod(cri, handler, i)
+                if i >= args.warmup:
+                    samples[handler].append(sample)
+    print("\n".join(_versions(handlers)))
+    print(f"runs: {args.n} per handler (+{args.warmup} warmup), interleaved\n")
+    print(_table(samples))
+
+
+if __name__ == "__main__":
+    main()
