@@ -66,6 +66,13 @@ TASK_SCRIPT = (
 )
 UPDATED_ENV = "FOO=rolled"
 STEP_TIMEOUT = 60
+# The service's network: swarm-scoped, of the bridge driver, made from a
+# config-only network on each node (its own bridge and subnet, in the test's
+# network namespace).  Attaching a task to it is what dockerd's prestart hook
+# (`/proc/<dockerd>/exe libnetwork-setkey`) does, run by the runtime.
+NETWORK = "ocirt-net"
+SUBNETS = {"swarm-manager": "10.231.1", "swarm-worker": "10.231.2"}
+BRIDGES = {"swarm-manager": "ocirtbr-mgr", "swarm-worker": "ocirtbr-wrk"}
 # The name each dockerd knows the runtime under test by ("runc" is dockerd's own).
 RUNTIME_NAMES = {"ocirt": "ocirt", "runc": "debrunc"}
 
@@ -175,6 +182,18 @@ def _form_swarm(manager: DockerNode, worker: DockerNode) -> None:
     )
 
 
+def _make_network(manager: DockerNode, worker: DockerNode) -> None:
+    for node in (manager, worker):
+        node.ok(
+            "network", "create", "--config-only", "--subnet", f"{SUBNETS[node.name]}.0/24",
+            "--opt", f"com.docker.network.bridge.name={BRIDGES[node.name]}", f"{NETWORK}-config",
+        )  # fmt: skip
+    manager.ok(
+        "network", "create", "--driver", "bridge", "--scope", "swarm",
+        "--config-from", f"{NETWORK}-config", NETWORK,
+    )  # fmt: skip
+
+
 def _leave_swarm(manager: DockerNode, worker: DockerNode) -> None:
     for node in (worker, manager):
         if node.proc is not None and node.proc.poll() is None:
@@ -203,6 +222,7 @@ def swarm(request: pytest.FixtureRequest, swarm_dir: Path, netns: SharedNetns,
         manager.ok("import", str(image_tar), image)
         manager.ok("push", image)
         _form_swarm(manager, worker)
+        _make_network(manager, worker)
         yield Swarm(manager, worker, runtime, RUNTIME_NAMES[request.param], image)
     finally:
         if manager.proc is not None and manager("service", "rm", SERVICE).returncode == 0:
@@ -237,7 +257,7 @@ def _create_service(swarm: Swarm) -> list[Task]:
         "service", "create", "--detach", "--quiet", "--name", SERVICE, "--replicas", "2",
         "--env", "TASK={{.Task.ID}}", "--env", "SLOT={{.Task.Slot}}",
         "--stop-grace-period", "10s", "--update-parallelism", "2", "--update-delay", "0s",
-        "--update-monitor", "1s",
+        "--update-monitor", "1s", "--network", NETWORK,
         swarm.image, "sh", "-c", TASK_SCRIPT,
     )  # fmt: skip
     every_node = {n.node_id for n in swarm.nodes}
@@ -270,6 +290,40 @@ def _check_held_by_runtime(swarm: Swarm, task: Task) -> None:
     assert held["status"] == "running", state.stdout
     procs = Path("/sys/fs/cgroup/pids", node.cgroup_parent, task.container_id, "cgroup.procs")
     assert procs.read_text().split(), f"{procs} is empty"
+
+
+def _address(swarm: Swarm, task: Task) -> str:
+    """The task's address on NETWORK, as its node's dockerd reports it."""
+    fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
+    return (
+        _node(swarm, task.node_id).ok("inspect", "--format", fmt, task.container_id).stdout.strip()
+    )
+
+
+def _check_attached(swarm: Swarm, task: Task) -> None:
+    """dockerd's prestart hook, run by the runtime, attached the task to its
+    node's bridge: the config has the hook, and eth0 inside has the address
+    dockerd reports, in the node's subnet (`docker exec`, through the runtime)."""
+    node = _node(swarm, task.node_id)
+    bundle = f"/run/docker/containerd/daemon/io.containerd.runtime.v2.task/moby/{task.container_id}"
+    config = json.loads(node.in_namespace("cat", f"{bundle}/config.json").stdout)
+    hooks = config.get("hooks", {}).get("prestart", [])
+    assert any("libnetwork-setkey" in hook.get("args", []) for hook in hooks), hooks
+    address = _address(swarm, task)
+    assert address.startswith(SUBNETS[node.name] + "."), f"{address} on {node.name}"
+    inside = node.ok("exec", task.container_id, "ip", "-o", "-4", "addr", "show", "eth0").stdout
+    assert f" {address}/24 " in inside, inside
+
+
+def _check_neighbours(swarm: Swarm, tasks: list[Task]) -> None:
+    """Two tasks on one node reach each other over its bridge."""
+    for node in swarm.nodes:
+        here = [t for t in running(tasks) if t.node_id == node.node_id]
+        assert len(here) >= 2, describe(tasks, swarm.names())
+        ping = node(
+            "exec", here[0].container_id, "ping", "-c", "1", "-W", "5", _address(swarm, here[1])
+        )
+        assert ping.returncode == 0, f"{node.name}: {ping.stdout}{ping.stderr}"
 
 
 def _scale_up(swarm: Swarm) -> list[Task]:
@@ -324,6 +378,9 @@ def _drain_worker(swarm: Swarm) -> list[Task]:
     assert all(t.state == "shutdown" for t in tasks if t.task_id in moved), swarm.explain()
     # 2 created + 2 scaled + 4 updated + one replacement per task moved.
     assert len(tasks) == 8 + len(moved), swarm.explain()
+    manager_subnet = SUBNETS[swarm.manager.name] + "."
+    addresses = {t.slot: _address(swarm, t) for t in running(tasks)}
+    assert all(a.startswith(manager_subnet) for a in addresses.values()), addresses
     wait_for(
         "the worker to run no container",
         lambda: swarm.worker.ok("ps", "--quiet").stdout.strip() == "",
