@@ -342,19 +342,29 @@ def _stop_process_group(proc: subprocess.Popen[str]) -> None:
             continue
 
 
+def run_captured(
+    argv: list[str], timeout: float = 60, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """ARGV with stdin /dev/null and its output captured through files, not pipes:
+    a created container's init keeps the stdio it was given, and a pipe would
+    never reach EOF."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.run(
+            argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+            timeout=timeout, check=False,
+        )  # fmt: skip
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(
+            proc.args, proc.returncode, out.read().decode(), err.read().decode()
+        )
+
+
 def call_runtime(
     binary: str, root: Path, *args: str, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    """`BINARY --root ROOT ARGS...` with output captured (pipes: not for `create` of a
-    container that will keep running, whose init holds them open)."""
-    return subprocess.run(
-        [binary, "--root", str(root), *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    """`BINARY --root ROOT ARGS...` with output captured (run_captured)."""
+    return run_captured([binary, "--root", str(root), *args], timeout)
 
 
 def run_isolated(code: str) -> subprocess.CompletedProcess[str]:

@@ -19,8 +19,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
+
+from conftest import run_captured
 
 REPO = Path(__file__).resolve().parents[1]
 NOHYBRID = REPO / "tools" / "nohybrid.sh"
@@ -38,23 +39,7 @@ class Runtime:
     def call(
         self, *args: str, cwd: Path | None = None, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
-        """Run a command with stdio in files, not pipes: a created container's
-        init keeps its stdio open, and a pipe would never reach EOF."""
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            proc = subprocess.run(
-                self.cmd(*args),
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                timeout=timeout,
-                check=False,
-            )
-            out.seek(0)
-            err.seek(0)
-            return subprocess.CompletedProcess(
-                proc.args, proc.returncode, out.read().decode(), err.read().decode()
-            )
+        return run_captured(self.cmd(*args), timeout, cwd)
 
     def run_bundle(self, bundle: Path, cid: str, *flags: str) -> subprocess.CompletedProcess[str]:
         return self.call("run", *flags, "-b", str(bundle), cid)

@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_captured
 
 REPO = Path(__file__).resolve().parents[2]
 NOHYBRID = REPO / "tools" / "nohybrid.sh"
@@ -106,19 +106,7 @@ class Runtime:
     ids: list[str] = field(default_factory=list)
 
     def call(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        # Files, not pipes: a created container's init keeps the stdio it was given.
-        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            proc = subprocess.run(
-                [*self.argv, "--root", str(self.root), *args],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                timeout=timeout,
-                check=False,
-            )
-            out.seek(0)
-            err.seek(0)
-            return subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read())
+        return run_captured([*self.argv, "--root", str(self.root), *args], timeout)
 
     def create(self, bundle: Path, cid: str) -> tuple[int | None, str]:
         """(init pid or None, stderr) of `create`."""

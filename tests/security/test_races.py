@@ -36,6 +36,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from conftest import call_runtime
 
 ID_PREFIX = "ocirt-test-race"  # the default cgroups are named by the id (tests' rule)
 
@@ -54,22 +55,7 @@ EXPECTED_RACE_ERRORS = (
 
 
 def ocirt(binary: str, root: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    """`ocirt --root ROOT ARGS`, its output through files: a created container's
-    init keeps the stdio it was given, so a pipe would not reach EOF."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.run(
-            [binary, "--root", str(root), *args],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            timeout=timeout,
-            check=False,
-        )
-        out.seek(0)
-        err.seek(0)
-        return subprocess.CompletedProcess(
-            proc.args, proc.returncode, out.read().decode(), err.read().decode()
-        )
+    return call_runtime(binary, root, *args, timeout=timeout)
 
 
 def message(stderr: str) -> str:
