@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from ocirt import build_info
-from ocirt.linux import capabilities, hostcheck, lsm, mountopts, scheduling
+from ocirt.linux import capabilities, hostcheck, lsm, mountinfo, mountopts, scheduling
 from ocirt.spec import HOOK_KINDS
 
 TYPE_CHECKING = False
@@ -24,16 +24,11 @@ NAMESPACES = ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"]
 
 def _host_cgroups() -> tuple[bool, bool]:
     """(v1, v2): which hierarchies this host has mounted."""
-    v1 = v2 = False
     try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                fstype = line.split(" - ", 1)[1].split()[0]
-                v1 |= fstype == "cgroup"
-                v2 |= fstype == "cgroup2"
-    except (OSError, IndexError):
-        pass
-    return v1, v2
+        kinds = {m.fs_type for m in mountinfo.read()}
+    except OSError:
+        return False, False
+    return "cgroup" in kinds, "cgroup2" in kinds
 
 
 def features() -> dict[str, Any]:

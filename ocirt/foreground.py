@@ -116,13 +116,11 @@ def exec_process(container: Container, what: ExecOptions | Sequence[str]) -> Exe
     process = _process(opts, container.record)
     forwarder = ex.SignalForwarder() if opts.forward_signals and not opts.detach else None
     try:
-        started = ex.start(container, process, opts)
+        started = ex.start(container, process, opts, forwarder)
     except BaseException:
         if forwarder is not None:
             forwarder.restore()
         raise
-    if forwarder is not None:
-        forwarder.target(started.pid)
     return ExecProcess(started.pid, started.master, forwarder)
 
 

@@ -84,7 +84,7 @@ def _cgroups() -> Finding:
     mounts = cgroups.cgroup_mounts()
     mode = cgroups.mode(mounts)
     v1 = sorted(
-        {opt for fstype, _, _, opts in mounts if fstype == "cgroup" for opt in opts}
+        {opt for m in mounts if m.fs_type == "cgroup" for opt in m.super_options.split(",")}
         & _v1_controllers()
     )
     v2 = _v2_controllers(mode)

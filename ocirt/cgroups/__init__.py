@@ -25,11 +25,13 @@ import os
 import time
 
 from ocirt.errors import CgroupError
-from ocirt.linux.procfs import cgroup_paths, read_text
+from ocirt.linux.procfs import cgroup_paths
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import: annotations only
 if TYPE_CHECKING:
     from typing import Any
+
+    from ocirt.linux.mountinfo import MountEntry
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 HYBRID_UNIFIED = "/sys/fs/cgroup/unified"
@@ -210,26 +212,20 @@ def parse_proc_cgroup(pid: str | int = "self") -> dict[str, str]:
     return out
 
 
-def cgroup_mounts() -> list[tuple[str, str, str, list[str]]]:
-    """(fstype, mountpoint, root, options) of every cgroup/cgroup2 mount."""
-    mounts = []
-    for line in read_text("/proc/self/mountinfo").splitlines():
-        left, _, right = line.partition(" - ")
-        fields = left.split()
-        fstype, _source, superopts = [*right.split(), "", ""][:3]
-        if fstype not in ("cgroup", "cgroup2"):
-            continue
-        mountpoint = fields[4].replace("\\040", " ")
-        mounts.append((fstype, mountpoint, fields[3], superopts.split(",")))
-    return mounts
+def cgroup_mounts() -> list[MountEntry]:
+    """Every cgroup and cgroup2 mount of our mount namespace, in mountinfo's order
+    (a v1 entry's ``super_options`` name its controllers)."""
+    from ocirt.linux import mountinfo
+
+    return [m for m in mountinfo.read() if m.fs_type in ("cgroup", "cgroup2")]
 
 
-def mode(mounts: list[tuple[str, str, str, list[str]]] | None = None) -> str:
+def mode(mounts: list[MountEntry] | None = None) -> str:
     """ "v2" (unified), "hybrid" (v1 + cgroup2 at unified/) or "v1"; from MOUNTS
     (cgroup_mounts()) when the caller has read them already."""
     if mounts is None:
         mounts = cgroup_mounts()
-    kinds = {mountpoint: fstype for fstype, mountpoint, _root, _opts in mounts}
+    kinds = {m.point: m.fs_type for m in mounts}
     if kinds.get(CGROUP_ROOT) == "cgroup2":
         return "v2"
     if kinds.get(HYBRID_UNIFIED) == "cgroup2":

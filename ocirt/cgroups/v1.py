@@ -31,6 +31,8 @@ TYPE_CHECKING = False  # typing costs ~2 ms to import: annotations only
 if TYPE_CHECKING:
     from typing import Any
 
+    from ocirt.linux.mountinfo import MountEntry
+
 # runc's subsystem order: Set() writes controllers in this order.
 CONTROLLERS = (
     "cpuset",
@@ -52,20 +54,18 @@ CONTROLLERS = (
 UNLIMITED = 0x7FFFFFFFFFFFF000  # what an unlimited v1 memory file reads (page-aligned)
 
 
-def _hierarchies(
-    mounts: list[tuple[str, str, str, list[str]]] | None = None,
-) -> dict[str, tuple[str, str]]:
+def _hierarchies(mounts: list[MountEntry] | None = None) -> dict[str, tuple[str, str]]:
     """{controller: (mountpoint, mount root)} of the mounted v1 hierarchies (+ "" if
     hybrid), from MOUNTS (cgroup_mounts()) when the caller has read them already."""
     found: dict[str, tuple[str, str]] = {}
-    for fstype, mountpoint, root, opts in cgroup_mounts() if mounts is None else mounts:
-        if fstype == "cgroup2":
-            if mountpoint == HYBRID_UNIFIED:
-                found[""] = (mountpoint, root)
+    for mount in cgroup_mounts() if mounts is None else mounts:
+        if mount.fs_type == "cgroup2":
+            if mount.point == HYBRID_UNIFIED:
+                found[""] = (mount.point, mount.root)
             continue
-        for opt in opts:
+        for opt in mount.super_options.split(","):
             if opt in CONTROLLERS and opt not in found:
-                found[opt] = (mountpoint, root)
+                found[opt] = (mount.point, mount.root)
     return found
 
 
@@ -114,7 +114,7 @@ class V1Manager(Manager):
         *,
         rootless: bool,
         explicit: bool,
-        mounts: list[tuple[str, str, str, list[str]]] | None = None,
+        mounts: list[MountEntry] | None = None,
     ) -> V1Manager:
         own = parse_proc_cgroup()
         paths = {}

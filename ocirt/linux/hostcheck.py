@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from ocirt.errors import ConfigError
-from ocirt.linux.procfs import read_text
+from ocirt.linux import mountinfo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ def _check_intel_rdt(linux: dict[str, Any], filename: str) -> None:
 # -- what the host has: these checks' probes, also `ocirt check`'s (ocirt.hostreport) --
 def resctrl_mounted() -> bool:
     try:
-        return " - resctrl " in read_text("/proc/self/mountinfo")
+        return any(m.fs_type == "resctrl" for m in mountinfo.read())
     except OSError:
         return False
 

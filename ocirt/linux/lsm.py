@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from ocirt.errors import OcirtError
+from ocirt.linux import mountinfo
 from ocirt.linux.procfs import open_checked, read_text
 
 APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"
@@ -29,9 +30,8 @@ def apparmor_enabled() -> bool:
 def selinux_enabled() -> bool:
     """SELinux is on when selinuxfs is mounted (libselinux's is_selinux_enabled)."""
     try:
-        lines = read_text("/proc/self/mountinfo").splitlines()
-        return any(line.split(" - ", 1)[1].startswith("selinuxfs ") for line in lines)
-    except (OSError, IndexError):
+        return any(m.fs_type == "selinuxfs" for m in mountinfo.read())
+    except OSError:
         return False
 
 

@@ -29,7 +29,7 @@ from ocirt.linux.paths import (
     make_dir_in,
     open_in_root,
 )
-from ocirt.linux.procfs import PROC_SUPER_MAGIC, read_text
+from ocirt.linux.procfs import PROC_SUPER_MAGIC
 from ocirt.spec import IdMapping, Mount, Spec
 
 TYPE_CHECKING = False
@@ -614,13 +614,10 @@ def _v1_hierarchies(cgroup_paths: dict[str, str]) -> list[tuple[str, str, str]]:
     """
     result = []
     seen: set[str] = set()
-    for line in read_text("/proc/self/mountinfo").splitlines():
-        fields = line.split()
-        sep = fields.index("-")
-        if fields[sep + 1] != "cgroup":
+    for mount in mountinfo.read():
+        if mount.fs_type != "cgroup":
             continue
-        mountpoint = fields[4]
-        super_opts = fields[sep + 3].split(",")
+        super_opts = mount.super_options.split(",")
         key = ",".join(
             o for o in super_opts if o not in ("rw", "ro") and not o.startswith("release_")
         )
@@ -629,7 +626,7 @@ def _v1_hierarchies(cgroup_paths: dict[str, str]) -> list[tuple[str, str, str]]:
         seen.add(key)
         for controller_key, path in cgroup_paths.items():
             if controller_key and set(controller_key.split(",")) & set(key.split(",")):
-                result.append((mountpoint, path, key))
+                result.append((mount.point, path, key))
                 break
     return result
 

@@ -32,14 +32,14 @@ from __future__ import annotations
 # contextlib (collections, functools, types: ~2.5 ms; see _Cleanups).
 import _signal as signal
 import _socket as socket
-import errno
 import os
 
 from ocirt import debug
+from ocirt.cgroups import join
 from ocirt.errors import ExecError, ExecInterrupted, OcirtError, lower_first
 from ocirt.linux import capabilities, namespaces, rlimits, user
 from ocirt.linux import syscalls as sc
-from ocirt.linux.procfs import cgroup_paths, open_checked, read_text
+from ocirt.linux.procfs import open_checked
 from ocirt.options import ExecOptions
 from ocirt.process.channel import Channel, ChannelClosed, ChildError, Msg
 from ocirt.process.common import (
@@ -54,13 +54,12 @@ from ocirt.process.common import (
     seal_imports,
     write_pid_file,
 )
-from ocirt.record import cgroup_dirs
 from ocirt.spec import _REQUIRED, NS_PROC_NAMES, Process, _Record
 from ocirt.state import init_is_alive
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from types import FrameType
     from typing import Any, NoReturn
 
@@ -275,8 +274,16 @@ class ExecPlan:
         self.seccomp = seccomp
 
 
-def start(container: Any, process: dict[str, Any], opts: ExecOptions) -> Started:
+def start(
+    container: Any,
+    process: dict[str, Any],
+    opts: ExecOptions,
+    forwarder: SignalForwarder | None = None,
+) -> Started:
     """Start PROCESS in CONTAINER (an ``ocirt.container.Container``).
+
+    FORWARDER (installed by the caller before) gets the pid the moment the
+    process runs: from then on a SIGTERM is the process's, not ours.
 
     Returns once the process has exec'd (or raises ExecError, with nothing
     left running).  The caller waits for it (``wait``) unless detached.
@@ -295,7 +302,7 @@ def start(container: Any, process: dict[str, Any], opts: ExecOptions) -> Started
             raise ExecError("cannot exec in a stopped container")
         their_console, our_console = _console_ends(proc.terminal, opts, floor, stack)
         parent_end, child_end = _channel_pair(floor, stack)
-        cgroups = _open_cgroups(record, opts.cgroup, floor, stack)
+        cgroups = join.open_for_exec(record, opts.cgroup, _keeper(floor, stack))
         plan = ExecPlan(
             process=proc,
             channel=child_end,
@@ -325,9 +332,11 @@ def start(container: Any, process: dict[str, Any], opts: ExecOptions) -> Started
         try:
             _release_child_ends(plan)
             for directory in cgroups.left:
-                _enter(directory, pid, cgroups.lenient)
+                join.enter(directory, pid, cgroups.lenient)
             parent_end.send(Msg.PROCEED)
             _await_exec(parent_end, pid, record)
+            if forwarder is not None:
+                forwarder.target(pid)
             master = None
             if our_console is not None:
                 from ocirt.linux import console
@@ -396,6 +405,17 @@ def _stdio_copies(stdio: tuple[int, ...], floor: int, stack: _Cleanups) -> tuple
         stack.callback(os.close, copy)
         copies.append(copy)
     return tuple(copies)
+
+
+def _keeper(floor: int, stack: _Cleanups) -> Callable[[int], int]:
+    """A function that moves an fd of ours above FLOOR and closes it with STACK."""
+
+    def keep(fd: int) -> int:
+        fd = high_fd(fd, floor)
+        stack.callback(os.close, fd)
+        return fd
+
+    return keep
 
 
 def _high_socket(sock: socket.socket, floor: int) -> socket.socket:
@@ -551,168 +571,6 @@ def _forward_listener(fd_number: int, pid: int, record: dict[str, Any]) -> None:
         seccomp.forward_listener(pid, fd_number, state, config, pid=pid)
     except OcirtError as e:
         raise ExecError(f"unable to start container process: {e}") from None
-
-
-# -- cgroups ---------------------------------------------------------------------
-def parse_sub_cgroups(args: tuple[str, ...]) -> dict[str, str]:
-    """--cgroup values as {controller: sub-path}; "" = every hierarchy (runc's rules)."""
-    paths: dict[str, str] = {}
-    for arg in args:
-        parts = arg.split(":")
-        if len(parts) > 2:
-            raise ExecError(f"invalid --cgroup argument: {arg}")
-        if len(parts) == 1:
-            if len(args) != 1:
-                raise ExecError(f"invalid --cgroup argument: {arg} (missing <controller>: prefix)")
-            paths[""] = arg
-            continue
-        for controller in parts[0].split(","):
-            paths[controller] = parts[1]
-    return paths
-
-
-class _Cgroups:
-    """Where C goes: cloned into (v2), joined by itself (v1 tasks), or moved by us."""
-
-    __slots__ = ("clone_into", "left", "lenient", "tasks_files")
-
-    def __init__(self) -> None:
-        self.clone_into = -1  # O_PATH fd of the cgroup2 directory, for CLONE_INTO_CGROUP
-        self.tasks_files: tuple[tuple[int, str], ...] = ()
-        self.left: list[str] = []  # we write C's pid to cgroup.procs here after the fork
-        self.lenient = False  # rootless without a cgroupsPath: not allowed is not fatal
-
-
-def _open_cgroups(
-    record: dict[str, Any], sub_args: tuple[str, ...], floor: int, stack: _Cleanups
-) -> _Cgroups:
-    """The init's cgroups (or --cgroup sub-cgroups of them), opened before the fork.
-
-    C joins them without the RCU grace period that a write of its pid to a
-    cgroup.procs file waits for (ocirt.cgroups.open_tasks_file).  Rootless,
-    it is moved by us after the fork, as before: cgroup.procs (whose errors
-    may be ignored then) and no CLONE_INTO_CGROUP (which may not be allowed).
-    """
-    sub = parse_sub_cgroups(sub_args)
-    out = _Cgroups()
-    cg = record.get("cgroup") or {}
-    if cg and not sub:
-        fs = cg["inner"] if cg.get("driver") == "systemd" else cg  # the cgroupfs record
-        targets = sorted({(d, key == "") for key, d in cgroup_dirs(fs).items()})
-        rootless = bool(fs.get("rootless"))
-        out.lenient = rootless and not fs.get("explicit")
-    else:
-        targets = sorted(set(_init_cgroup_dirs(record["pid"], sub)))
-        rootless = os.geteuid() != 0
-    files: list[tuple[int, str]] = []
-    for directory, is_v2 in targets:
-        if rootless:
-            out.left.append(directory)
-        elif is_v2:
-            out.clone_into = _open_dir(directory, floor)
-            stack.callback(os.close, out.clone_into)
-        else:
-            fd = _open_tasks(directory, floor)
-            stack.callback(os.close, fd)
-            files.append((fd, directory))
-    out.tasks_files = tuple(files)
-    return out
-
-
-def _open_dir(directory: str, floor: int) -> int:
-    return _open_cgroup_file(directory, os.O_PATH | os.O_DIRECTORY, floor)
-
-
-def _open_tasks(directory: str, floor: int) -> int:
-    """For C to write "0" to (see ocirt.cgroups.open_tasks_file: by the opener's rights)."""
-    return _open_cgroup_file(os.path.join(directory, "tasks"), os.O_WRONLY, floor)
-
-
-def _open_cgroup_file(path: str, flags: int, floor: int) -> int:
-    try:
-        fd = os.open(path, flags | os.O_CLOEXEC)
-    except OSError as e:
-        raise ExecError(
-            "unable to start container process: error adding pid to cgroups:"
-            f" open {path}: {lower_first(e.strerror)}"
-        ) from None
-    return high_fd(fd, floor)
-
-
-def _init_cgroup_dirs(init_pid: int, sub: dict[str, str]) -> Iterator[tuple[str, bool]]:
-    """Each hierarchy's directory of the init (+ --cgroup sub-path) we are not in,
-    and whether it is the cgroup2 one."""
-    own = cgroup_paths("self")
-    mounts = _cgroup_mounts()
-    for controllers, path in cgroup_paths(init_pid).items():
-        names = controllers.split(",") if controllers else []
-        extra = sub.get("") or next((sub[n] for n in names if n in sub), "")
-        target = _sub_cgroup(path, extra) if extra else path
-        if not extra and own.get(controllers) == target:
-            continue  # inherited from us already (a container without cgroups of its own)
-        mount = _find_mount(mounts, names)
-        if mount is None:
-            continue
-        mount_root, mount_point = mount
-        rel = os.path.relpath(target, mount_root)
-        if rel.startswith(".."):
-            continue  # outside what this mount shows
-        yield os.path.normpath(os.path.join(mount_point, rel)), not names
-
-
-def _sub_cgroup(path: str, sub: str) -> str:
-    """PATH/SUB, which must stay inside PATH (runc: a leading "/" is still relative
-    to it, and ".." may not leave it): the process goes into the container's
-    cgroup or below, never elsewhere in the hierarchy."""
-    target = os.path.normpath(f"{path}/{sub}")
-    if target != path and not target.startswith(path.rstrip("/") + "/"):
-        raise ExecError(f"unable to create new parent process: {sub} is not a sub cgroup path")
-    return target
-
-
-Mount = tuple[frozenset[str] | None, str, str]  # (v1 super options or None for v2, root, point)
-
-
-def _cgroup_mounts() -> list[Mount]:
-    mounts: list[Mount] = []
-    for line in read_text("/proc/self/mountinfo").splitlines():
-        left, _, right = line.partition(" - ")
-        fields, rfields = left.split(), right.split()
-        if len(rfields) < 3 or rfields[0] not in ("cgroup", "cgroup2"):
-            continue
-        options = frozenset(rfields[2].split(",")) if rfields[0] == "cgroup" else None
-        mounts.append((options, _unescape(fields[3]), _unescape(fields[4])))
-    return mounts
-
-
-def _find_mount(mounts: list[Mount], names: list[str]) -> tuple[str, str] | None:
-    """The mount of the hierarchy with these controllers ([] = the cgroup2 one)."""
-    for options, root, point in mounts:
-        is_v2 = options is None
-        if (is_v2 and not names) or (not is_v2 and names and options.issuperset(names)):
-            return root, point
-    return None
-
-
-def _unescape(text: str) -> str:
-    return text.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n")
-
-
-def _enter(directory: str, pid: int, lenient: bool) -> None:
-    procs = os.path.join(directory, "cgroup.procs")
-    try:
-        fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, str(pid).encode())
-        finally:
-            os.close(fd)
-    except OSError as e:
-        if lenient and e.errno in (errno.EPERM, errno.EACCES, errno.EROFS):
-            return  # runc: rootless without a cgroupsPath goes without the cgroup
-        raise ExecError(
-            f"unable to start container process: error adding pid {pid} to cgroups:"
-            f" failed to write {pid}: {procs}: {lower_first(e.strerror)}"
-        ) from None
 
 
 # -- waiting in the foreground ---------------------------------------------------
@@ -949,7 +807,6 @@ __all__ = [
     "check_terminal",
     "effective_process",
     "load_process_file",
-    "parse_sub_cgroups",
     "parse_user",
     "process_from_flags",
     "start",
