@@ -174,6 +174,38 @@ def test_lifecycle_through_the_api(tmp_root: Path, api_bundle) -> None:
 
 
 @needs_root
+def test_exec_stdio_reaches_the_process_and_nothing_else(tmp_root: Path, api_bundle) -> None:
+    """The fds named as stdin/stdout become the process's 0 and 1, and only they:
+    the copies exec made of them above the preserved fds are closed (a leaked
+    one would show in /proc/self/fd, and keep a pipe open for the container).
+    Checked to fail: with exec's child dup2()ing the copies to 10-12 instead
+    of 0-2, the output went elsewhere and the test saw []."""
+    from ocirt import Container, CreateOptions, ExecOptions
+
+    root, cid = str(tmp_root), unique("stdio")
+    c = Container.create(root, cid, CreateOptions(bundle=str(api_bundle("sleep", "600"))))
+    try:
+        c.start()
+        in_r, in_w = os.pipe()
+        out_r, out_w = os.pipe()
+        os.write(in_w, b"from the caller")
+        os.close(in_w)
+        script = "cat; echo; ls /proc/self/fd"
+        opts = ExecOptions(args=["sh", "-c", script], stdin=in_r, stdout=out_w)
+        with c.exec(opts) as p:
+            os.close(in_r)
+            os.close(out_w)
+            with os.fdopen(out_r) as out:
+                lines = out.read().splitlines()
+            assert p.wait() == 0
+        # ls's own fds: 0-2 and the directory it reads (3).
+        assert lines == ["from the caller", "0", "1", "2", "3"], lines
+    finally:
+        c.delete(force=True)
+        c.wait()
+
+
+@needs_root
 def test_run_returns_the_exit_status_and_deletes(tmp_root: Path, api_bundle) -> None:
     from ocirt import Container, CreateOptions
 
