@@ -227,7 +227,7 @@ state = "{work}/state"
   stream_server_port = "{STREAM_PORT}"
 [{cri}.containerd]
   snapshotter = "overlayfs"
-  default_runtime_name = "runc"
+  default_runtime_name = "{next(iter(handlers))}"
 {runtimes}
 [{cri}.cni]
   bin_dir = "{CNI_BIN}"
@@ -331,7 +331,8 @@ class Cri:
             text = self.log.read_text(errors="replace").splitlines()
         except OSError:
             return ""
-        keep = [ln for ln in text if "level=error" in ln or "failed to remove" in ln]
+        keep = [ln for ln in text if "level=error" in ln or "failed to remove" in ln
+                or ("failed to load plugin" in ln and "devmapper" not in ln)]  # fmt: skip
         return "containerd's errors:\n" + "\n".join(keep[-lines:])
 
 

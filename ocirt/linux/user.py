@@ -27,7 +27,13 @@ def set_oom_score_adj(value: int | None) -> None:
         return
     # Checked: a mount over the file (the image's symlink as a mount
     # destination) must not take the value elsewhere (ocirt.linux.procfs).
-    write_text("/proc/self/oom_score_adj", str(value))
+    try:
+        write_text("/proc/self/oom_score_adj", str(value))
+    except OSError as e:
+        # Lowering it needs CAP_SYS_RESOURCE (a kubelet's -998 for the pause
+        # container, where containerd runs without it): say which write failed,
+        # in runc's words (nsexec's "failed to update ..." line in its log).
+        raise OSError(e.errno, f"failed to update /proc/self/oom_score_adj: {e.strerror}") from e
 
 
 def home_of(uid: int, passwd: str = "/etc/passwd") -> str:
