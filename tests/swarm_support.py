@@ -297,16 +297,23 @@ class DockerNode:
         noteworthy = [ln for ln in lines if "level=error" in ln or "level=warning" in ln]
         return f"dockerd {self.name} log (errors, warnings):\n" + "\n".join(noteworthy[-20:])
 
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            # Task containers first: dockerd would stop them too, but with its own timeouts.
-            ids = self("ps", "-aq").stdout.split()
-            if ids:
-                self("rm", "--force", *ids)
-        _stop_containerd(self.proc)  # SIGTERM the namespace's PID 1 (dockerd)
-        _remove_cgroups(self.cgroup_parent)
+        """Remove what is left of the containers, stop dockerd (everything in its
+        namespaces dies with it, its /run too), remove its cgroups."""
+        try:
+            if self.running():
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    # dockerd would stop them too, but with its own timeouts.
+                    ids = self("ps", "-aq").stdout.split()
+                    if ids:
+                        self("rm", "--force", *ids)
+            if self.proc is not None:
+                _stop_containerd(self.proc)  # SIGTERM the namespace's PID 1 (dockerd)
+        finally:
+            _remove_cgroups(self.cgroup_parent)
 
 
 # ----------------------------------------------------------------- swarm queries
@@ -328,6 +335,7 @@ class Task:
     container_id: str
     exit_code: int | None
     env: tuple[str, ...]
+    error: str
 
     @classmethod
     def from_inspect(cls, raw: dict) -> Task:
@@ -343,6 +351,7 @@ class Task:
             container_id=container.get("ContainerID", ""),
             exit_code=container.get("ExitCode"),
             env=tuple(spec.get("Env") or ()),
+            error=status.get("Err", ""),
         )
 
 
@@ -362,6 +371,7 @@ def describe(tasks: list[Task], names: dict[str, str]) -> str:
     rows = [
         f"  slot {t.slot} on {names.get(t.node_id, t.node_id)}: desired {t.desired}, "
         f"state {t.state}, exit {t.exit_code}, container {t.container_id[:12]}"
+        + (f", error {t.error!r}" if t.error else "")
         for t in sorted(tasks, key=lambda t: (t.slot, t.task_id))
     ]
     return "tasks:\n" + "\n".join(rows)

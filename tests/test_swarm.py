@@ -25,10 +25,12 @@ set this up by hand.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import time
 import uuid
@@ -194,10 +196,16 @@ def _make_network(manager: DockerNode, worker: DockerNode) -> None:
     )  # fmt: skip
 
 
-def _leave_swarm(manager: DockerNode, worker: DockerNode) -> None:
+def _wind_down(manager: DockerNode, worker: DockerNode) -> None:
+    """Best effort, before the daemons stop: the service (if a failed test left
+    it) and its containers, then the swarm (worker first)."""
+    with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
+        if manager.running() and manager("service", "rm", SERVICE).returncode == 0:
+            wait_for("no task containers", lambda: _no_containers(manager, worker), 30, str)
     for node in (worker, manager):
-        if node.proc is not None and node.proc.poll() is None:
-            node("swarm", "leave", "--force")
+        if node.running():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                node("swarm", "leave", "--force")
 
 
 @pytest.fixture(params=["ocirt", "runc"])
@@ -225,12 +233,14 @@ def swarm(request: pytest.FixtureRequest, swarm_dir: Path, netns: SharedNetns,
         _make_network(manager, worker)
         yield Swarm(manager, worker, runtime, RUNTIME_NAMES[request.param], image)
     finally:
-        if manager.proc is not None and manager("service", "rm", SERVICE).returncode == 0:
-            wait_for("no task containers", lambda: _no_containers(manager, worker), 30, str)
-        _leave_swarm(manager, worker)
-        for node in (worker, manager):
-            node.stop()
-        shutil.rmtree(run_dir, ignore_errors=True)
+        try:
+            _wind_down(manager, worker)
+        finally:
+            try:
+                worker.stop()
+            finally:
+                manager.stop()
+                shutil.rmtree(run_dir, ignore_errors=True)
 
 
 # ----------------------------------------------------------------- scenario steps
@@ -336,6 +346,21 @@ def _scale_up(swarm: Swarm) -> list[Task]:
     )
 
 
+# dockerd 20.10 on the worker, when the last task on NETWORK there stops, may
+# fail to detach the network ("error while removing network: unknown network
+# ocirt-net id ...") and marks that task failed although its container exited
+# 0: seen with runc as with ocirt, one task in several runs.
+NETWORK_REMOVAL_RACE = "error while removing network"
+
+
+def _stopped(task: Task) -> bool:
+    """Shut down by swarm, its container exited 0 (SIGTERM reached the trap)."""
+    settled = task.state == "shutdown" or (
+        task.state == "failed" and NETWORK_REMOVAL_RACE in task.error
+    )
+    return task.desired == "shutdown" and settled and task.exit_code == 0
+
+
 def _rolling_update(swarm: Swarm) -> list[Task]:
     swarm.manager.ok("service", "update", "--detach", "--quiet", "--env-add", UPDATED_ENV, SERVICE)
 
@@ -344,15 +369,15 @@ def _rolling_update(swarm: Swarm) -> list[Task]:
         replaced = [t for t in tasks if UPDATED_ENV not in t.env]
         return (
             len(fresh) == 4
-            and all(t.state in ("shutdown", "complete") for t in replaced)
+            and all(t.state in ("shutdown", "failed", "complete") for t in replaced)
             and _update_state(swarm) == "completed"
         )
 
     tasks = _wait_tasks(swarm, "the update to complete, 4 new tasks running", updated)
     assert sorted(t.slot for t in running(tasks)) == [1, 2, 3, 4], swarm.explain()
     old = [t for t in tasks if UPDATED_ENV not in t.env]
-    assert len(old) == 4 and all(t.exit_code == 0 for t in old), (
-        "a replaced task did not exit 0 on SIGTERM\n" + swarm.explain()
+    assert len(old) == 4 and all(_stopped(t) for t in old), (
+        "a replaced task did not stop cleanly on SIGTERM\n" + swarm.explain()
     )
     return tasks
 
@@ -368,14 +393,16 @@ def _drain_worker(swarm: Swarm) -> list[Task]:
     on_worker = [t for t in running(service_tasks(swarm.manager, SERVICE))
                  if t.node_id == swarm.worker.node_id]  # fmt: skip
     assert on_worker, "nothing to move: no task on the worker\n" + swarm.explain()
-    swarm.manager.ok("node", "update", "--availability", "drain", swarm.worker.node_id)
-    tasks = _wait_tasks(
-        swarm,
-        "every running task on the manager",
-        lambda ts: len(running(ts)) == 4 and _nodes_of(running(ts)) == {swarm.manager.node_id},
-    )
     moved = {t.task_id for t in on_worker}
-    assert all(t.state == "shutdown" for t in tasks if t.task_id in moved), swarm.explain()
+    swarm.manager.ok("node", "update", "--availability", "drain", swarm.worker.node_id)
+
+    def drained(tasks: list[Task]) -> bool:
+        settled = all(t.state in ("shutdown", "failed") for t in tasks if t.task_id in moved)
+        on_manager = _nodes_of(running(tasks)) == {swarm.manager.node_id}
+        return settled and len(running(tasks)) == 4 and on_manager
+
+    tasks = _wait_tasks(swarm, "every running task on the manager, the moved ones stopped", drained)
+    assert all(_stopped(t) for t in tasks if t.task_id in moved), swarm.explain()
     # 2 created + 2 scaled + 4 updated + one replacement per task moved.
     assert len(tasks) == 8 + len(moved), swarm.explain()
     manager_subnet = SUBNETS[swarm.manager.name] + "."
@@ -466,6 +493,9 @@ def test_replicated_service_on_two_nodes(swarm: Swarm) -> None:
         if name == "create":
             for task in running(tasks):
                 _check_held_by_runtime(swarm, task)
+                _check_attached(swarm, task)
+        if name == "scale":
+            _check_neighbours(swarm, tasks)
     assert all(t.container_id for t in tasks), describe(tasks, swarm.names())
     _check_logs(swarm, tasks)
     started = time.monotonic()
