@@ -9,8 +9,9 @@ $OCIRT), exactly as tests/test_cri.py does (tests/cri_support.py: private
 namespaces, CNI bridge, pause and busybox images built here).  Each iteration
 starts one pod of one ``sleep`` container on each handler in turn (the order
 alternates, so a busy moment of the host hits both), as kubelet would: the three
-calls one after the other, timed together; then tears the pod down (stop, remove:
-timed apart, not part of the start) and waits until its shim has exited.
+calls one after the other, timed together; then, timed apart, two ExecSync of
+``true`` (what an exec probe costs: the shim runs ``exec --process F --detach``)
+and the teardown (stop, remove), and waits until its shim has exited.
 
 CPU: the cgroup v1 cpuacct usage of containerd (which is moved into its own
 cgroup, so shims, runtimes and CNI plugins are counted) plus the pods' cgroups,
@@ -44,13 +45,30 @@ def _one_pod(cri: cri_support.Cri, handler: str, i: int) -> dict[str, float]:
     cid = pod.create("sleeper", ["sleep", "1000"])
     pod.start(cid)
     t1, cpu1 = time.perf_counter(), cri.cpu_ns()
-    pod.remove()
+    exec_sync = _exec_sync_ms(cri, cid)
     t2 = time.perf_counter()
+    pod.remove()
+    t3 = time.perf_counter()
     _wait_no_shims(cri)
-    sample = {"start": (t1 - t0) * 1000, "teardown": (t2 - t1) * 1000}
+    sample = {"start": (t1 - t0) * 1000, "exec": exec_sync, "teardown": (t3 - t2) * 1000}
     if cpu0 is not None and cpu1 is not None:
         sample["cpu"] = (cpu1 - cpu0) / 1e6
     return sample
+
+
+def _exec_sync_ms(cri: cri_support.Cri, cid: str, times: int = 2) -> float:
+    """ExecSync of `true` (an exec probe: the shim runs `exec --process F --detach`)."""
+    from cri_api.v1 import api_pb2
+
+    request = api_pb2.ExecSyncRequest(container_id=cid, cmd=["true"], timeout=30)
+    elapsed = []
+    for _ in range(times):
+        started = time.perf_counter()
+        result = cri.runtime.ExecSync(request, timeout=60)
+        elapsed.append((time.perf_counter() - started) * 1000)
+        if result.exit_code != 0:
+            raise SystemExit(f"pod_start.py: exec of true exited {result.exit_code}")
+    return statistics.fmean(elapsed)
 
 
 def _wait_no_shims(cri: cri_support.Cri, timeout: float = 20) -> None:
@@ -103,9 +121,10 @@ def _versions(handlers: dict[str, str]) -> list[str]:
 
 
 def _table(samples: dict[str, list[dict[str, float]]]) -> str:
-    keys = [k for k in ("start", "cpu", "teardown") if all(k in s[0] for s in samples.values())]
+    keys = [k for k in ("start", "cpu", "exec", "teardown")
+            if all(k in s[0] for s in samples.values())]  # fmt: skip
     label = {"start": "pod start wall (ms)", "cpu": "pod start CPU (ms)",
-             "teardown": "teardown wall (ms)"}  # fmt: skip
+             "exec": "ExecSync `true` wall (ms)", "teardown": "teardown wall (ms)"}  # fmt: skip
     rows = ["| row | ocirt median | runc median | ocirt/runc | ocirt mean | runc mean |",
             "|---|---|---|---|---|---|"]  # fmt: skip
     for key in keys:
