@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from test_managers import (
+    CGROUP_ROOT,
     DOCKER,
     UNSHARE,
     _explain,
@@ -313,7 +314,27 @@ class DockerNode:
             if self.proc is not None:
                 _stop_containerd(self.proc)  # SIGTERM the namespace's PID 1 (dockerd)
         finally:
-            _remove_cgroups(self.cgroup_parent)
+            _remove_cgroups(self.cgroup_parent)  # v1: one per hierarchy
+            _remove_tree(CGROUP_ROOT / self.cgroup_parent)  # v2: the unified tree
+
+    def cgroup_dir(self, container_id: str) -> Path:
+        """A container's cgroup (dockerd's cgroupfs driver: <parent>/<id>): in
+        the pids hierarchy on v1 and hybrid hosts, else in the unified tree."""
+        v1 = CGROUP_ROOT / "pids"
+        base = v1 if (v1 / "cgroup.procs").exists() else CGROUP_ROOT
+        return base / self.cgroup_parent / container_id
+
+
+def _remove_tree(top: Path) -> None:
+    """rmdir a cgroup v2 directory of ours and its children, deepest first."""
+    if not (top / "cgroup.procs").exists():
+        return  # not a v2 cgroup here (a v1 or hybrid host: _remove_cgroups did it)
+    assert top.name.startswith("ocirt-test-"), top
+    for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        with contextlib.suppress(OSError):
+            d.rmdir()
+    with contextlib.suppress(OSError):
+        top.rmdir()
 
 
 # ----------------------------------------------------------------- swarm queries

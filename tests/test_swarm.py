@@ -298,7 +298,7 @@ def _check_held_by_runtime(swarm: Swarm, task: Task) -> None:
     held = json.loads(state.stdout)
     assert inspected == [swarm.runtime_name, str(held["pid"])], state.stdout
     assert held["status"] == "running", state.stdout
-    procs = Path("/sys/fs/cgroup/pids", node.cgroup_parent, task.container_id, "cgroup.procs")
+    procs = node.cgroup_dir(task.container_id) / "cgroup.procs"
     assert procs.read_text().split(), f"{procs} is empty"
 
 
