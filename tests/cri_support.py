@@ -115,6 +115,9 @@ def missing_prerequisites() -> str | None:
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         return f"not installed: {', '.join(missing)}"
+    version = _containerd_version()
+    if not version.startswith("1."):
+        return f"containerd {version or '?'}: the config written here is 1.x's (version = 2)"
     plugins = [p for p in CNI_PLUGINS if not os.access(CNI_BIN / p, os.X_OK)]
     if plugins:
         return (
@@ -131,6 +134,13 @@ def missing_prerequisites() -> str | None:
     if _c_compiler() is None:
         return "no C compiler (musl-gcc or gcc) for the pause program"
     return None
+
+
+def _containerd_version() -> str:
+    """containerd's version ("1.6.20~ds1"), or "" if it does not say."""
+    out = subprocess.run(["containerd", "--version"], capture_output=True, text=True, check=False)
+    fields = out.stdout.split()
+    return fields[2] if len(fields) > 2 else ""
 
 
 def _c_compiler() -> list[str] | None:
