@@ -138,9 +138,11 @@ def test_pod_ip_hostname_and_shared_namespaces(cri: Cri) -> None:
             "same net, ipc, uts": ns[a][:3] == ns[b][:3],
             "own pid ns": ns[a][3] != ns[b][3],
             "gateway answers": _exec(p, a, "ping", "-c1", "-W5", SUBNET_PREFIX + "1").exit_code,
+            "made by ocirt": [_made_by_ocirt(p, i) for i in (p.id, a, b)],
         }
 
     observed = _each_handler(cri, check, "net")
+    made_by_ocirt = {"runc": [False] * 3, "ocirt": [True] * 3}
     assert observed == {
         handler: {
             "ready": True,
@@ -151,9 +153,19 @@ def test_pod_ip_hostname_and_shared_namespaces(cri: Cri) -> None:
             "same net, ipc, uts": True,
             "own pid ns": True,
             "gateway answers": 0,
+            "made by ocirt": made_by_ocirt[handler],
         }
         for handler in HANDLERS
     }
+
+
+def _made_by_ocirt(p: Pod, cid: str) -> bool:
+    """Whether the handler's runtime was ocirt: its state directory (under the
+    shim's --root) holds ocirt's state.marshal beside state.json; runc's has
+    only state.json.  Proves the handlers are not both runc (or both ocirt)."""
+    state_dir = p.cri.daemon_path(f"/run/containerd/runc/{NAMESPACE}/{cid}")
+    assert (state_dir / "state.json").exists(), f"no runtime state for {cid}"
+    return (state_dir / "state.marshal").exists()
 
 
 # ----------------------------------------------------------------- cgroups and limits
