@@ -4,8 +4,8 @@ Everything the swarm touches is the test's own:
 
 * one network namespace (``SharedNetns``) holds the registry and both dockerd
   instances: they reach each other on its 127.0.0.1, so the swarm ports (2377,
-  2378), the registry's port and whatever libnetwork does (iptables is off, no
-  bridge) stay out of the host's network stack;
+  2378), the registry's port and whatever libnetwork does (the service's
+  bridges; iptables is off) stay out of the host's network stack;
 * each dockerd (``DockerNode``) is PID 1 of its own mount+PID+UTS namespace
   (test_managers.UNSHARE), with a private tmpfs on /run: its exec root
   (/run/docker: the runtime's --root, netns files), containerd's state and shim
@@ -53,7 +53,9 @@ ARG_SEPARATOR = "\x1f"
 GLOBAL_FLAGS_WITH_VALUE = {"--root", "--log", "--log-format", "--criu", "--rootless"}
 
 
-def wait_for(what: str, check: Callable[[], bool], timeout: float, explain: Callable[[], str]):
+def wait_for(
+    what: str, check: Callable[[], bool], timeout: float, explain: Callable[[], str]
+) -> None:
     """Poll ``check`` every 0.2 s until it holds; fail with ``explain()`` at the deadline."""
     deadline = time.monotonic() + timeout
     while not check():
@@ -163,8 +165,8 @@ WRAPPER = """#!/bin/sh
 # Written by tests/swarm_support.py: log this call's argv (one line, arguments
 # separated by 0x1f), then become the runtime under test.
 line=$(printf '%s\\037' "$@")
-printf '%s\\n' "$line" >>{log}
-exec {runtime} "$@"
+printf '%s\\n' "$line" >>'{log}'
+exec '{runtime}' "$@"
 """
 
 

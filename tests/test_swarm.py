@@ -6,14 +6,17 @@ docker-registry serving a busybox image, all in one network namespace the test
 makes (tests/swarm_support.py says what is whose).  Node 1 inits the swarm,
 node 2 joins as a worker; one replicated service then goes through:
 
-1. create (2 replicas): one task on each node; each task's container is the
-   runtime's (`<runtime> state` in the node's namespaces gives the pid dockerd
-   reports) and sits in the node's cgroup parent;
-2. scale to 4: both nodes run tasks;
+1. create (2 replicas, on a swarm-scoped bridge network): one task on each
+   node; each task's container is the runtime's (`<runtime> state` in the
+   node's namespaces gives the pid dockerd reports), sits in the node's cgroup
+   parent, and is attached to the node's bridge by dockerd's prestart hook,
+   which the runtime ran (eth0 inside has dockerd's address);
+2. scale to 4: both nodes run tasks, two tasks of a node ping each other;
 3. rolling update (an env var, 2 at a time): every slot's new task has it, every
    replaced task exited 0 (its SIGTERM, sent through the runtime's `kill`,
    reached the trap in the task's shell);
-4. drain the worker: its tasks move to the manager, the worker runs nothing;
+4. drain the worker: its tasks move to the manager (and its subnet), the
+   worker runs nothing;
 5. `docker service logs`: a line from every task that ran, the worker's included;
 6. remove: no container left on either node;
 
