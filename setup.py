@@ -118,10 +118,10 @@ class BuildPackage(build_py):
         super().run()
         schema = load_by_path("ocirt_build_schema", "ocirt/_shim/build_schema.py")
         if self.editable_mode:  # the checkout is the package: schemas/ and .git are found
-            schema.generate(Path(HERE, "schemas"), Path(HERE, "ocirt", "_schema_fast.py"))
+            schema.generate(Path(HERE, "schemas"), Path(HERE, "ocirt"))
             return
         package_dir = os.path.join(self.build_lib, "ocirt")
-        schema.generate(Path(HERE, "schemas"), Path(package_dir, "_schema_fast.py"))
+        schema.generate(Path(HERE, "schemas"), Path(package_dir))
         schemas = os.path.join(package_dir, "schemas")
         os.makedirs(schemas, exist_ok=True)
         for path in sorted(glob.glob(os.path.join(HERE, "schemas", "*.json"))):

@@ -228,7 +228,8 @@ def test_exec_errors_leave_nothing_running(tmp_root: Path, api_bundle) -> None:
     try:
         c.start()
         before = sorted(c.processes())
-        with pytest.raises(ExecError, match='exec: "/no/such": no such file or directory'):
+        missing = 'exec: "/no/such": stat /no/such: no such file or directory'
+        with pytest.raises(ExecError, match=missing):
             c.exec(["/no/such"])
         with pytest.raises(ExecError, match="cannot exec in a paused container"):
             c.pause()

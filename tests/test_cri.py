@@ -376,13 +376,6 @@ def _exec_error(p: Pod, cid: str, *cmd: str) -> str:
     return f"no error: exit {result.exit_code}"
 
 
-# ocirt/process/common.py's look_path words these two unlike runc 1.1.5 (Go's
-# exec.LookPath: a failed stat is "stat PATH: ...", a directory "permission
-# denied"); ocirt/validate.py's _probe_program says "is a directory" for create.
-LOOK_PATH_TEXTS = "ocirt's exec says 'exec: \"/x\": no such file or directory' and 'is a directory'"
-
-
-@pytest.mark.xfail(strict=True, reason=LOOK_PATH_TEXTS)
 def test_exec_sync_error_texts(cri: Cri) -> None:
     """A program that cannot be run: the runtime's error reaches kubelet with
     runc's words (containerd passes them on; users and tools match them)."""

@@ -56,24 +56,33 @@ def replaced(config: dict[str, Any], path: tuple, value: Any) -> dict[str, Any]:
     return out
 
 
-def jsonschema_accepts(config: dict[str, Any]) -> bool:
+def jsonschema_accepts(instance: dict[str, Any], ref: str = "config-schema.json") -> bool:
     try:
-        validate._schema_check(config, "config-schema.json", "config.json", prefix="")
+        validate._schema_check(instance, ref, "config.json", prefix="")
     except validate.ConfigError:
         return False
     return True
 
 
+def generated(module: str) -> Any:
+    try:
+        loaded = __import__(f"ocirt.{module}", fromlist=["validate"])
+    except ImportError:
+        pytest.skip(f"ocirt/{module}.py is not built (python -m ocirt._shim.build_schema)")
+    checkout = Path(validate.__file__).resolve().parents[1] / "schemas"
+    if validate._schemas_stamp(str(checkout)) != loaded.SCHEMA_STAMP:
+        pytest.fail(f"ocirt/{module}.py is stale: python -m ocirt._shim.build_schema")
+    return loaded
+
+
 @pytest.fixture(scope="module")
 def fast() -> Any:
-    try:
-        from ocirt import _schema_fast
-    except ImportError:
-        pytest.skip("ocirt/_schema_fast.py is not built (python -m ocirt._shim.build_schema)")
-    checkout = Path(validate.__file__).resolve().parents[1] / "schemas"
-    if validate._schemas_digest(str(checkout)) != _schema_fast.SCHEMA_DIGEST:
-        pytest.fail("ocirt/_schema_fast.py is stale: python -m ocirt._shim.build_schema")
-    return _schema_fast
+    return generated("_schema_fast")
+
+
+@pytest.fixture(scope="module")
+def fast_process() -> Any:
+    return generated("_schema_fast_process")
 
 
 def fast_accepts(fast: Any, config: dict[str, Any]) -> bool:
@@ -111,3 +120,30 @@ def test_a_refused_config_keeps_jsonschemas_words(tmp_path: Path) -> None:
     with pytest.raises(validate.ConfigError) as caught:
         validate.validate_config(config, raw, bundle=str(tmp_path))
     assert str(caught.value).startswith("config.json: process.user.uid: ")
+
+
+PROCESS_REF = "config-schema.json#/$defs/Process"
+
+
+def process_files() -> list[tuple[str, dict[str, Any]]]:
+    """The process.json files managers hand `exec --process`, and a config's process."""
+    files = [("ocirt spec's process", specgen.default_spec()["process"])]
+    for path in sorted(REFERENCE.glob("*-process.json")) if REFERENCE.is_dir() else ():
+        files.append((path.name, json.loads(path.read_text())))
+    return files
+
+
+@pytest.mark.parametrize(("name", "process"), process_files(), ids=lambda v: str(v)[:30])
+def test_process_verdicts_agree(fast_process: Any, name: str, process: dict) -> None:
+    """exec --process: the generated check of a process.json against jsonschema's."""
+    assert fast_accepts(fast_process, process) == jsonschema_accepts(process, PROCESS_REF) is True
+    disagreements = []
+    for path in leaf_paths(process):
+        if not path:
+            continue
+        for value in REPLACEMENTS:
+            mutated = replaced(process, path, value)
+            theirs = jsonschema_accepts(mutated, PROCESS_REF)
+            if theirs != fast_accepts(fast_process, mutated):
+                disagreements.append(f"{'.'.join(map(str, path))} = {value!r}: jsonschema {theirs}")
+    assert not disagreements, "\n".join(disagreements[:20])

@@ -969,7 +969,7 @@ def test_program_is_directory(bundle: Path) -> None:
     cfg = minimal_config()
     cfg["process"]["args"] = ["/bin"]
     err = error_of(bundle, cfg)
-    assert err.problem == 'exec: "/bin": is a directory'
+    assert err.problem == 'exec: "/bin": permission denied'  # runc's (Go's LookPath)
 
 
 def test_program_relative_to_cwd(bundle: Path) -> None:

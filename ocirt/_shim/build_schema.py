@@ -1,4 +1,7 @@
-"""Build step: ocirt/_schema_fast.py, config.json's schema compiled to Python code.
+"""Build step: config.json's schema compiled to Python code.
+
+``ocirt/_schema_fast.py`` checks a config.json, ``ocirt/_schema_fast_process.py``
+a process.json (``exec --process``: how every manager execs, a probe included).
 
 ``ocirt create`` checks every config against the runtime-spec schema
 (``schemas/``).  With ``jsonschema`` that costs ~100 ms of CPU in a fresh
@@ -18,12 +21,11 @@ put into one document (``$ref: "FILE#/$defs/X"`` -> ``#/definitions/FILE/$defs/X
 code's integer test is made strict as ocirt.validate's is (1.0 is no
 integer), and it imports nothing but ``re``.
 
-    python -m ocirt._shim.build_schema [SCHEMAS_DIR OUT.py]
+    python -m ocirt._shim.build_schema [SCHEMAS_DIR PACKAGE_DIR]
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -39,7 +41,7 @@ not match OCI runtime-spec v1.3.0's schema (ocirt's, in schemas/); ocirt.validat
 uses it for the verdict only and asks jsonschema for the error's words.
 """
 
-SCHEMA_DIGEST = {digest!r}
+SCHEMA_STAMP = {stamp!r}
 
 
 class JsonSchemaValueException(ValueError):
@@ -56,16 +58,20 @@ class Decimal:  # nothing in a parsed config is one (fastjsonschema's number tes
 '''
 
 
-def schema_digest(schemas: Path) -> str:
-    """SHA-256 over the schema files (name and content), in name order."""
-    digest = hashlib.sha256()
-    for path in sorted(schemas.glob("*.json")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+def schema_stamp(schemas: Path) -> str:
+    """Name, size and mtime of each schema file, in name order: what
+    ocirt.validate compares (a few stat calls) to tell a stale module."""
+    parts = []
+    for name in sorted(p.name for p in schemas.glob("*.json")):
+        st = (schemas / name).stat()
+        parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+    return ";".join(parts)
 
 
-def draft7_document(schemas: Path) -> dict[str, Any]:
-    """config-schema.json with every file it refers to, as one draft 7 document."""
+def draft7_document(schemas: Path, root: str = "") -> dict[str, Any]:
+    """config-schema.json with every file it refers to, as one draft 7 document;
+    with ROOT (a JSON pointer such as ``/$defs/Process``), that definition is the
+    document's subject instead."""
 
     def load(name: str) -> Any:
         return json.loads((schemas / name).read_text())
@@ -77,6 +83,10 @@ def draft7_document(schemas: Path) -> dict[str, Any]:
         for path in sorted(schemas.glob("*.json"))
         if path.name != TOP
     }
+    if root:
+        document["allOf"] = [{"$ref": "#" + root}]
+        for key in ("type", "properties", "required", "additionalProperties"):
+            document.pop(key, None)
     return document
 
 
@@ -100,12 +110,22 @@ def _rewrite(node: Any, file: str) -> Any:
     return out
 
 
-def generate(schemas: Path, out: Path) -> None:
+MODULES = {"_schema_fast.py": "", "_schema_fast_process.py": "/$defs/Process"}
+
+
+def generate(schemas: Path, package_dir: Path) -> None:
+    """Write each of MODULES into PACKAGE_DIR (the ``ocirt`` directory)."""
+    for name, root in MODULES.items():
+        _generate_one(schemas, root, package_dir / name)
+
+
+def _generate_one(schemas: Path, root: str, out: Path) -> None:
     import fastjsonschema  # the build requirement
 
-    code = fastjsonschema.compile_to_code(draft7_document(schemas), detailed_exceptions=False)
+    document = draft7_document(schemas, root)
+    code = fastjsonschema.compile_to_code(document, detailed_exceptions=False)
     code = _strict_integers(_own_imports(code))
-    text = HEADER.format(digest=schema_digest(schemas)) + code
+    text = HEADER.format(stamp=schema_stamp(schemas)) + code
     tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, out)
@@ -131,9 +151,9 @@ def _strict_integers(code: str) -> str:
 def main(argv: list[str]) -> int:
     here = Path(__file__).resolve().parents[2]
     schemas = Path(argv[0]) if argv else here / "schemas"
-    out = Path(argv[1]) if len(argv) > 1 else here / "ocirt" / "_schema_fast.py"
-    generate(schemas, out)
-    print(f"build_schema: wrote {out}")
+    package_dir = Path(argv[1]) if len(argv) > 1 else here / "ocirt"
+    generate(schemas, package_dir)
+    print(f"build_schema: wrote {', '.join(MODULES)} in {package_dir}")
     return 0
 
 

@@ -167,7 +167,7 @@ def look_path(arg0: str, path_env: str) -> str:
         if _is_executable(arg0):
             return arg0
         err = _exec_error(arg0)
-        raise OSError(err.errno, f'exec: "{arg0}": {lower_first(err.strerror)}')
+        raise OSError(err.errno, f'exec: "{arg0}": {err.strerror}')
     for directory in path_env.split(":") if path_env else ():
         candidate = os.path.join(directory or ".", arg0)
         if _is_executable(candidate):
@@ -184,10 +184,10 @@ def _is_executable(path: str) -> bool:
 
 
 def _exec_error(path: str) -> OSError:
+    """Why PATH cannot run, in Go's exec.LookPath words (runc's): a failed stat
+    is "stat PATH: ...", a directory or a file without x "permission denied"."""
     try:
-        st = os.stat(path)
+        os.stat(path)
     except OSError as e:
-        return e
-    if stat.S_ISDIR(st.st_mode):
-        return OSError(21, "is a directory")
+        return OSError(e.errno, f"stat {path}: {lower_first(e.strerror)}")
     return OSError(13, "permission denied")
