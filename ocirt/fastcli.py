@@ -263,13 +263,17 @@ def _start(ctx: Context, args: list[str]) -> int | None:
 
 
 def _kill(ctx: Context, args: list[str]) -> int | None:
-    if not 1 <= len(args) <= 2 or any(_is_flag(a) for a in args):
-        return None  # --all, --help or a usage error
-    sig = parse_signal(args[1] if len(args) == 2 else "SIGTERM")
+    """kill [--all|-a] ID [SIGNAL]: the shim sends `kill --all ID 9` after every
+    container's init has exited, so --all is as fast as the plain kill."""
+    flags = [a for a in args if _is_flag(a)]
+    rest = [a for a in args if not _is_flag(a)]
+    if not 1 <= len(rest) <= 2 or any(f.lstrip("-") not in ("all", "a") for f in flags):
+        return None  # --help, another flag or a usage error
+    sig = parse_signal(rest[1] if len(rest) == 2 else "SIGTERM")
     from ocirt.container import Container
 
-    with Container.load(ctx.root, args[0], lock=False) as c:
-        c.kill(sig, all_processes=False)
+    with Container.load(ctx.root, rest[0], lock=False) as c:
+        c.kill(sig, all_processes=bool(flags))
     return 0
 
 

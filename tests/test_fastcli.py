@@ -89,8 +89,8 @@ def full_bin(tmp_path: Path) -> str:
         ["state", "--", "x"],
         ["start", "--bogus", "x"],
         ["kill", "x", "9", "extra"],
-        ["kill", "--all", "x", "9"],
-        ["kill", "-a", "x"],
+        ["kill", "--all", "--bogus", "x"],
+        ["kill", "--all", "x", "9", "extra"],
         ["delete"],
         ["delete", "--force=true", "x"],
         ["delete", "-f", "a", "b"],
@@ -510,6 +510,8 @@ def test_fast_and_full_cli_agree(ocirt_bin: str, full_bin: str, tmp_root: Path, 
         ("state",),
         ("kill", "c1", "FOO"),
         ("kill", "nope", "9"),
+        ("kill", "--all", "nope", "9"),
+        ("kill", "-a", "nope"),
         ("delete", "nope"),
         ("delete", "-f", "nope"),
         ("start", "nope"),
@@ -526,7 +528,7 @@ def test_fast_and_full_cli_agree(ocirt_bin: str, full_bin: str, tmp_root: Path, 
     _both(ocirt_bin, full_bin, tmp_root, "delete", "c1")  # running, no --force: an error
     assert run([ocirt_bin, "--root", str(tmp_root), "kill", "c1", "KILL"])[0] == 0
     assert run([full_bin, "--root", str(tmp_root), "kill", "c2", "KILL"])[0] == 0
-    _both(ocirt_bin, full_bin, tmp_root, "kill", "c3", "0")  # unknown signal, both
+    _both(ocirt_bin, full_bin, tmp_root, "kill", "c3", "0")  # signal 0: is it there?
     assert run([ocirt_bin, "--root", str(tmp_root), "delete", "-f", "c3"])[0] == 0
     assert run([ocirt_bin, "--root", str(tmp_root), "delete", "-f", "c1"])[0] == 0
     assert run([full_bin, "--root", str(tmp_root), "delete", "-f", "c2"])[0] == 0
