@@ -96,8 +96,8 @@ def run(argv: list[str]) -> int | None:
         return None
     ctx, rest = parsed
     handler = _HANDLERS.get(rest[0])
-    if handler is None:
-        return None
+    if handler is None or (ctx.log and not _log_opens(ctx.log)):
+        return None  # ocirt.cli: another command, or the error of a --log it cannot open
     args = rest[1:]
     if "--" in args:
         return None
@@ -197,6 +197,20 @@ def _global_flags(argv: list[str]) -> "tuple[Context, list[str]] | None":
         systemd_cgroup=systemd_cgroup,
     )
     return ctx, argv[i:]
+
+
+def _log_opens(path: str) -> bool:
+    """--log FILE opened (created) first, as runc does (ocirt.cli._open_log reports)."""
+    import posix
+
+    try:
+        fd = posix.open(
+            path, posix.O_WRONLY | posix.O_CREAT | posix.O_APPEND | posix.O_CLOEXEC, 0o644
+        )
+    except OSError:
+        return False
+    posix.close(fd)
+    return True
 
 
 def _is_flag(arg: str) -> bool:

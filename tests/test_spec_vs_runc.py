@@ -565,3 +565,16 @@ def test_a_profile_denying_getcwd_does_not_fail_create(runtimes, bundle) -> None
     assert codes["ocirt"].returncode == 0, codes["ocirt"].stderr
     if "crun" in codes:
         assert codes["crun"].returncode == 0
+
+
+def test_a_log_file_that_cannot_be_opened_fails_every_command(runtimes, tmp_path: Path) -> None:
+    """runc opens --log first: a path it cannot open fails the command (exit 1),
+    even `list` or `delete --force` of nothing; the error goes to stderr."""
+    log = str(tmp_path / "no-such-dir" / "log.json")
+    for name, rt in runtimes.items():
+        if name == "crun":
+            continue
+        for args in (["list"], ["state", "nope"], ["delete", "--force", "nope"]):
+            result = rt.call("--log", log, *args)
+            assert result.returncode == 1, (name, args, result)
+            assert f"open {log}: no such file or directory" in result.stderr, (name, args)

@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         if ctx.log_format not in ("text", "json"):
             raise UsageError(f"invalid log-format: {ctx.log_format}")
+        if ctx.log and not _open_log(ctx):
+            return 1
         _report_through(ctx)
         if gopts["version"]:
             sys.stdout.write(version_text())
@@ -145,6 +147,20 @@ def main(argv: list[str] | None = None) -> int:
         from ocirt.cli import output
 
         return output.fail(ctx, e)
+
+
+def _open_log(ctx: Context) -> bool:
+    """--log FILE is opened (created) first, as runc does: a path that cannot be
+    opened fails every command, with the error on stderr."""
+    try:
+        os.close(os.open(ctx.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644))
+    except OSError as e:
+        from ocirt.cli import output
+
+        path, ctx.log = ctx.log, ""
+        output.error(ctx, f"open {path}: {(e.strerror or str(e)).lower()}")
+        return False
+    return True
 
 
 def _report_through(ctx: Context) -> None:
