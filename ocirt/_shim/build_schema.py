@@ -113,10 +113,20 @@ def _rewrite(node: Any, file: str) -> Any:
 MODULES = {"_schema_fast.py": "", "_schema_fast_process.py": "/$defs/Process"}
 
 
-def generate(schemas: Path, package_dir: Path) -> None:
-    """Write each of MODULES into PACKAGE_DIR (the ``ocirt`` directory)."""
+def generate(schemas: Path, package_dir: Path) -> bool:
+    """Write each of MODULES into PACKAGE_DIR (the ``ocirt`` directory); False,
+    saying why on stderr, without fastjsonschema (a build outside pip's isolated
+    environment): ocirt.validate then uses jsonschema alone, slower but the same."""
+    try:
+        import fastjsonschema  # noqa: F401  (the build requirement)
+    except ImportError:
+        print("build_schema: fastjsonschema is not installed: no compiled schema check"
+              " (create and exec judge configs with jsonschema, ~100 ms slower)",
+              file=sys.stderr)  # fmt: skip
+        return False
     for name, root in MODULES.items():
         _generate_one(schemas, root, package_dir / name)
+    return True
 
 
 def _generate_one(schemas: Path, root: str, out: Path) -> None:
