@@ -327,6 +327,8 @@ def start(
         # freezes there (until `resume`, which needs the lock).
         container.close()
         pid = _fork_child(plan, ns_fds.get("pid"), cgroups.clone_into)
+        if forwarder is not None:
+            forwarder.child = pid
         debug.log(f"exec: pid {pid} joins {', '.join(sorted(ns_fds)) or 'no'} namespaces"
                   f" of init {container.pid}")  # fmt: skip
         try:
@@ -585,6 +587,7 @@ class SignalForwarder:
 
     def __init__(self) -> None:
         self.pid = 0
+        self.child = 0  # forked, maybe not yet the process (start sets it)
         self._pending: list[int] = []
         self._old: dict[int, Any] = {}
         for sig in FORWARDED:
@@ -596,10 +599,21 @@ class SignalForwarder:
                 os.kill(self.pid, signum)
             except ProcessLookupError:
                 pass
-        elif signum in (signal.SIGTERM, signal.SIGINT):
+        elif signum in (signal.SIGTERM, signal.SIGINT) and not self._child_has_exec():
             raise ExecInterrupted(f"interrupted by signal {signum} before the process started")
         else:
             self._pending.append(signum)
+
+    def _child_has_exec(self) -> bool:
+        """Whether the child runs the process already (its exe is no longer ours):
+        then a SIGTERM is the process's, queued until start hands us its pid."""
+        if not self.child:
+            return False
+        try:
+            theirs, ours = os.stat(f"/proc/{self.child}/exe"), os.stat("/proc/self/exe")
+        except OSError:
+            return False
+        return (theirs.st_dev, theirs.st_ino) != (ours.st_dev, ours.st_ino)
 
     def target(self, pid: int) -> None:
         self.pid = pid
