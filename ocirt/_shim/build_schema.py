@@ -26,6 +26,7 @@ integer), and it imports nothing but ``re``.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -54,6 +55,53 @@ class JsonSchemaValuesException(JsonSchemaValueException):
 
 class Decimal:  # nothing in a parsed config is one (fastjsonschema's number test names it)
     pass
+
+
+class _Test:
+    """A schema pattern as a plain test: importing `re` costs create ~6 ms (enum)."""
+
+    __slots__ = ("search",)
+
+    def __init__(self, test):
+        self.search = test
+
+
+_DIGITS = frozenset("0123456789")
+_UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_CAP_TAIL = _UPPER | _DIGITS | {"_"}
+_ALNUM_DASH = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-")
+
+
+def _number(text):  # [0-9]+
+    return bool(text) and _DIGITS.issuperset(text)
+
+
+def _cpu_list(text):  # "", or N[-N] separated by commas, spaces around the parts
+    if not text.strip():
+        return True
+    for part in text.split(","):
+        first, dash, last = part.partition("-")
+        if not _number(first.strip()) or (dash and not _number(last.strip())):
+            return False
+    return True
+
+
+def _numeric(text):  # 0|[1-9][0-9]*
+    return text == "0" or (_number(text) and text[0] != "0")
+
+
+def _identifiers(text):  # one or more [0-9A-Za-z-]+, joined by dots
+    return all(part and _ALNUM_DASH.issuperset(part) for part in text.split("."))
+
+
+def _semver(text):
+    main, plus, build = text.partition("+")
+    core, dash, pre = main.partition("-")
+    parts = core.split(".")
+    return (
+        len(parts) == 3 and all(_numeric(p) for p in parts)
+        and (not dash or _identifiers(pre)) and (not plus or _identifiers(build))
+    )
 
 '''
 
@@ -111,6 +159,22 @@ def _rewrite(node: Any, file: str) -> Any:
 
 
 MODULES = {"_schema_fast.py": "", "_schema_fast_process.py": "/$defs/Process"}
+# The schemas' patterns (fastjsonschema anchors "$" as "\\Z") as the header's tests,
+# each the same verdict as its pattern (tests/test_schema_fast.py checks them on
+# many strings); a pattern not here stays a regular expression.
+PATTERN_TESTS = {
+    r"^/": 'lambda t: t.startswith("/")',
+    r"^MB:[^\n]*$": 'lambda t: t.startswith("MB:") and "\\n" not in t',
+    r"^[1-9][0-9]*[KMG]B$": (
+        'lambda t: len(t) > 2 and t[-1] == "B" and t[-2] in "KMG"'
+        ' and _number(t[:-2]) and t[0] != "0"'
+    ),
+    r"^\s*$|^\s*[0-9]+(\s*-\s*[0-9]+)?(\s*,\s*[0-9]+(\s*-\s*[0-9]+)?)*\s*$": "_cpu_list",
+    r"^RLIMIT_[A-Z]+$": 'lambda t: t[:7] == "RLIMIT_" and len(t) > 7 and _UPPER.issuperset(t[7:])',
+    r"^CAP_[A-Z0-9_]+$": 'lambda t: t[:4] == "CAP_" and len(t) > 4 and _CAP_TAIL.issuperset(t[4:])',
+    r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?"
+    r"(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$": "_semver",
+}
 
 
 def generate(schemas: Path, package_dir: Path) -> bool:
@@ -134,8 +198,8 @@ def _generate_one(schemas: Path, root: str, out: Path) -> None:
 
     document = draft7_document(schemas, root)
     code = fastjsonschema.compile_to_code(document, detailed_exceptions=False)
-    code = _strict_integers(_own_imports(code))
-    text = HEADER.format(stamp=schema_stamp(schemas)) + code
+    code = _plain_pattern_tests(_strict_integers(_own_imports(code)))
+    text = HEADER.replace("{stamp!r}", repr(schema_stamp(schemas))) + code
     tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, out)
@@ -149,6 +213,22 @@ def _own_imports(code: str) -> str:
         if not line.startswith(("from fastjsonschema import", "from decimal import", "VERSION ="))
     ]
     return "\n".join(lines) + "\n"
+
+
+def _plain_pattern_tests(code: str) -> str:
+    """REGEX_PATTERNS' entries as PATTERN_TESTS's tests; `import re` only if one is left."""
+    lines = []
+    for line in code.splitlines():
+        match = re.match(r"    (.+): re\.compile\(.*\)(,?)$", line)
+        if match:
+            pattern = ast.literal_eval(match.group(1))
+            if pattern in PATTERN_TESTS:
+                line = f"    {match.group(1)}: _Test({PATTERN_TESTS[pattern]}){match.group(2)}"
+        lines.append(line)
+    code = "\n".join(lines) + "\n"
+    if "re.compile(" not in code:
+        code = re.sub(r"(?m)^import re\n", "", code, count=1)
+    return code
 
 
 def _strict_integers(code: str) -> str:
