@@ -34,6 +34,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -398,8 +399,29 @@ static int report(void)
     return 1;
 }
 
+/* -- the interpreter's static data, faulted in at once -------------------------- */
+/* The linker's bounds of this program's initialized data (.data, which holds
+   CPython's static types and deep-frozen modules, and .PyRuntime). */
+extern char __data_start[], _edata[];
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+/* The core phase writes to nearly every page of CPython's static data (reference
+   counts, string hashes, type slots): ~290 copy-on-write faults, one per 4 kB page,
+   ~0.7 ms of CPU per command.  One madvise copies them all in the kernel instead.
+   A kernel without MADV_POPULATE_WRITE refuses it (EINVAL): the faults come as
+   before. */
+static void populate_static_data(void)
+{
+    uintptr_t start = (uintptr_t)__data_start & ~(uintptr_t)4095;
+    uintptr_t end = ((uintptr_t)_edata + 4095) & ~(uintptr_t)4095;
+    (void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+}
+
 int main(int argc, char **argv)
 {
+    populate_static_data();
     if (PyImport_AppendInittab("_ocirt_launcher", init_launcher_module) < 0)
         return 120;
     /* What the main phase's signal setup would do first: a closed pipe is
