@@ -13,6 +13,7 @@ annotations here evaluate fine at run time.
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
     from types import ModuleType
 
 _NOT_JSON_CONSTANTS = {"NaN", "Infinity", "-Infinity"}
@@ -84,9 +85,36 @@ def quote(text: str) -> str:
 
 def dumps(obj: object, indent: int | None = None, compact: bool = False) -> str:
     """json.dumps(obj, indent=indent), or with separators (",", ":") if COMPACT."""
+    if indent is None and _accelerator is not None:
+        # _json loaded anyway (create has parsed the config): its encoder, the
+        # one json.dumps itself uses without indent, is ~4x faster on a record
+        # (create writes four: ~0.35 ms of CPU).
+        return "".join(_c_encoder(compact)(obj, 0))
     parts: list[str] = []
     _encode(obj, parts, indent, 0, ":" if compact else ": ", "," if compact else ", ")
     return "".join(parts)
+
+
+_encoders: dict = {}
+
+
+def _c_encoder(compact: bool) -> "Callable[[object, int], Sequence[str]]":
+    """_json's encoder with json.dumps's arguments (ensure_ascii, allow_nan)."""
+    encoder = _encoders.get(compact)
+    if encoder is None:
+        c = _c_json()
+        colon, comma = (":", ",") if compact else (": ", ", ")
+        # markers None: no check for cycles (the Python encoder has none either)
+        encoder = c.make_encoder(
+            None, _not_serializable, c.encode_basestring_ascii, None, colon, comma,
+            False, False, True,
+        )  # fmt: skip
+        _encoders[compact] = encoder
+    return encoder
+
+
+def _not_serializable(obj: object) -> object:
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
 def _encode(
@@ -118,7 +146,7 @@ def _encode(
     elif isinstance(obj, (list, tuple)):
         _encode_items([("", v) for v in obj], "[", "]", out, indent, level, colon, comma)
     else:
-        raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+        _not_serializable(obj)
 
 
 def _encode_items(

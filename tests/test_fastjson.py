@@ -32,6 +32,18 @@ def test_dumps_matches_json(value: object) -> None:
     assert _fastjson.loads(json.dumps(value)) == value
 
 
+@pytest.mark.parametrize("value", SAMPLES)
+def test_both_encoders_match_json(value: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """dumps without indent takes _json's encoder once _json is loaded, its own
+    before: both give json.dumps's text."""
+    for accelerator in (None, _fastjson._c_json()):
+        monkeypatch.setattr(_fastjson, "_accelerator", accelerator)
+        assert _fastjson.dumps(value) == json.dumps(value)
+        assert _fastjson.dumps(value, compact=True) == json.dumps(value, separators=(",", ":"))
+    with pytest.raises(TypeError, match="Object of type set is not JSON serializable"):
+        _fastjson.dumps({"a": {1}})
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_real_configs_round_trip(path: Path) -> None:
     raw = path.read_text()
