@@ -27,7 +27,6 @@ changed or its driver is not one ``ocirt.record`` reads.  ``create``, ``run``,
 
 import posix
 import sys
-import time
 
 from ocirt import _fastjson
 from ocirt.errors import ContainerNotExist, ContainerNotRunning, OcirtError, lower_first
@@ -477,6 +476,7 @@ class Container:
     def _init_exits_within(self, seconds: float) -> bool:
         """Wait up to SECONDS for the init to be gone (or a zombie); True if it is."""
         import select
+        import time  # only here: its import reads /etc/localtime
 
         try:
             pidfd = posix.pidfd_open(self.pid)

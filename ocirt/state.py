@@ -30,7 +30,6 @@ imports.
 import fcntl
 import marshal
 import posix
-import time
 
 from ocirt import _fastjson
 from ocirt.errors import ContainerNotExist, OcirtError
@@ -106,6 +105,8 @@ def _read_all(fd: int) -> bytes:
 
 
 def rfc3339_now() -> str:
+    import time  # create's only: its import reads /etc/localtime (~0.1 ms)
+
     ns = time.time_ns()
     secs, frac = divmod(ns, 1_000_000_000)
     # Go's RFC3339Nano, as runc prints it: trailing zeros of the fraction dropped.
