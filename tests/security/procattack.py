@@ -132,7 +132,10 @@ class Findings:
             if kind not in ("ptrace", "mem", "exe", "fd", "exe-write"):
                 continue
             pid = fields[1]
-            if current_exe.get(pid) == PROBE_TARGET:
+            # The program's own lines, and a round whose exe read said ENOENT:
+            # that pid was gone or between two programs (seen under load: the
+            # exec'd program exits and the pid's next process is probed).
+            if current_exe.get(pid) in (PROBE_TARGET, "-2"):
                 continue
             if _succeeded(kind, fields):
                 bad.append(" ".join(fields))
