@@ -48,6 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from test_managers import _remove_cgroups, _unmount_below  # the same cleanup as theirs
+
 REPO = Path(__file__).resolve().parents[1]
 MKROOTFS = REPO / "tools" / "mkrootfs.sh"
 CNI_BIN = Path("/usr/lib/cni")
@@ -389,7 +391,7 @@ def running_cri(handlers: dict[str, str]) -> Iterator[Cri]:
     finally:
         if proc is not None:
             _stop(proc)
-        _remove_cgroup_tree(cgroup_top)
+        _remove_cgroups(cgroup_top, timeout=15.0)
         _unmount_below(work)
         shutil.rmtree(work, ignore_errors=True)
 
@@ -444,32 +446,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=30)
-
-
-def _remove_cgroup_tree(top: str, timeout: float = 15.0) -> None:
-    """rmdir /sys/fs/cgroup/*/TOP and everything below it, deepest first.
-
-    Retries: a shim may still be exiting (EBUSY)."""
-    assert top.startswith("ocirt-test-"), top
-    deadline = time.monotonic() + timeout
-    while True:
-        left = [h / top for h in CGROUP_ROOT.iterdir() if (h / top).is_dir()]
-        for tree in left:
-            dirs = sorted((p for p in tree.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
-            for d in [*dirs, tree]:
-                with contextlib.suppress(OSError):
-                    d.rmdir()
-        if not any(t.exists() for t in left) or time.monotonic() > deadline:
-            return
-        time.sleep(0.2)
-
-
-def _unmount_below(path: Path) -> None:
-    prefix = str(path.resolve()) + "/"
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f]
-    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
-        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
 
 
 # ----------------------------------------------------------------- netns socket
