@@ -201,3 +201,21 @@ def test_a_compiled_launcher_without_a_usable_bundle_starts_fully(
     usage = subprocess.run([str(target), "--root", root, "state"], capture_output=True, text=True)
     assert usage.returncode == 1
     assert 'state\\" requires exactly 1 argument(s)' in usage.stderr
+
+
+def test_the_launcher_finds_its_installation_without_proc(ocirt_bin: str) -> None:
+    """In a mount namespace without /proc (entered with nsenter, say), the
+    launcher cannot read /proc/self/exe: it finds its installation from the
+    path execve was given (AT_EXECFN) instead, as runc runs there too.
+    Checked: the launcher before this fix failed with "No module named 'ocirt'"."""
+    from conftest import need_root
+
+    need_root()
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare (util-linux) is not installed")
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", 'umount -l /proc && exec "$0" --version', ocirt_bin],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ocirt version "), done.stdout

@@ -33,7 +33,9 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -101,13 +103,27 @@ static void add_path(size_t *count, const char *path)
    interpreter (bin/python3 beside it, a venv's, else the build's) and
    sys.path.  0 if there is none: the caller starts as `python -I` would,
    with site, and lets it find ocirt. */
+/* This program's path: /proc/self/exe, else (no /proc: a mount namespace
+   without one, entered with nsenter; runc works there) the path execve was
+   given, made absolute.  -1 if neither. */
+static int own_path(char *buf, size_t size)
+{
+    ssize_t n = readlink("/proc/self/exe", buf, size - 1);
+    if (n > 0) {
+        buf[n] = '\0';
+        return 0;
+    }
+    const char *execfn = (const char *)getauxval(AT_EXECFN);
+    if (execfn == NULL || size < PATH_MAX || realpath(execfn, buf) == NULL)
+        return -1;
+    return 0;
+}
+
 static int find_installation(void)
 {
     char exe_dir[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe_dir, sizeof(exe_dir) - 1);
-    if (n <= 0)
+    if (own_path(exe_dir, sizeof(exe_dir)) < 0)
         return 0;
-    exe_dir[n] = '\0';
     char *slash = strrchr(exe_dir, '/');
     if (slash == NULL)
         return 0;
