@@ -74,31 +74,10 @@ def _exec_sync_ms(cri: cri_support.Cri, cid: str, times: int = 2) -> float:
 def _wait_no_shims(cri: cri_support.Cri, timeout: float = 20) -> None:
     """A shim exiting late would charge its last CPU to the next pod."""
     deadline = time.monotonic() + timeout
-    while any(b"containerd-shim" in _cmdline(pid) for pid in _namespace_pids(cri)):
+    while cri.shim_pids():
         if time.monotonic() > deadline:
             raise SystemExit("pod_start.py: a shim did not exit after its pod was removed")
         time.sleep(0.05)
-
-
-def _namespace_pids(cri: cri_support.Cri) -> list[int]:
-    own = os.readlink(f"/proc/{cri.daemon_pid}/ns/pid")
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.readlink(f"/proc/{entry}/ns/pid") == own:
-                    pids.append(int(entry))
-            except OSError:
-                continue
-    return pids
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
 
 
 def _output(argv: list[str]) -> str:

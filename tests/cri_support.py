@@ -310,6 +310,23 @@ class Cri:
                 return child
         raise RuntimeError("containerd is not running")
 
+    def shim_pids(self) -> list[int]:
+        """Host pids of the containerd shims in containerd's PID namespace."""
+        own = os.readlink(f"/proc/{self.daemon_pid}/ns/pid")
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == self.daemon_pid:
+                continue
+            try:
+                if os.readlink(f"/proc/{entry}/ns/pid") != own:
+                    continue
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if b"containerd-shim" in f.read():
+                        pids.append(int(entry))
+            except OSError:
+                continue  # gone meanwhile
+        return pids
+
     def daemon_path(self, path: str) -> Path:
         """PATH as containerd sees it (its private /run and /var/lib)."""
         return Path(f"/proc/{self.daemon_pid}/root") / path.lstrip("/")

@@ -499,28 +499,6 @@ def _traces(p: Pod, ids: list[str]) -> dict[str, list[str]]:
             for i in ids
             if (h / p.cgroup_parent.lstrip("/") / i).exists()
         ],
-        "shim": [str(pid) for pid in _namespace_processes(cri) if _is_shim(pid)],
+        "shim": [str(pid) for pid in cri.shim_pids()],
     }
     return {kind: where for kind, where in found.items() if where}
-
-
-def _namespace_processes(cri: Cri) -> list[int]:
-    """Host pids of every process in containerd's PID namespace but containerd."""
-    own = os.readlink(f"/proc/{cri.daemon_pid}/ns/pid")
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != cri.daemon_pid:
-            try:
-                if os.readlink(f"/proc/{entry}/ns/pid") == own:
-                    pids.append(int(entry))
-            except OSError:
-                continue
-    return pids
-
-
-def _is_shim(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"containerd-shim" in f.read()
-    except OSError:
-        return False
