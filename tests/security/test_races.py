@@ -318,6 +318,31 @@ def test_commands_racing_on_one_container_never_crash_or_leave_half_of_it(
 NS_LAST_PID = Path("/proc/sys/kernel/ns_last_pid")
 PRIVATE_PID_NAMESPACE = ["unshare", "--pid", "--fork", "--mount-proc"]
 
+# What both scenarios below need, as pid 1 of their private pid namespace.
+PID_NAMESPACE_HELPERS = r"""
+import subprocess
+
+
+def alive(proc):
+    if proc.poll() is not None:
+        return False
+    with open(f"/proc/{proc.pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def sleeper_on(pid):
+    # The next fork gets ns_last_pid + 1: nothing else forks here meanwhile.
+    for _attempt in range(5):
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(pid - 1))
+        proc = subprocess.Popen(["sleep", "1000"])
+        if proc.pid == pid:
+            return proc
+        proc.kill()
+        proc.wait()
+    raise SystemExit(f"could not make a process with pid {pid}")
+"""
+
 # Runs as pid 1 of a private pid namespace (`unshare --pid --fork --mount-proc`),
 # where ns_last_pid is ours to set and no other process takes pids.  argv: ocirt,
 # root, bundle, id.  The container's init exits; a host sleeper gets its pid;
@@ -333,24 +358,6 @@ def run(*args):
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
     seen[" ".join(a for a in args if a != cid)] = [done.returncode, done.stderr]
     return done
-
-def alive(proc):
-    if proc.poll() is not None:
-        return False
-    with open(f"/proc/{proc.pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-
-def sleeper_on(pid):
-    # The next fork gets ns_last_pid + 1: nothing else forks here meanwhile.
-    for _attempt in range(5):
-        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
-            f.write(str(pid - 1))
-        proc = subprocess.Popen(["sleep", "1000"])
-        if proc.pid == pid:
-            return proc
-        proc.kill()
-        proc.wait()
-    raise SystemExit(f"could not make a process with pid {pid}")
 
 try:
     # Output through files: the init and what it leaves hold their stdio.
@@ -430,7 +437,7 @@ def test_a_stopped_containers_recycled_pid_is_never_signalled(
 
     b = bundle(patch=config)
     (cid,) = unique_ids(1, "pid")
-    scenario_argv = [sys.executable, "-c", PID_REUSE_SCENARIO]
+    scenario_argv = [sys.executable, "-c", PID_NAMESPACE_HELPERS + PID_REUSE_SCENARIO]
     scenario = subprocess.run(
         [*PRIVATE_PID_NAMESPACE, *scenario_argv, ocirt_bin, str(tmp_root), str(b), cid],
         stdin=subprocess.DEVNULL,
@@ -588,23 +595,6 @@ def children():
     with open("/proc/1/task/1/children") as f:
         return {int(p) for p in f.read().split()}
 
-def alive(proc):
-    if proc.poll() is not None:
-        return False
-    with open(f"/proc/{proc.pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-
-def sleeper_on(pid):
-    for _attempt in range(5):
-        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
-            f.write(str(pid - 1))
-        proc = subprocess.Popen(["sleep", "1000"])
-        if proc.pid == pid:
-            return proc
-        proc.kill()
-        proc.wait()
-    raise SystemExit(f"could not make a process with pid {pid}")
-
 def held_at(pid):
     # A task of ours stopped by strace at the entry of kill/pidfd_open(PID, ...)
     for task in os.listdir("/proc"):
@@ -696,7 +686,7 @@ def test_a_cgroup_members_recycled_pid_is_never_signalled(
 
     b = bundle(patch=config)
     (cid,) = unique_ids(1, "member")
-    scenario_argv = [sys.executable, "-c", MEMBER_REUSE_SCENARIO]
+    scenario_argv = [sys.executable, "-c", PID_NAMESPACE_HELPERS + MEMBER_REUSE_SCENARIO]
     argv = [ocirt_bin, str(tmp_root), str(b), cid, json.dumps(numbers)]
     scenario = subprocess.run(
         [*PRIVATE_PID_NAMESPACE, *scenario_argv, *argv, *(a.format(id=cid) for a in command)],
