@@ -12,11 +12,16 @@
 #   hundred    100 containers: create all, start all, wait, delete all (benchmarks/many.sh)
 #   exec       `R exec ID true` into a running container (benchmarks/exec.sh)
 #   pss        Pss of the created init, from /proc/PID/smaps_rollup (median of PSS_SAMPLES)
+#   cpu        benchmarks/cpu.py: CPU with the containers' inits counted (cpuacct), for
+#              lifecycle, state, exec and 100 lifecycles 4 at a time (CPU_RUNS iterations)
+# Every hyperfine row also gets its CPU time (user+sys: the command and the
+# children it waited for), in a second table.
 # crun refuses this hybrid cgroup host: run the whole script under nohybrid
 # (a mount namespace without the cgroup2 mount); ocirt and runc work there too.
 # Knobs: OCIRT RUNC CRUN (paths), RUNS (default 30), WARMUP (3), MANY (100) and
 #        MANY_RUNS (3) for the hundred row,
-#        PSS_SAMPLES (5), OUT (build/bench), RUNTIMES ("ocirt runc crun").
+#        PSS_SAMPLES (5), OUT (build/bench), RUNTIMES ("ocirt runc crun"),
+#        CPU_RUNS (RUNS; 0: no cpu.py table).
 # Writes OUT/*.json (hyperfine exports), OUT/pss.tsv, OUT/env.txt (commit,
 # ocirt's interpreter, versions: benchmarks/env.sh) and OUT/results.md (both,
 # the table with ocirt/runc and ocirt/crun ratios; also printed).
@@ -47,6 +52,7 @@ for r in $RUNTIMES; do
 done
 
 mkdir -p "$OUT"
+rm -f "$OUT/cpu.json"   # a table of this run only
 OCIRT=$OCIRT RUNC=$RUNC CRUN=$CRUN bash "$repo/benchmarks/env.sh" > "$OUT/env.txt"
 
 work=$(mktemp -d /tmp/ocirt-bench.XXXXXX)
@@ -141,4 +147,11 @@ for r in "${names[@]}"; do
 done
 
 OCIRT=$OCIRT RUNC=$RUNC CRUN=$CRUN RUNS=$RUNS WARMUP=$WARMUP OUT=$OUT RUNTIMES="${names[*]}" SUMMARY=0 bash "$repo/benchmarks/exec.sh" || echo "lifecycle.sh: benchmarks/exec.sh failed: no exec row" >&2
+CPU_RUNS=${CPU_RUNS:-$RUNS}
+if [ "$CPU_RUNS" -gt 0 ]; then
+    pairs=()
+    for r in "${names[@]}"; do pairs+=("$r=${bin[$r]}"); done
+    "$python" "$repo/benchmarks/cpu.py" -n "$CPU_RUNS" --json "$OUT/cpu.json" "${pairs[@]}" \
+        >/dev/null || echo "lifecycle.sh: benchmarks/cpu.py failed: no cpuacct table" >&2
+fi
 "$python" "$repo/benchmarks/summarize.py" "$OUT" | tee "$OUT/results.md"
