@@ -219,3 +219,61 @@ def test_the_launcher_finds_its_installation_without_proc(ocirt_bin: str) -> Non
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ocirt version "), done.stdout
+
+
+# Put first in ocirt.fastcli.main of a package copy: what the launcher's start
+# left, reported on stderr before anything of ocirt runs.
+START_PROBE = """\
+    import gc, posix, json
+    import stat  # a deep-frozen module the bundle does not hold: the frozen importer's
+
+    def names(code):
+        yield from code.co_names + code.co_varnames
+        for const in code.co_consts:
+            if isinstance(const, type(code)):
+                yield from names(const)
+            elif isinstance(const, str) and const.isascii() and const.isidentifier():
+                yield const
+
+    def uninterned(module):
+        codes = [f.__code__ for f in vars(module).values() if hasattr(f, "__code__")]
+        # A fresh equal string interned is the module's own only if that one was
+        # (one-character strings are singletons: no fresh copy to make).
+        return sorted(
+            {n for c in codes for n in names(c) if len(n) > 1 and sys.intern("".join(n)) is not n}
+        )
+
+    report = {
+        "gc_enabled": gc.isenabled(),
+        "collections": [generation["collections"] for generation in gc.get_stats()],
+        "uninterned": {m: uninterned(sys.modules[m]) for m in ("_frozen_importlib", "stat")},
+    }
+    posix.write(2, json.dumps(report).encode())
+    posix._exit(0)
+"""
+
+
+def test_the_launcher_starts_without_the_collector_and_interns_what_it_runs(
+    package: Path, tmp_path: Path
+) -> None:
+    """launcher.c's link-time wrappers of CPython's start: no cyclic collection
+    before ocirt runs (the launcher before them ran ~5 during the core phase),
+    and the deep-frozen modules that run (importlib's bootstrap, a frozen module
+    imported later) have their names and identifier constants interned as
+    CPython's own start leaves them, though the start no longer interns every
+    frozen module."""
+    fastcli = package / "ocirt" / "fastcli.py"
+    source, count = re.subn(
+        r"(\ndef main\(\)[^\n]*:\n)", lambda m: m.group(1) + START_PROBE, fastcli.read_text()
+    )
+    assert count == 1
+    fastcli.write_text(source)
+    target = tmp_path / "launcher"
+    # Compiles the launcher and writes the copy's bundle, the probe in it.
+    subprocess.run([sys.executable, "-m", "ocirt.launcher", str(target)], cwd=package, check=True)
+    done = subprocess.run([str(target), "state", "x"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stderr)
+    assert report["gc_enabled"] is False
+    assert report["collections"] == [0, 0, 0]
+    assert report["uninterned"] == {"_frozen_importlib": [], "stat": []}

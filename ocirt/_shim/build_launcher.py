@@ -65,6 +65,61 @@ def static_libpython() -> str:
     return library
 
 
+def cpython_wraps(library: str) -> tuple[dict[str, str], list[str]]:
+    """The defines and linker flags of launcher.c's wrappers of CPython's start.
+
+    They redirect libpython's own calls (``-Wl,--wrap``): the deep-frozen
+    modules interned when first loaded, not all at start, and no cyclic
+    collector from the first allocation (see launcher.c).  Only for CPython
+    3.11, whose _Py_Deepfreeze_Init only interns (3.12's also initializes the
+    code objects), and only if the archive defines every symbol they name;
+    else none (the launcher starts as CPython does).
+    """
+    if sys.version_info[:2] != (3, 11):
+        return {}, []
+    symbols = archive_symbols(library)
+    getters = sorted(
+        name[len("_Py_get_") : -len("_toplevel")]
+        for name in symbols.get("deepfreeze.o", ())
+        if name.startswith("_Py_get_") and name.endswith("_toplevel")
+    )
+    needed = {
+        "deepfreeze.o": "_Py_Deepfreeze_Init",
+        "codeobject.o": "_PyStaticCode_InternStrings",
+        "gcmodule.o": "_PyGC_InitState",
+    }
+    if not getters or any(name not in symbols.get(member, ()) for member, name in needed.items()):
+        return {}, []
+    wrapped = ["_Py_Deepfreeze_Init", "_PyGC_InitState"]
+    wrapped += [f"_Py_get_{name}_toplevel" for name in getters]
+    defines = {
+        "OCIRT_CPYTHON_WRAPS": "1",
+        "OCIRT_DEEPFROZEN_MODULES(X)": " ".join(f"X({name})" for name in getters),
+    }
+    return defines, [f"-Wl,--wrap={name}" for name in wrapped]
+
+
+def archive_symbols(library: str) -> dict[str, set[str]]:
+    """The global symbols each member of the static LIBRARY defines ({} without nm)."""
+    try:
+        listing = subprocess.run(
+            [os.environ.get("NM", "nm"), "--defined-only", "-g", library],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    members: dict[str, set[str]] = {}
+    member: set[str] = set()
+    for line in listing.splitlines():
+        if line.endswith(":"):
+            member = members.setdefault(line[:-1], set())
+        elif line.strip():
+            member.add(line.split()[-1])
+    return members
+
+
 def base_python() -> str:
     """The interpreter a venv (the build's own, say) was made from."""
     return os.path.abspath(getattr(sys, "_base_executable", "") or sys.executable)
@@ -130,7 +185,13 @@ def compile_launcher(target: str, defines: dict[str, str]) -> None:
         raise LauncherUnavailable("OCIRT_LAUNCHER=script")
     library = static_libpython()
     config = sysconfig.get_config_var
-    defines = {**defines, "OCIRT_MAGIC": c_string(MAGIC_NUMBER), "OCIRT_ENTRY": c_string(ENTRY)}
+    wrap_defines, wrap_flags = cpython_wraps(library)
+    defines = {
+        **defines,
+        **wrap_defines,
+        "OCIRT_MAGIC": c_string(MAGIC_NUMBER),
+        "OCIRT_ENTRY": c_string(ENTRY),
+    }
     with tempfile.TemporaryDirectory() as work:
         header = os.path.join(work, "launcher_config.h")
         with open(header, "w") as f:
@@ -140,7 +201,7 @@ def compile_launcher(target: str, defines: dict[str, str]) -> None:
             [
                 os.environ.get("CC", "cc"), "-O2", "-DNDEBUG", "-no-pie", "-Wall", "-s",
                 f"-I{config('INCLUDEPY')}", f'-DOCIRT_CONFIG="{header}"',
-                "-o", target, SOURCE,
+                "-o", target, SOURCE, *wrap_flags,
                 # Every object: extension modules (the shim, cffi) link to the
                 # interpreter's symbols, as they do to /usr/bin/python3's.
                 "-Wl,--whole-archive", library, "-Wl,--no-whole-archive",

@@ -42,6 +42,16 @@
 
 #include OCIRT_CONFIG
 
+#ifdef OCIRT_CPYTHON_WRAPS
+/* CPython 3.11's own internals, for the link-time wrappers below (the build
+   enables them only for a 3.11 libpython that has the symbols). */
+#define Py_BUILD_CORE 1
+/* pycore_gc.h defines again what cpython/objimpl.h defined for the API. */
+#undef _PyGC_FINALIZED
+#include <internal/pycore_gc.h>
+int _PyStaticCode_InternStrings(PyCodeObject *code); /* Objects/codeobject.c */
+#endif
+
 #define BUNDLE_HEADER 9 /* magic (4), optimization level (1), index length (4) */
 
 #ifdef OCIRT_RELOCATABLE
@@ -414,6 +424,75 @@ static int report(void)
     Py_FinalizeEx();
     return 1;
 }
+
+/* -- CPython's start, trimmed at link time ------------------------------------- */
+#ifdef OCIRT_CPYTHON_WRAPS
+/* The linker sends libpython's calls of these functions to the __wrap_
+   versions below (-Wl,--wrap, ocirt/_shim/build_launcher.py); __real_ is the
+   original.  Only calls between libpython's object files are redirected. */
+
+/* No cyclic garbage collection from the interpreter's first allocation: the
+   core phase's type readying and imports ran a few collections (~3% of a
+   short command's CPU) before ocirt.fastcli could turn the collector off, as
+   it does for every command; ocirt.cli turns it on again for those that may
+   run for long (run, exec, events, trace). */
+void __real__PyGC_InitState(struct _gc_runtime_state *gcstate);
+void __wrap__PyGC_InitState(struct _gc_runtime_state *gcstate)
+{
+    __real__PyGC_InitState(gcstate);
+    gcstate->enabled = 0;
+}
+
+/* The deep-frozen modules' strings interned when a module is first loaded,
+   not all at the start: CPython's _Py_Deepfreeze_Init interns the names and
+   constants of every code object of the ~20 modules frozen into libpython
+   (~770 code objects, ~6% of a short command's CPU), most of which ocirt
+   never runs (the code bundle serves its modules; the core phase runs only
+   importlib._bootstrap).  In 3.11 that function does nothing else.  The
+   frozen importer reaches a module's code only through its
+   _Py_get_<module>_toplevel(), so every module that runs is interned before
+   its first line, as CPython would have left it. */
+int __wrap__Py_Deepfreeze_Init(void)
+{
+    return 0;
+}
+
+/* CODE and the code objects among its constants, recursively. */
+static int intern_code_tree(PyObject *code)
+{
+    if (_PyStaticCode_InternStrings((PyCodeObject *)code) < 0)
+        return -1;
+    PyObject *consts = ((PyCodeObject *)code)->co_consts;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(consts); i++) {
+        PyObject *item = PyTuple_GET_ITEM(consts, i);
+        if (PyCode_Check(item) && intern_code_tree(item) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* A module's code, interned on its first load.  Interning fails only for
+   want of memory; the code is still correct (names are compared by value
+   where they are not the same object), only a little slower. */
+static PyObject *interned_once(PyObject *code, int *done)
+{
+    if (!*done && code != NULL) {
+        *done = 1;
+        if (intern_code_tree(code) < 0)
+            PyErr_Clear();
+    }
+    return code;
+}
+
+#define OCIRT_LAZY_GETTER(name)                                                \
+    PyObject *__real__Py_get_##name##_toplevel(void);                          \
+    PyObject *__wrap__Py_get_##name##_toplevel(void)                           \
+    {                                                                          \
+        static int interned;                                                   \
+        return interned_once(__real__Py_get_##name##_toplevel(), &interned);   \
+    }
+OCIRT_DEEPFROZEN_MODULES(OCIRT_LAZY_GETTER)
+#endif
 
 /* -- the interpreter's static data, faulted in at once -------------------------- */
 /* The linker's bounds of this program's initialized data (.data, which holds
