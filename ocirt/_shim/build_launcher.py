@@ -53,6 +53,22 @@ SCRIPT = (
 SCHEMES = ("venv", "posix_venv", "posix_prefix", "posix_user", "posix_local", "deb_system")
 
 
+# The deep-frozen modules' objects (libpython's deepfreeze.o) in an output
+# section of their own after the rest of the static data, which the launcher
+# prefaults without them (launcher.c, populate_static_data): with the
+# wrappers, a short command writes to few of their pages.
+DEEPFROZEN_SECTION = """SECTIONS
+{{
+  ocirt_deepfrozen : {{
+    ocirt_deepfrozen_start = .;
+    *{library}:deepfreeze.o(.data .data.*)
+    ocirt_deepfrozen_end = .;
+  }}
+}}
+INSERT AFTER .data;
+"""
+
+
 class LauncherUnavailable(Exception):
     """This interpreter offers nothing to link a launcher against."""
 
@@ -184,31 +200,51 @@ def compile_launcher(target: str, defines: dict[str, str]) -> None:
     if os.environ.get("OCIRT_LAUNCHER") == "script":  # asked for: a packager's choice, tests
         raise LauncherUnavailable("OCIRT_LAUNCHER=script")
     library = static_libpython()
-    config = sysconfig.get_config_var
-    wrap_defines, wrap_flags = cpython_wraps(library)
-    defines = {
-        **defines,
-        **wrap_defines,
-        "OCIRT_MAGIC": c_string(MAGIC_NUMBER),
-        "OCIRT_ENTRY": c_string(ENTRY),
-    }
+    defines = {**defines, "OCIRT_MAGIC": c_string(MAGIC_NUMBER), "OCIRT_ENTRY": c_string(ENTRY)}
     with tempfile.TemporaryDirectory() as work:
-        header = os.path.join(work, "launcher_config.h")
-        with open(header, "w") as f:
-            f.writelines(f"#define {name} {value}\n" for name, value in defines.items())
-        libs = " ".join(config(k) or "" for k in ("LIBS", "MODLIBS", "SYSLIBS")).split()
-        subprocess.run(
-            [
-                os.environ.get("CC", "cc"), "-O2", "-DNDEBUG", "-no-pie", "-Wall", "-s",
-                f"-I{config('INCLUDEPY')}", f'-DOCIRT_CONFIG="{header}"',
-                "-o", target, SOURCE, *wrap_flags,
-                # Every object: extension modules (the shim, cffi) link to the
-                # interpreter's symbols, as they do to /usr/bin/python3's.
-                "-Wl,--whole-archive", library, "-Wl,--no-whole-archive",
-                *(config("LINKFORSHARED") or "").split(), *dict.fromkeys(libs),
-            ],
-            check=True,
-        )  # fmt: skip
+        wrap_defines, wrap_flags = cpython_wraps(library)
+        if not wrap_flags:
+            _compile(target, work, library, defines, [])
+            return
+        script = os.path.join(work, "deepfrozen.ld")
+        with open(script, "w") as f:
+            f.write(DEEPFROZEN_SECTION.format(library=os.path.basename(library)))
+        wrap_defines["OCIRT_DEEPFROZEN_SECTION"] = "1"
+        try:
+            _compile(target, work, library, {**defines, **wrap_defines},
+                     [*wrap_flags, f"-Wl,-T,{script}"], quiet=True)  # fmt: skip
+        except subprocess.CalledProcessError:
+            # A toolchain that takes neither the wrappers nor the linker
+            # script: the launcher starts CPython as CPython does.
+            _compile(target, work, library, defines, [])
+
+
+def _compile(
+    target: str,
+    work: str,
+    library: str,
+    defines: dict[str, str],
+    link_flags: list[str],
+    quiet: bool = False,
+) -> None:
+    config = sysconfig.get_config_var
+    header = os.path.join(work, "launcher_config.h")
+    with open(header, "w") as f:
+        f.writelines(f"#define {name} {value}\n" for name, value in defines.items())
+    libs = " ".join(config(k) or "" for k in ("LIBS", "MODLIBS", "SYSLIBS")).split()
+    subprocess.run(
+        [
+            os.environ.get("CC", "cc"), "-O2", "-DNDEBUG", "-no-pie", "-Wall", "-s",
+            f"-I{config('INCLUDEPY')}", f'-DOCIRT_CONFIG="{header}"',
+            "-o", target, SOURCE, *link_flags,
+            # Every object: extension modules (the shim, cffi) link to the
+            # interpreter's symbols, as they do to /usr/bin/python3's.
+            "-Wl,--whole-archive", library, "-Wl,--no-whole-archive",
+            *(config("LINKFORSHARED") or "").split(), *dict.fromkeys(libs),
+        ],
+        check=True,
+        capture_output=quiet,
+    )  # fmt: skip
 
 
 def c_string(value: str | bytes) -> str:

@@ -496,22 +496,48 @@ OCIRT_DEEPFROZEN_MODULES(OCIRT_LAZY_GETTER)
 
 /* -- the interpreter's static data, faulted in at once -------------------------- */
 /* The linker's bounds of this program's initialized data (.data, which holds
-   CPython's static types and deep-frozen modules, and .PyRuntime). */
+   CPython's static types, .PyRuntime, the deep-frozen modules' objects), and
+   of those objects alone when the build put them in an output section of
+   their own (its linker script, ocirt/_shim/build_launcher.py). */
 extern char __data_start[], _edata[];
+#ifdef OCIRT_DEEPFROZEN_SECTION
+extern char ocirt_deepfrozen_start[], ocirt_deepfrozen_end[];
+#endif
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 
-/* The core phase writes to nearly every page of CPython's static data (reference
-   counts, string hashes, type slots): ~290 copy-on-write faults, one per 4 kB page,
-   ~0.7 ms of CPU per command.  One madvise copies them all in the kernel instead.
-   A kernel without MADV_POPULATE_WRITE refuses it (EINVAL): the faults come as
-   before. */
+/* The pages holding START to END (if any) copied at once. */
+static void populate_pages(uintptr_t start, uintptr_t end)
+{
+    if (end <= start)
+        return;
+    start &= ~(uintptr_t)4095;
+    end = (end + 4095) & ~(uintptr_t)4095;
+    (void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+}
+
+/* The core phase writes to nearly every page of CPython's static types and
+   runtime state (reference counts, type slots, ...): a copy-on-write fault for
+   each 4 kB page, ~1.5 us of CPU apiece.  One madvise copies them all in the
+   kernel instead, a little cheaper per page.  Not the deep-frozen modules'
+   objects (~215 pages): with their strings interned only when a module is
+   loaded, a short command writes to ~30 of them (importlib._bootstrap's), and
+   copying the others cost more than those faults.  A kernel without
+   MADV_POPULATE_WRITE refuses it (EINVAL): the faults come as before. */
 static void populate_static_data(void)
 {
-    uintptr_t start = (uintptr_t)__data_start & ~(uintptr_t)4095;
-    uintptr_t end = ((uintptr_t)_edata + 4095) & ~(uintptr_t)4095;
-    (void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+    uintptr_t start = (uintptr_t)__data_start, end = (uintptr_t)_edata;
+#ifdef OCIRT_DEEPFROZEN_SECTION
+    uintptr_t frozen = (uintptr_t)ocirt_deepfrozen_start;
+    uintptr_t frozen_end = (uintptr_t)ocirt_deepfrozen_end;
+    if (start <= frozen && frozen <= frozen_end && frozen_end <= end) {
+        populate_pages(start, frozen);
+        populate_pages(frozen_end, end);
+        return;
+    }
+#endif
+    populate_pages(start, end);
 }
 
 int main(int argc, char **argv)
