@@ -392,6 +392,97 @@ def parse_create(args: list[str]) -> "tuple[dict, str] | None":
     return opts, ids[0]
 
 
+# exec's flags (ocirt/cli/exec.py's FLAGS) in the shapes managers use: the
+# option each one sets.  -t, --console-socket, --cgroup, --cap and the rest go
+# to ocirt.cli (a terminal to proxy needs threads and the whole interpreter).
+_EXEC_VALUE_FLAGS = {
+    "pid-file": "pid_file", "process": "process_file", "p": "process_file", "cwd": "cwd",
+    "user": "user", "u": "user", "env": "env", "e": "env", "preserve-fds": "preserve_fds",
+}  # fmt: skip
+_EXEC_BOOL_FLAGS = {"detach": "detach", "d": "detach"}
+EXEC_FAILED = 255  # ocirt/cli/exec.py's: runc's status for "exec failed: ..."
+
+
+def _exec(ctx: Context, args: list[str]) -> int | None:
+    """exec without ocirt.cli and the interpreter's main phase (see ExecOptions'
+    forward_signals: a signalfd here); its usual spellings only."""
+    parsed = parse_exec(args)
+    if parsed is None:
+        return None
+    opts, container_id, command = parsed
+    try:
+        return _exec_process(ctx, opts, container_id, command)
+    except Exception as e:  # OcirtError, OSError: runc's "exec failed: ...", 255
+        _finish_start()
+        from ocirt.cli import output
+
+        output.error(ctx, f"exec failed: {output.describe(e)}")
+        return EXEC_FAILED
+
+
+def _exec_process(ctx: Context, opts: dict, container_id: str, command: list[str]) -> int:
+    """ocirt/cli/exec.py's _exec, the same calls."""
+    from ocirt import debug
+    from ocirt.container import Container
+    from ocirt.options import ExecOptions
+
+    debug.on_warning(lambda message: _warn(ctx, [message]))
+    pid_file = opts["pid_file"]
+    if pid_file and not pid_file.startswith("/"):
+        import posix
+
+        pid_file = posix.getcwd() + "/" + pid_file  # ocirt.cli: abspath (the same file)
+    exec_opts = ExecOptions(
+        args=tuple(command),
+        process_file=opts["process_file"],
+        cwd=opts["cwd"],
+        env=tuple(opts["env"]),
+        user=opts["user"],
+        detach=opts["detach"],
+        pid_file=pid_file,
+        preserve_fds=int(opts["preserve_fds"]),
+        forward_signals=True,
+    )
+    with Container.load(ctx.root, container_id) as c:
+        process = c.exec(exec_opts)
+    # The lock is released: a long foreground exec must not block `ocirt state`.
+    with process:
+        return 0 if exec_opts.detach else process.wait()
+
+
+def parse_exec(args: list[str]) -> "tuple[dict, str, list[str]] | None":
+    """ocirt.cli.flags.parse of exec's FLAGS (not interspersed: the command follows
+    the id), for the spellings above; else None."""
+    opts: dict = {"pid_file": "", "process_file": "", "cwd": "", "user": "", "env": []}
+    opts.update(preserve_fds="0", detach=False)
+    i = 0
+    while i < len(args) and _is_flag(args[i]):
+        name, has_eq, value = args[i].lstrip("-").partition("=")
+        i += 1
+        if name in _EXEC_VALUE_FLAGS:
+            if not has_eq:
+                if i == len(args):
+                    return None
+                value = args[i]
+                i += 1
+            key = _EXEC_VALUE_FLAGS[name]
+            if key == "env":
+                opts["env"].append(value)
+            else:
+                opts[key] = value
+        elif name in _EXEC_BOOL_FLAGS and not has_eq:
+            opts[_EXEC_BOOL_FLAGS[name]] = True
+        else:
+            return None  # --help, -t, --flag=true, an unknown flag: ocirt.cli says it
+    command = args[i + 1 :]
+    if i == len(args) or not opts["preserve_fds"].isdigit():
+        return None
+    if not command and not opts["process_file"]:
+        return None  # ocirt.cli's error words
+    return opts, args[i], command
+
+
 _HANDLERS = {
     "state": _state, "start": _start, "kill": _kill, "delete": _delete, "create": _create,
+    "exec": _exec,
 }  # fmt: skip

@@ -9,7 +9,6 @@ subreaper flag) to the caller's choice: only what the options ask for.
 
 from __future__ import annotations
 
-import _signal as signal  # the C module: `signal` imports enum (~5 ms)
 import os
 
 from ocirt import _fastjson, debug
@@ -22,14 +21,15 @@ if TYPE_CHECKING:
 
     from ocirt.container import Container
     from ocirt.options import CreateOptions, ExecOptions
-    from ocirt.process.exec import SignalForwarder
+    from ocirt.process.exec import Forwarder
 
-# Everything a terminal or a manager may send `run` goes on to the container.
-RUN_FORWARDED = (
-    signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1,
-    signal.SIGUSR2, signal.SIGCONT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU,
-    signal.SIGWINCH, signal.SIGALRM, signal.SIGPROF, signal.SIGVTALRM, signal.SIGIO,
-)  # fmt: skip
+# Everything a terminal or a manager may send `run` goes on to the container
+# (Linux's numbers, as `_signal` is imported where used: its state comes with
+# the interpreter's main phase, which `exec` does without): SIGHUP, SIGINT,
+# SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU,
+# SIGWINCH, SIGALRM, SIGPROF, SIGVTALRM, SIGIO.
+SIGWINCH = 28
+RUN_FORWARDED = (1, 2, 3, 15, 10, 12, 18, 20, 21, 22, SIGWINCH, 14, 27, 26, 29)
 
 
 # -- exec ----------------------------------------------------------------------
@@ -42,7 +42,7 @@ class ExecProcess:
     it as a context manager) to release the pidfd and the pty.
     """
 
-    def __init__(self, pid: int, master: int | None, forwarder: SignalForwarder | None) -> None:
+    def __init__(self, pid: int, master: int | None, forwarder: Forwarder | None) -> None:
         self.pid = pid
         self.master = master
         self.returncode: int | None = None
@@ -70,7 +70,7 @@ class ExecProcess:
                 with TerminalProxy(master):  # closes the master
                     self.returncode = ex.wait(self.pid)
             else:
-                self.returncode = ex.wait(self.pid)
+                self.returncode = ex.wait(self.pid, self._forwarder, self.pidfd)
         finally:
             self._restore_signals()
         return self.returncode
@@ -80,7 +80,9 @@ class ExecProcess:
         if self.returncode is not None:
             raise ProcessLookupError(f"process {self.pid} has exited")
         if self.pidfd >= 0:
-            signal.pidfd_send_signal(self.pidfd, sig)
+            import _signal
+
+            _signal.pidfd_send_signal(self.pidfd, sig)
         else:
             os.kill(self.pid, sig)
 
@@ -114,7 +116,9 @@ def exec_process(container: Container, what: ExecOptions | Sequence[str]) -> Exe
     opts = what if isinstance(what, ExecOptions) else ExecOptions(args=tuple(what))
     ex.check_status(container.status, opts.ignore_paused)
     process = _process(opts, container.record)
-    forwarder = ex.SignalForwarder() if opts.forward_signals and not opts.detach else None
+    forwarder = None
+    if opts.forward_signals and not opts.detach:
+        forwarder = ex.make_forwarder(3 + opts.preserve_fds, process.get("terminal") is True)
     try:
         started = ex.start(container, process, opts, forwarder)
     except BaseException:
@@ -217,6 +221,7 @@ def _start_or_delete(c: Container) -> None:
 
 def _wait_init(pid: int, reap_all: bool, forward_signals: bool, skip: tuple[int, ...] = ()) -> int:
     """PID's exit status; REAP_ALL (a subreaper) also reaps the container's orphans."""
+    import _signal as signal  # the C module: `signal` imports enum (~5 ms)
 
     def forward(signum: int, _frame: object) -> None:
         try:
@@ -269,7 +274,7 @@ def _run_on_our_terminal(
     with TerminalProxy(master):
         _start_or_delete(c)
         c.close()  # do not hold the lock while the container runs
-        return _wait_init(c.pid, reap_all, forward_signals, skip=(signal.SIGWINCH,))
+        return _wait_init(c.pid, reap_all, forward_signals, skip=(SIGWINCH,))
 
 
 def _create_receiving_console(

@@ -545,3 +545,63 @@ def test_paused_container(pair):
             ), (rt.name, out.stderr)
         finally:
             rt.run("resume", rt.container)
+
+
+# -- the signal forwarding of the fast front end (no `_signal` handlers) ------------------
+BLOCKED_SIGNALS_SCRIPT = """
+import os, sys
+sys.path.insert(0, {repo!r})
+from ocirt.errors import ExecInterrupted
+from ocirt.linux import syscalls as sc
+from ocirt.process import exec as ex
+
+signals = ex.make_forwarder(3, tty=False)
+print(type(signals).__name__)
+# Before the process runs: SIGUSR1 waits for it, SIGTERM stops exec.
+os.kill(os.getpid(), 10)
+os.kill(os.getpid(), 15)
+try:
+    signals.read()
+except ExecInterrupted as e:
+    print(e)
+# The process: a shell that says when its trap is set; what it gets, it reports.
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.dup2(w, 1)
+    sc.reset_signals()  # as exec's child does right before its execve
+    script = 'trap "echo usr1" USR1; trap "exit 42" TERM; echo ready; while :; do sleep 0.05; done'
+    os.execv("/bin/sh", ["sh", "-c", script])
+os.close(w)
+lines = os.fdopen(r)
+print(lines.readline().strip())
+signals.child = pid
+signals.target(pid)  # the queued SIGUSR1 goes on
+print(lines.readline().strip())
+os.kill(os.getpid(), 15)  # blocked: read from the signalfd while we wait
+print(ex.wait(pid, signals, os.pidfd_open(pid)))
+signals.restore()
+sys.stdout.flush()
+os.kill(os.getpid(), 15)  # the mask is ours again: the default action
+"""
+
+
+def test_blocked_signals_are_forwarded_and_sigterm_before_the_process_stops_exec() -> None:
+    """BlockedSignals (exec's forwarding without `_signal` handlers, as the fast
+    front end runs it): queued until the process runs, SIGTERM before it is
+    ExecInterrupted, forwarded while waiting; restore unblocks (a SIGTERM after
+    it kills us: the default action is back).  Python's own handlers are not
+    involved: the interpreter here has them, the launcher's core phase not."""
+    script = BLOCKED_SIGNALS_SCRIPT.format(repo=str(REPO))
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=TIMEOUT
+    )
+    lines = out.stdout.splitlines()
+    assert lines[:5] == [
+        "BlockedSignals",
+        "interrupted by signal 15 before the process started",
+        "ready",
+        "usr1",
+        "42",
+    ], out.stderr
+    assert out.returncode == -signal.SIGTERM, (lines, out.stderr)  # default action again

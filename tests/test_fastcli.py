@@ -98,6 +98,18 @@ def full_bin(tmp_path: Path) -> str:
         ["--root"],
         ["--debug=true", "state", "x"],
         ["--log-format", "xml", "state", "x"],
+        ["exec"],
+        ["exec", "--help"],
+        ["exec", "x"],  # no command, no --process: ocirt.cli's error
+        ["exec", "-t", "x", "sh"],
+        ["exec", "--tty", "--console-socket", "/s", "-d", "x", "sh"],
+        ["exec", "--detach=true", "x", "sh"],
+        ["exec", "--cgroup", "cpu:/sub", "x", "sh"],
+        ["exec", "--cap", "CAP_SYS_ADMIN", "x", "sh"],
+        ["exec", "--ignore-paused", "x", "sh"],
+        ["exec", "--preserve-fds", "x1", "x", "sh"],
+        ["exec", "--pid-file"],
+        ["exec", "x", "--", "sh"],
     ],
 )
 def test_what_goes_to_the_full_cli(argv: list[str]) -> None:
@@ -128,6 +140,31 @@ def test_create_flags_parse_as_in_ocirt_cli(argv: list[str]) -> None:
         k: bool(v) if isinstance(fast[k], bool) else v for k, v in full.items() if k in fast
     }
     assert set(full) - set(fast) == {"pidfd_socket", "help"}  # unused by create
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["x", "true"],
+        ["-d", "--pid-file", "/p", "-p", "/proc.json", "x"],
+        ["--process=/proc.json", "--detach", "-pid-file=/p", "x"],
+        ["-e", "A=1", "--env=B=2", "--cwd", "/tmp", "-u", "1:2", "x", "sh", "-c", "-d"],
+        ["--preserve-fds", "2", "--user=0", "x", "sh", "--pid-file", "/p"],
+    ],
+)
+def test_exec_flags_parse_as_in_ocirt_cli(argv: list[str]) -> None:
+    from ocirt.cli import exec as cli_exec
+    from ocirt.cli.flags import parse
+
+    full, positional = parse(argv, cli_exec.FLAGS, interspersed=False)
+    parsed = fastcli.parse_exec(argv)
+    assert parsed is not None
+    fast, cid, command = parsed
+    assert [cid, *command] == positional
+    assert fast.pop("process_file") == full["process"]
+    assert fast == {
+        k: bool(v) if isinstance(fast[k], bool) else v for k, v in full.items() if k in fast
+    }
 
 
 def test_global_flags_spellings() -> None:
@@ -493,7 +530,9 @@ def _both(ocirt_bin: str, full_bin: str, root: Path, *args: str) -> None:
     assert fast == full, args
 
 
-def test_fast_and_full_cli_agree(ocirt_bin: str, full_bin: str, tmp_root: Path, bundle) -> None:
+def test_fast_and_full_cli_agree(
+    ocirt_bin: str, full_bin: str, tmp_root: Path, tmp_path: Path, bundle
+) -> None:
     b = bundle("sleep", "1000")
     for cid in ("c1", "c2", "c3"):
         status, _, err = run([ocirt_bin, "--root", str(tmp_root), "create", "-b", str(b), cid])
@@ -526,6 +565,22 @@ def test_fast_and_full_cli_agree(ocirt_bin: str, full_bin: str, tmp_root: Path, 
             "running"
         )
     _both(ocirt_bin, full_bin, tmp_root, "delete", "c1")  # running, no --force: an error
+    process = tmp_path / "process.json"
+    process.write_text(
+        json.dumps({"args": ["sh", "-c", "echo $A; exit 4"], "cwd": "/", "env": ["A=p"]})
+    )
+    for args in (
+        ("exec", "c1", "sh", "-c", "echo out; echo err >&2; exit 3"),
+        ("exec", "-e", "A=1", "--cwd", "/tmp", "-u", "1:2", "c1", "sh", "-c", "echo $A; pwd; id"),
+        ("exec", "-p", str(process), "c1"),
+        ("exec", "--process", "/nonexistent.json", "c1"),
+        ("exec", "c1", "nonexistent-binary"),
+        ("exec", "--cwd", "/nonexistent", "c1", "true"),
+        ("exec", "nope", "true"),
+        ("exec", "c3", "true"),  # created, not running
+        ("--log-format", "json", "exec", "nope", "true"),
+    ):
+        _both(ocirt_bin, full_bin, tmp_root, *args)
     assert run([ocirt_bin, "--root", str(tmp_root), "kill", "c1", "KILL"])[0] == 0
     assert run([full_bin, "--root", str(tmp_root), "kill", "c2", "KILL"])[0] == 0
     _both(ocirt_bin, full_bin, tmp_root, "kill", "c3", "0")  # signal 0: is it there?

@@ -12,6 +12,7 @@
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -182,6 +183,16 @@ int ocirt_reset_signals(void)
     }
     uint64_t none = 0;
     return (int)syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(none));
+}
+
+int ocirt_sigprocmask(int how, uint64_t mask, uint64_t *old)
+{
+    return (int)syscall(SYS_rt_sigprocmask, how, &mask, old, sizeof(mask));
+}
+
+int ocirt_signalfd(uint64_t mask)
+{
+    return (int)syscall(SYS_signalfd4, -1, &mask, sizeof(mask), SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
 #ifndef SYS_pidfd_getfd

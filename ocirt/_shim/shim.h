@@ -46,6 +46,12 @@ int ocirt_setrlimit(int resource, uint64_t soft, uint64_t hard);
  * interpreter is only half started (ocirt/_shim/launcher.c), and it cannot
  * reach the signals libc keeps for itself.                                 */
 int ocirt_reset_signals(void);
+/* rt_sigprocmask(2) with the kernel's 64-bit mask (bit N-1 = signal N): HOW is
+ * SIG_BLOCK, SIG_UNBLOCK or SIG_SETMASK; the previous mask goes to *OLD.  And
+ * signalfd4(2) for MASK (close-on-exec, non-blocking).  exec forwards signals
+ * with them in the launcher's core phase, where `_signal` cannot be loaded. */
+int ocirt_sigprocmask(int how, uint64_t mask, uint64_t *old);
+int ocirt_signalfd(uint64_t mask);
 /* sched_setattr(2) with struct sched_attr spelled out (glibc has no wrapper). */
 int ocirt_sched_setattr(int pid, uint32_t policy, uint64_t flags, int32_t nice,
                         uint32_t priority, uint64_t runtime, uint64_t deadline, uint64_t period);

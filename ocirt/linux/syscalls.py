@@ -254,6 +254,39 @@ def reset_signals() -> None:
     _check(lib.ocirt_reset_signals(), "sigaction")
 
 
+SIG_BLOCK, SIG_SETMASK = 0, 2
+
+
+def has_signalfd() -> bool:
+    """Whether this build of the shim has block_signals and signalfd (a shim
+    built before them lacks them: its callers fall back to signal handlers)."""
+    return hasattr(lib, "ocirt_signalfd")
+
+
+def block_signals(signals: tuple[int, ...]) -> int:
+    """Block SIGNALS (added to the mask); the previous mask, for set_signal_mask."""
+    old = ffi.new("uint64_t *")
+    _check(lib.ocirt_sigprocmask(SIG_BLOCK, signal_mask(signals), old), "sigprocmask")
+    return int(old[0])
+
+
+def set_signal_mask(mask: int) -> None:
+    _check(lib.ocirt_sigprocmask(SIG_SETMASK, mask, ffi.NULL), "sigprocmask")
+
+
+def signalfd(signals: tuple[int, ...]) -> int:
+    """A signalfd(2) for SIGNALS (which must be blocked): close-on-exec, non-blocking."""
+    return _check(lib.ocirt_signalfd(signal_mask(signals)), "signalfd")
+
+
+def signal_mask(signals: tuple[int, ...]) -> int:
+    """The kernel's sigset_t of SIGNALS: bit N-1 is signal N."""
+    mask = 0
+    for sig in signals:
+        mask |= 1 << (sig - 1)
+    return mask
+
+
 def errno_name(err: int) -> str:
     return _errno.errorcode.get(err, str(err))
 

@@ -27,12 +27,14 @@ direct child of `runc exec`.  No process of ours lingers after --detach.
 from __future__ import annotations
 
 # Imports are kept lean: `exec` is the hot path of Kubernetes exec probes.
-# _signal/_socket are the C modules under `signal`/`socket` (which import
-# enum, selectors: ~7 ms); dataclasses/typing/traceback are avoided too, and
-# contextlib (collections, functools, types: ~2.5 ms; see _Cleanups).
-import _signal as signal
+# _socket is the C module under `socket` (which imports enum, selectors:
+# ~7 ms); dataclasses/typing/traceback are avoided too, and contextlib
+# (collections, functools, types: ~2.5 ms; see _Cleanups).  No `_signal`
+# here: its state comes with the interpreter's main phase, which the
+# launcher's fast front end does without (see BlockedSignals).
 import _socket as socket
 import os
+import select
 
 from ocirt import debug
 from ocirt.cgroups import join
@@ -67,11 +69,10 @@ if TYPE_CHECKING:
 
 # What a terminal or a manager may send us goes on to the process.  SIGWINCH
 # is not forwarded: with a terminal it resizes the pty (runc does the same).
-FORWARDED = (
-    signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1,
-    signal.SIGUSR2, signal.SIGCONT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU,
-    signal.SIGALRM, signal.SIGPROF, signal.SIGVTALRM, signal.SIGIO,
-)  # fmt: skip
+# Linux's numbers: SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGCONT,
+# SIGTSTP, SIGTTIN, SIGTTOU, SIGALRM, SIGPROF, SIGVTALRM, SIGIO.
+SIGINT, SIGKILL, SIGTERM = 2, 9, 15
+FORWARDED = (1, SIGINT, 3, SIGTERM, 10, 12, 18, 20, 21, 22, 14, 27, 26, 29)
 
 
 class Started(_Record):
@@ -244,7 +245,7 @@ class ExecPlan:
 
     __slots__ = (
         "cgroup_files", "channel", "console_sock", "in_user_ns", "ns_fds", "preserve_fds",
-        "parent_channel_fd", "process", "root_fd", "seccomp", "stdio",
+        "parent_channel_fd", "process", "reset_handlers", "root_fd", "seccomp", "stdio",
     )  # fmt: skip
 
     def __init__(
@@ -262,6 +263,7 @@ class ExecPlan:
         stdio: tuple[int, ...] = (-1, -1, -1),  # fds to become 0, 1, 2 (-1: ours)
     ) -> None:
         self.parent_channel_fd = parent_channel_fd
+        self.reset_handlers = False  # SIG_DFL for FORWARDED first (SignalForwarder's handlers)
         self.stdio = stdio
         self.cgroup_files = cgroup_files
         self.root_fd = root_fd
@@ -278,7 +280,7 @@ def start(
     container: Any,
     process: dict[str, Any],
     opts: ExecOptions,
-    forwarder: SignalForwarder | None = None,
+    forwarder: Forwarder | None = None,
 ) -> Started:
     """Start PROCESS in CONTAINER (an ``ocirt.container.Container``).
 
@@ -316,6 +318,7 @@ def start(
             parent_channel_fd=parent_end.fileno(),
             stdio=_stdio_copies(opts.stdio, floor, stack),
         )
+        plan.reset_handlers = isinstance(forwarder, SignalForwarder)
         # execCPUAffinity.initial: where we run until the child is in the
         # container's cgroup; the child inherits it and applies "final" there.
         if proc.exec_cpu_affinity:
@@ -336,7 +339,7 @@ def start(
             for directory in cgroups.left:
                 join.enter(directory, pid, cgroups.lenient)
             parent_end.send(Msg.PROCEED)
-            _await_exec(parent_end, pid, record)
+            _await_exec(parent_end, pid, record, forwarder)
             if forwarder is not None:
                 forwarder.target(pid)
             master = None
@@ -349,7 +352,7 @@ def start(
         except ExecInterrupted:
             # Maybe frozen (a paused container): it dies when thawed; waiting
             # for it here would hang.  Its PDEATHSIG would kill it too.
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, SIGKILL)
             raise
         except BaseException:
             kill_and_reap(pid)
@@ -540,15 +543,20 @@ def _release_child_ends(plan: ExecPlan) -> None:
         plan.console_sock.close()
 
 
-def _await_exec(channel: Channel, pid: int, record: dict[str, Any]) -> None:
+def _await_exec(
+    channel: Channel, pid: int, record: dict[str, Any], signals: Forwarder | None = None
+) -> None:
     """Until EOF (the channel is close-on-exec: execve succeeded) or ERROR.
 
     A seccomp notify listener on the way (its number: the child only writes
     it, see ocirt.linux.seccomp) is taken from PID, the exec'd process, and
     forwarded to the agent with the container's state and PID (runc's
-    ContainerProcessState).
+    ContainerProcessState).  SIGNALS' fd is read meanwhile (a SIGTERM may
+    stop us: ExecInterrupted).
     """
     while True:
+        if signals is not None and signals.fd >= 0:
+            _wait_readable(channel.fileno(), signals)
         try:
             kind, body = channel.recv()
         except ChannelClosed:
@@ -561,6 +569,19 @@ def _await_exec(channel: Channel, pid: int, record: dict[str, Any]) -> None:
             )
         _forward_listener(body["fd"], pid, record)
         channel.send(Msg.LISTENER_SENT)
+
+
+def _wait_readable(fd: int, signals: Forwarder) -> None:
+    """Until FD has something to read, handling the signals that come first."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    poller.register(signals.fd, select.POLLIN)
+    while True:
+        ready = {ready_fd for ready_fd, _ in poller.poll()}
+        if signals.fd in ready:
+            signals.read()
+        if fd in ready:
+            return
 
 
 def _forward_listener(fd_number: int, pid: int, record: dict[str, Any]) -> None:
@@ -576,30 +597,31 @@ def _forward_listener(fd_number: int, pid: int, record: dict[str, Any]) -> None:
 
 
 # -- waiting in the foreground ---------------------------------------------------
-class SignalForwarder:
-    """Forward what we receive to the process; install before the fork.
+class Forwarder:
+    """Forward what we receive to the process; made before the fork.
 
     Signals that arrive before the pid is known are queued, not lost, but
     SIGTERM and SIGINT: until the process runs they stop `exec` itself
     (ExecInterrupted), which may be waiting for a child frozen in a paused
     container (--ignore-paused) for as long as the container stays paused.
+    Two ways to receive them: ``BlockedSignals`` (a signalfd) and
+    ``SignalForwarder`` (handlers); ``make_forwarder()`` picks.
     """
+
+    fd = -1  # a signalfd to poll (read() handles what it holds), or -1
 
     def __init__(self) -> None:
         self.pid = 0
         self.child = 0  # forked, maybe not yet the process (start sets it)
         self._pending: list[int] = []
-        self._old: dict[int, Any] = {}
-        for sig in FORWARDED:
-            self._old[sig] = signal.signal(sig, self._handle)
 
-    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+    def _handle(self, signum: int, _frame: FrameType | None = None) -> None:
         if self.pid:
             try:
-                os.kill(self.pid, signum)
+                os.kill(self.pid, signum)  # our child, not reaped yet: never a recycled pid
             except ProcessLookupError:
                 pass
-        elif signum in (signal.SIGTERM, signal.SIGINT) and not self._child_has_exec():
+        elif signum in (SIGTERM, SIGINT) and not self._child_has_exec():
             raise ExecInterrupted(f"interrupted by signal {signum} before the process started")
         else:
             self._pending.append(signum)
@@ -619,16 +641,93 @@ class SignalForwarder:
         self.pid = pid
         pending, self._pending = self._pending, []
         for sig in pending:
-            self._handle(sig, None)
+            self._handle(sig)
+
+    def read(self) -> None:
+        """Handle what arrived (fd's signals); handlers need no call."""
 
     def restore(self) -> None:
+        raise NotImplementedError
+
+
+class SignalForwarder(Forwarder):
+    """Python signal handlers: for a process with threads, whose other threads
+    would take a signal the main thread blocks, and for `exec -t` (the
+    terminal proxy's threads)."""
+
+    def __init__(self) -> None:
+        import _signal  # finishes the interpreter's start (ocirt._codebundle)
+
+        super().__init__()
+        self._old: dict[int, Any] = {}
+        for sig in FORWARDED:
+            self._old[sig] = _signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        import _signal
+
         for sig, old in self._old.items():
-            signal.signal(sig, old)
+            _signal.signal(sig, old)
         self._old.clear()
 
 
-def wait(pid: int) -> int:
-    """C's exit status as a shell reports it: the code, or 128 + the signal."""
+class BlockedSignals(Forwarder):
+    """FORWARDED blocked and read from a signalfd while we wait (poll with the
+    channel, then with the process's pidfd): no `_signal`, so the launcher's
+    fast front end needs no main phase for exec (~1.5 ms).  The child inherits
+    the mask; ``reset_signals`` empties it right before its execve.  The fd
+    goes above FLOOR: the fds below are the ones the process is given."""
+
+    def __init__(self, floor: int) -> None:
+        super().__init__()
+        self.fd = high_fd(sc.signalfd(FORWARDED), floor)
+        self._old_mask = sc.block_signals(FORWARDED)
+
+    def read(self) -> None:
+        """Handle every signal that has arrived (may raise ExecInterrupted)."""
+        while True:
+            try:
+                data = os.read(self.fd, _SIGINFO_SIZE * 16)
+            except BlockingIOError:
+                return
+            for offset in range(0, len(data), _SIGINFO_SIZE):  # ssi_signo leads each record
+                self._handle(int.from_bytes(data[offset : offset + 4], "little"))
+
+    def restore(self) -> None:
+        """The mask as it was.  What arrived since the last read is dropped first
+        (the process is gone, or was never started), as handlers would have."""
+        if self.fd < 0:
+            return
+        try:
+            while os.read(self.fd, _SIGINFO_SIZE * 16):
+                pass
+        except BlockingIOError:
+            pass
+        os.close(self.fd)
+        self.fd = -1
+        sc.set_signal_mask(self._old_mask)
+
+
+_SIGINFO_SIZE = 128  # struct signalfd_siginfo
+
+
+def make_forwarder(floor: int, tty: bool) -> Forwarder:
+    """BlockedSignals where it can do: one thread (the others would get the
+    signals), no terminal to proxy (threads), a shim that has signalfd."""
+    import sys
+
+    if tty or "threading" in sys.modules or not sc.has_signalfd():
+        return SignalForwarder()
+    return BlockedSignals(floor)
+
+
+def wait(pid: int, signals: Forwarder | None = None, pidfd: int = -1) -> int:
+    """C's exit status as a shell reports it: the code, or 128 + the signal.
+
+    SIGNALS' fd (if any) is read meanwhile, until PIDFD says the process has
+    exited (without one: every 50 ms a look)."""
+    if signals is not None and signals.fd >= 0:
+        _forward_until_exit(pid, signals, pidfd)
     while True:
         try:
             _, status = os.waitpid(pid, 0)
@@ -638,6 +737,27 @@ def wait(pid: int) -> int:
             return os.WEXITSTATUS(status)
         if os.WIFSIGNALED(status):
             return 128 + os.WTERMSIG(status)
+
+
+def _forward_until_exit(pid: int, signals: Forwarder, pidfd: int) -> None:
+    poller = select.poll()
+    poller.register(signals.fd, select.POLLIN)
+    if pidfd >= 0:
+        poller.register(pidfd, select.POLLIN)
+    while True:
+        ready = {fd for fd, _ in poller.poll(-1 if pidfd >= 0 else 50)}
+        if signals.fd in ready:
+            signals.read()
+        if pidfd in ready or (pidfd < 0 and _has_exited(pid)):
+            return
+
+
+def _has_exited(pid: int) -> bool:
+    """Without a pidfd: a look that leaves the zombie for waitpid."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
 
 
 # -- the child: joins the container and becomes the process -----------------------
@@ -651,9 +771,12 @@ def _child(plan: ExecPlan) -> NoReturn:
                 os.dup2(fd, target)  # inheritable; the copy goes with close_fds_above
         seal_imports()  # after setns(mnt) an import would read the container's files
         plan.channel.forward_debug()  # our stdio is the process's: lines go to the parent
-        for sig in FORWARDED:  # the parent's forwarding handlers are not ours
-            signal.signal(sig, signal.SIG_DFL)
-        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)  # until execve
+        if plan.reset_handlers:  # the parent's forwarding handlers are not ours
+            import _signal  # loaded: the parent installed them
+
+            for sig in FORWARDED:
+                _signal.signal(sig, _signal.SIG_DFL)
+        sc.prctl(sc.PR_SET_PDEATHSIG, SIGKILL)  # until execve
         join_cgroups_by_tasks(
             plan.cgroup_files, "unable to start container process: error adding pid to cgroups"
         )
@@ -815,12 +938,14 @@ def _execve(path: str, argv: list[str], env: dict[str, str]) -> NoReturn:
 __all__ = [
     "ExecError",
     "ExecOptions",
+    "Forwarder",
     "SignalForwarder",
     "Started",
     "check_status",
     "check_terminal",
     "effective_process",
     "load_process_file",
+    "make_forwarder",
     "parse_user",
     "process_from_flags",
     "start",

@@ -124,8 +124,10 @@ INIT_KILLS = [
 EXEC_KILLS = [
     Kill("4 fork: namespaces and cgroups open", "clone3"),
     Kill("5 forked: before PROCEED", "sendto", expect="\\3"),
-    Kill("6 waiting: for the exec", "recvfrom"),
-    Kill("7 running: waiting for the process", "wait4"),
+    # exec waits in poll (the channel or the process's pidfd, with the signalfd
+    # of the signals it passes on: ocirt.process.exec.BlockedSignals).
+    Kill("6 waiting: for the exec", "poll"),
+    Kill("7 running: waiting for the process", "poll", when=2),
 ]
 
 
