@@ -4,7 +4,8 @@ Runs in the child of ``clone()``, already in the new namespaces.  Every
 module it needs is imported before the fork, in the runtime: the ones every
 container needs at the top of this file, the ones only some configs need
 (seccomp, a terminal, hooks, sysctl, personality, scheduling, LSM labels,
-tmpfs copy-up) by ``preload(spec)``, which ``create`` calls before clone().
+tmpfs copy-up) by ``prepare(plan)``, which ``create`` calls before clone()
+and which also compiles the seccomp profile there (from a cache when it can).
 The init itself never imports: ``seal_imports()`` is its first step, since
 after pivot_root the paths on ``sys.path`` would name the container's files.
 Numbered steps mirror the messages in ``ocirt.process.channel``:
@@ -26,6 +27,7 @@ import os
 import sys
 
 from ocirt import debug
+from ocirt.errors import OcirtError
 from ocirt.linux import capabilities, devices, namespaces, network, procfs, rlimits, rootfs, user
 from ocirt.linux import syscalls as sc
 from ocirt.linux.paths import ensure_dir
@@ -53,7 +55,7 @@ class InitPlan(_Record):
     __slots__ = (
         "spec", "bundle", "container_id", "channel", "listen_fd", "stage2_fd", "ns_fds",
         "preserve_fds", "no_pivot", "console_sock", "mount_trees", "cgroup_files",
-        "parent_channel_fd",
+        "parent_channel_fd", "seccomp",
     )  # fmt: skip
     _fields = {
         "spec": _REQUIRED,
@@ -69,6 +71,9 @@ class InitPlan(_Record):
         "mount_trees": dict,  # mounts[] index -> detached tree of its source (rootfs.source_trees)
         "cgroup_files": tuple,  # ((fd, dir), ...): v1 tasks files to join (Manager.tasks_files)
         "parent_channel_fd": -1,  # the parent's end of the channel, which clone() copied
+        # linux.seccomp compiled before clone() (prepare): a CompiledFilter, or
+        # the error to report at the step where the init needs it; None: not yet
+        "seccomp": None,
     }
 
     @property
@@ -109,6 +114,29 @@ def preload(spec: Spec) -> None:
     """Import what ``optional_modules(spec)`` names; in the runtime, before clone()."""
     for name in optional_modules(spec):
         __import__(f"ocirt.linux.{name}")
+
+
+def prepare(plan: InitPlan) -> InitPlan:
+    """In the runtime, before clone(): ``preload``, and PLAN with the seccomp program.
+
+    The program comes from ``ocirt.linux.seccomp_cache`` when this profile was
+    compiled before (~16 ms of libseccomp for a manager's profile otherwise),
+    which only the runtime can read: the init needs the program after
+    pivot_root.  A profile that does not compile fails the create where it
+    did when the init compiled it (its message, after the mounts).
+    """
+    preload(plan.spec)
+    config = plan.spec.linux.seccomp
+    if not config:
+        return plan
+    from ocirt.linux import seccomp_cache
+
+    try:
+        compiled: object = seccomp_cache.compile_filter(config)
+    except (OcirtError, OSError) as e:
+        compiled = e
+    fields = {name: getattr(plan, name) for name in InitPlan._fields}
+    return InitPlan(**{**fields, "seccomp": compiled})
 
 
 def run(plan: InitPlan) -> NoReturn:
@@ -279,7 +307,9 @@ def _seccomp_for_stage2(plan: InitPlan) -> str:
         return "-1"
     from ocirt.linux import seccomp  # preloaded
 
-    compiled = seccomp.compile_filter(config)
+    compiled = plan.seccomp if plan.seccomp is not None else seccomp.compile_filter(config)
+    if isinstance(compiled, BaseException):
+        raise compiled
     floor = 3 + plan.preserve_fds
     if seccomp.must_load_early(plan.spec.process):
         listener = seccomp.load_for_handover(compiled)

@@ -280,7 +280,8 @@ def _start_init(
         cgroup_files=cgroup_files,
         parent_channel_fd=parent_end.sock.fileno(),
     )
-    init_stage.preload(spec)  # what only this config needs: the init cannot import
+    # What only this config needs (the init cannot import), its seccomp program.
+    plan = init_stage.prepare(plan)
     try:
         pid, cloned_into = _clone_init(plan, cgroup)  # step 4
         child_end.close()
