@@ -117,12 +117,15 @@ def _decode(data: bytes) -> seccomp.CompiledFilter | None:
 
 def _write(path: str, compiled: seccomp.CompiledFilter) -> None:
     """Store COMPILED at PATH (whole, then renamed into place); errors are ignored."""
-    directory = os.path.dirname(path)
-    tmp = f"{path}.{os.getpid()}.tmp"
+    # A random part: two runtimes in different pid namespaces share pids.
+    tmp = f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
     try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(tmp, flags, 0o600)
+    except OSError:
+        return
+    try:
         data = FORMAT + _HEADER.pack(compiled.flags) + compiled.program
         try:
             if os.write(fd, data) != len(data):
@@ -132,6 +135,6 @@ def _write(path: str, compiled: seccomp.CompiledFilter) -> None:
         os.rename(tmp, path)
     except OSError:
         try:
-            os.unlink(tmp)
+            os.unlink(tmp)  # ours: made above with O_EXCL
         except OSError:
             pass
