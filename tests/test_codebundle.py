@@ -243,7 +243,12 @@ START_PROBE = """\
             {n for c in codes for n in names(c) if len(n) > 1 and sys.intern("".join(n)) is not n}
         )
 
+    import pyexpat, zlib  # built in, their libraries linked from archives where there are
+    parser = pyexpat.ParserCreate()
+    parser.Parse("<a><b/></a>", True)
     report = {
+        "zlib": zlib.decompress(zlib.compress(b"ocirt" * 50)) == b"ocirt" * 50,
+        "expat": parser.CurrentLineNumber,
         "gc_enabled": gc.isenabled(),
         "collections": [generation["collections"] for generation in gc.get_stats()],
         "uninterned": {m: uninterned(sys.modules[m]) for m in ("_frozen_importlib", "stat")},
@@ -256,7 +261,9 @@ START_PROBE = """\
 def test_the_launcher_starts_without_the_collector_and_interns_what_it_runs(
     package: Path, tmp_path: Path
 ) -> None:
-    """launcher.c's link-time wrappers of CPython's start: no cyclic collection
+    """The launcher's trimmed start (ocirt/_shim/build_launcher.py): the
+    built-in modules whose libraries it may link from static archives work;
+    launcher.c's link-time wrappers of CPython's start: no cyclic collection
     before ocirt runs (the launcher before them ran ~5 during the core phase),
     and the deep-frozen modules that run (importlib's bootstrap, a frozen module
     imported later) have their names and identifier constants interned as
@@ -274,6 +281,8 @@ def test_the_launcher_starts_without_the_collector_and_interns_what_it_runs(
     done = subprocess.run([str(target), "state", "x"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stderr)
+    assert report["zlib"] is True
+    assert report["expat"] == 1
     assert report["gc_enabled"] is False
     assert report["collections"] == [0, 0, 0]
     assert report["uninterned"] == {"_frozen_importlib": [], "stat": []}
