@@ -242,6 +242,13 @@ static void start_core(int argc, char **argv, int found)
     PyPreConfig preconfig;
     PyPreConfig_InitPythonConfig(&preconfig);
     preconfig.isolated = 1; /* -I */
+    /* -X utf8 and no setlocale(): file names, argv and the text layers are
+       UTF-8 with surrogateescape (bytes that are not UTF-8 round-trip, as
+       ocirt reads /proc and writes JSON) whatever LANG the caller has, as
+       under the C or C.UTF-8 locale a manager usually runs runtimes with;
+       and the start reads no locale files (~0.06 ms of CPU per command). */
+    preconfig.utf8_mode = 1;
+    preconfig.configure_locale = 0;
     status = Py_PreInitialize(&preconfig);
     if (PyStatus_Exception(status))
         Py_ExitStatusException(status);
