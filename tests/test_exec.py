@@ -605,3 +605,44 @@ def test_blocked_signals_are_forwarded_and_sigterm_before_the_process_stops_exec
         "42",
     ], out.stderr
     assert out.returncode == -signal.SIGTERM, (lines, out.stderr)  # default action again
+
+
+def test_exec_takes_the_filter_from_the_seccomp_cache(ocirt_bin, tmp_root, bundle) -> None:
+    """An exec probe into a container with a manager's profile would compile it
+    (~16 ms of libseccomp) every time: exec takes the program from
+    ocirt.linux.seccomp_cache, and stores it there when it had to compile."""
+    from ocirt.linux import seccomp_cache
+
+    # A profile of this test alone (its own errno): its cache entry is ours to remove.
+    errno_ret = 1000 + uuid.uuid4().int % 3000
+    denied = {"names": ["mknod", "mknodat"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno_ret}
+    profile = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [denied]}
+    b = bundle("sleep", "100", patch={"linux": {"seccomp": profile}})
+    cid = f"sc-{uuid.uuid4().hex[:8]}"
+    base = [ocirt_bin, "--root", str(tmp_root)]
+    entry = Path(seccomp_cache.cache_dir()) / seccomp_cache._key(profile)
+
+    def mknod(name: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*base, "exec", cid, "mknod", f"/dev/shm/{name}", "p"],
+                              capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
+
+    try:
+        subprocess.run([*base, "run", "-d", "-b", str(b), cid], check=True, timeout=TIMEOUT,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)  # fmt: skip
+        entry.unlink(missing_ok=True)  # create's (the same key): exec must make its own
+        out = mknod("a")
+        assert out.returncode != 0 and str(errno_ret) in out.stderr, out.stderr  # the profile
+        assert entry.is_file(), "exec did not store the program it compiled"
+        # What the cache holds is what exec loads: this program denies nothing.
+        entry.write_bytes(seccomp_cache.FORMAT + b"\0\0\0\0" + _allow_all_program())
+        out = mknod("b")
+        assert out.returncode == 0, f"the cached program was not the one loaded: {out.stderr}"
+    finally:
+        subprocess.run([*base, "delete", "-f", cid], capture_output=True, timeout=TIMEOUT)
+        entry.unlink(missing_ok=True)
+
+
+def _allow_all_program() -> bytes:
+    """A classic BPF program of one instruction: return SECCOMP_RET_ALLOW."""
+    return (0x06).to_bytes(2, "little") + b"\0\0" + (0x7FFF0000).to_bytes(4, "little")

@@ -363,18 +363,20 @@ def start(
 def _compile_seccomp(config: dict[str, Any]) -> seccomp.CompiledFilter | None:
     """The container's filter, compiled before the fork so errors read as exec's.
 
-    With SCMP_ACT_NOTIFY rules the child's load returns a listener fd, whose
-    number it writes back over the channel (SECCOMP_LISTENER); we take it and
-    forward it to ``listenerPath`` (:func:`_await_exec`), as runc does for
-    exec'd processes.
+    From ``ocirt.linux.seccomp_cache`` when this profile was compiled before
+    (a manager's profile costs libseccomp ~16 ms, on every exec probe).  With
+    SCMP_ACT_NOTIFY rules the child's load returns a listener fd, whose number
+    it writes back over the channel (SECCOMP_LISTENER); we take it and forward
+    it to ``listenerPath`` (:func:`_await_exec`), as runc does for exec'd
+    processes.
     """
     config_seccomp = (config.get("linux") or {}).get("seccomp")
     if not config_seccomp:
         return None
-    from ocirt.linux import seccomp
+    from ocirt.linux import seccomp_cache
 
     try:
-        return seccomp.compile_filter(config_seccomp)
+        return seccomp_cache.compile_filter(config_seccomp)
     except OcirtError as e:
         raise ExecError(f"unable to start container process: {e}") from None
 
