@@ -11,7 +11,10 @@
  * -- a module the bundle lacks, sys.stdout, ocirt.cli -- calls
  * `_ocirt_launcher.finish()` (through `ocirt._codebundle.finish_start`),
  * which completes the start as `python -I -S` would have.  Without a usable
- * bundle it does that at once and runs the script launcher's lines.
+ * bundle it does that at once and runs the script launcher's lines.  The
+ * core phase itself is trimmed: deep-frozen modules interned only when
+ * loaded, no cyclic collector, the static data prefaulted, UTF-8 mode
+ * without setlocale() (below, and docs/architecture.md).
  *
  * ocirt/_shim/build_launcher.py compiles it with a generated header
  * (OCIRT_CONFIG) in one of two layouts.  Fixed (`python -m ocirt.launcher`):
@@ -442,7 +445,8 @@ static int report(void)
    core phase's type readying and imports ran a few collections (~3% of a
    short command's CPU) before ocirt.fastcli could turn the collector off, as
    it does for every command; ocirt.cli turns it on again for those that may
-   run for long (run, exec, events, trace). */
+   run for long (run, exec, events, trace).  (Every interpreter starts so;
+   ocirt makes no other than the main one.) */
 void __real__PyGC_InitState(struct _gc_runtime_state *gcstate);
 void __wrap__PyGC_InitState(struct _gc_runtime_state *gcstate)
 {
