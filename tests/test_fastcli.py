@@ -240,6 +240,37 @@ def test_state_imports_no_os_cli_or_cgroups(tmp_path: Path) -> None:
     assert (state["status"], state["pid"], state["annotations"]) == ("stopped", 0, {"a": "b"})
 
 
+def test_exec_imports_need_no_main_phase() -> None:
+    """What exec's fast path imports (a profile's seccomp modules included) is
+    ocirt's, built in, frozen or an extension the code bundle lists: any other
+    module makes the launcher finish the interpreter's start (~2 ms; struct.py,
+    imported by the seccomp modules, did so for every exec with a profile)."""
+    from ocirt._codebundle import EXTRA_MODULES
+
+    code = (
+        f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
+        "before = set(sys.modules)\n"
+        "import ocirt.fastcli, ocirt.container, ocirt.foreground, ocirt.process.exec\n"
+        "import ocirt.linux.seccomp, ocirt.linux.seccomp_cache, ocirt.debug\n"
+        "new = sorted(set(sys.modules) - before)\n"
+        "origins = (getattr(sys.modules[n].__spec__, 'origin', None) for n in new)\n"
+        "print(' '.join(f'{n}:{o}' for n, o in zip(new, origins)))\n"
+    )
+    # Not run_isolated: the shim needs _cffi_backend, from site-packages.
+    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    loaded = dict(entry.rsplit(":", 1) for entry in out.stdout.split())
+    outside = {
+        name: origin
+        for name, origin in loaded.items()
+        if not name.startswith("ocirt")
+        and origin not in ("built-in", "frozen")
+        and name not in EXTRA_MODULES
+        and name != "__future__"  # the bundle makes `from __future__` a compiler flag
+    }
+    assert "ocirt.process.exec" in loaded and not outside, outside
+
+
 def _written_container(root: Path, cid: str = "c1", annotation: str = "b") -> Path:
     """A stopped container's record written by StateDir.write, as create does."""
     from ocirt.state import StateDir

@@ -40,9 +40,9 @@ from __future__ import annotations
 
 # At the top, not where they are used: the filter is compiled in the init,
 # which cannot import (ocirt.process.common.seal_imports).
+import _struct as struct  # C: struct.py, not in the code bundle, would finish the start
 import fcntl
 import os
-import struct
 
 from ocirt.errors import OcirtError
 from ocirt.linux import fdpass

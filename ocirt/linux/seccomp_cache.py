@@ -26,9 +26,9 @@ needs the program, and its paths are then the container's).
 
 from __future__ import annotations
 
+import _struct as struct  # C: struct.py, not in the code bundle, would finish the start
 import os
 import stat
-import struct
 
 from ocirt import _fastjson
 from ocirt.linux import seccomp
