@@ -10,6 +10,7 @@ does.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -286,3 +287,30 @@ def test_the_launcher_starts_without_the_collector_and_interns_what_it_runs(
     assert report["gc_enabled"] is False
     assert report["collections"] == [0, 0, 0]
     assert report["uninterned"] == {"_frozen_importlib": [], "stat": []}
+
+
+def test_a_toolchain_that_refuses_the_trimmed_start_still_builds_the_launcher(
+    package: Path, tmp_path: Path
+) -> None:
+    """ocirt/_shim/build_launcher.py links the trimmed start (the wrappers of
+    CPython's start, the linker script, static archives); a linker that
+    refuses any of it gets the plain link, and the launcher works."""
+    compiler = tmp_path / "cc-without-wrap"
+    compiler.write_text(
+        "#!/bin/sh\n"
+        'for arg in "$@"; do case $arg in -Wl,--wrap=*) exit 1;; esac; done\n'
+        f'exec {shutil.which("cc") or "cc"} "$@"\n'
+    )
+    compiler.chmod(0o755)
+    target = tmp_path / "launcher"
+    subprocess.run(
+        [sys.executable, "-m", "ocirt.launcher", str(target)],
+        cwd=package, env={**os.environ, "CC": str(compiler)}, check=True,
+    )  # fmt: skip
+    assert _compiled(target)
+    done = subprocess.run(
+        [str(target), "--root", str(tmp_path / "root"), "state", "nope"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "container does not exist" in done.stderr

@@ -245,8 +245,9 @@ def libraries(static: bool) -> list[str]:
     linked: list[str] = []
     archives: list[str] = []
     for flag in flags:
-        archive = static_archive(flag[2:]) if flag[2:] in STATIC_LIBRARIES else None
-        if archive and flag.startswith("-l"):
+        wanted = flag.startswith("-l") and flag[2:] in STATIC_LIBRARIES
+        archive = static_archive(flag[2:]) if wanted else None
+        if archive:
             linked.append(archive)
             archives.append(os.path.basename(archive))
         else:
