@@ -1098,7 +1098,19 @@ def test_program_symlink_loop_reported(bundle: Path) -> None:
 # cache
 
 
-def test_cache_marker_written_and_dir_private(bundle: Path, tmp_path: Path) -> None:
+def test_cache_not_written_when_the_compiled_check_accepts(bundle: Path, tmp_path: Path) -> None:
+    # The compiled schema's verdict costs less than a marker (create's usual case).
+    cache = tmp_path / "cache"
+    check(bundle, cache_dir=str(cache))
+    assert not cache.exists()
+
+
+def test_cache_marker_written_and_dir_private(
+    bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # jsonschema judges: as in a checkout whose schemas/ changed since the
+    # compiled check was made (validate._fast_schema_accepts says False then).
+    monkeypatch.setattr(validate, "_fast_schema_accepts", lambda *args: False)
     cache = tmp_path / "cache" / "schema"
     check(bundle, cache_dir=str(cache))
     raw = (bundle / "config.json").read_bytes()
