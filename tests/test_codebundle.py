@@ -289,23 +289,30 @@ def test_the_launcher_starts_without_the_collector_and_interns_what_it_runs(
     assert report["uninterned"] == {"_frozen_importlib": [], "stat": []}
 
 
-def test_a_toolchain_that_refuses_the_trimmed_start_still_builds_the_launcher(
-    package: Path, tmp_path: Path
+@pytest.mark.parametrize("toolchain", ["a linker without --wrap", "no nm"])
+def test_a_toolchain_without_the_trimmed_start_still_builds_the_launcher(
+    package: Path, tmp_path: Path, toolchain: str
 ) -> None:
     """ocirt/_shim/build_launcher.py links the trimmed start (the wrappers of
-    CPython's start, the linker script, static archives); a linker that
-    refuses any of it gets the plain link, and the launcher works."""
-    compiler = tmp_path / "cc-without-wrap"
-    compiler.write_text(
-        "#!/bin/sh\n"
-        'for arg in "$@"; do case $arg in -Wl,--wrap=*) exit 1;; esac; done\n'
-        f'exec {shutil.which("cc") or "cc"} "$@"\n'
-    )
-    compiler.chmod(0o755)
+    CPython's start, the linker script, static archives) where it can: a
+    linker that refuses any of it gets the plain link; without nm, which
+    tells whether libpython has the wrapped symbols, none are wrapped.
+    Either way the launcher is compiled and works."""
+    if toolchain == "no nm":
+        env = {"NM": str(tmp_path / "no-such-nm")}
+    else:
+        compiler = tmp_path / "cc-without-wrap"
+        compiler.write_text(
+            "#!/bin/sh\n"
+            'for arg in "$@"; do case $arg in -Wl,--wrap=*) exit 1;; esac; done\n'
+            f'exec {shutil.which("cc") or "cc"} "$@"\n'
+        )
+        compiler.chmod(0o755)
+        env = {"CC": str(compiler)}
     target = tmp_path / "launcher"
     subprocess.run(
         [sys.executable, "-m", "ocirt.launcher", str(target)],
-        cwd=package, env={**os.environ, "CC": str(compiler)}, check=True,
+        cwd=package, env={**os.environ, **env}, check=True,
     )  # fmt: skip
     assert _compiled(target)
     done = subprocess.run(
