@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -327,3 +328,79 @@ def test_bind_remount_flags_as_mount_attributes(flags: int, attr_set: int, attr_
     from ocirt.linux.rootfs import _mount_attrs
 
     assert _mount_attrs(flags) == (attr_set, attr_clr)
+
+
+JOINT = "net_cls,net_prio"  # v1-only controllers; a host mounts them jointly (systemd)
+
+
+def _joint_hierarchy() -> tuple[str, str]:
+    """(hierarchy id, cgroups in it) of net_cls ("0": in no v1 hierarchy)."""
+    for line in Path("/proc/cgroups").read_text().splitlines()[1:]:
+        name, hierarchy, count = line.split()[:3]
+        if name == JOINT.split(",")[0]:
+            return hierarchy, count
+    return "", ""
+
+
+def _release_joint_hierarchy(mountpoint: Path) -> None:
+    """End the hierarchy the test made.  Its last umount ends it only if its
+    root had no child left, and a removed cgroup stays a (dying) child for a
+    moment: once only the root is left, mount and unmount it again."""
+    deadline = time.monotonic() + 10
+    next_cycle = 0.0
+    while time.monotonic() < deadline:
+        hierarchy, count = _joint_hierarchy()
+        if hierarchy == "0":
+            return
+        if count == "1" and time.monotonic() >= next_cycle:
+            subprocess.run(
+                ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                 f'mount -t cgroup -o {JOINT} ocirt-test "$1" && umount "$1"', "sh",
+                 str(mountpoint)],
+                capture_output=True, timeout=10,
+            )  # fmt: skip
+            next_cycle = time.monotonic() + 1  # the kernel frees it a little later
+        time.sleep(0.05)
+    raise AssertionError(f"the {JOINT} hierarchy this test made is still there")
+
+
+@pytest.mark.parametrize("runtime", ["ocirt", "runc"])
+def test_joint_v1_controllers_are_linked_by_name(
+    ocirt_bin: str, runc_bin: str, tmp_root: Path, bundle: Any, tmp_path: Path, runtime: str
+) -> None:
+    """A hierarchy of joint controllers (systemd mounts cpu,cpuacct and
+    net_cls,net_prio so) is also reached by each controller's name in the
+    container's /sys/fs/cgroup, as runc links it (ocirt's binds skipped the
+    links).  The hierarchy is mounted in a private mount namespace, where
+    the runtime runs, and goes with it."""
+    if os.geteuid() != 0 or _joint_hierarchy()[0] != "0":
+        pytest.skip(f"{JOINT} are not free to mount as a v1 hierarchy of this test's")
+    binary = {"ocirt": ocirt_bin, "runc": runc_bin}[runtime]
+    mountpoint = tmp_path / "hierarchies" / JOINT
+    mountpoint.mkdir(parents=True)
+    cgroup = f"/ocirt-test-joint-{uuid.uuid4().hex[:8]}/{runtime}"
+
+    def patch(config: dict[str, Any]) -> None:
+        config["linux"]["cgroupsPath"] = cgroup
+
+    links = "readlink /sys/fs/cgroup/net_cls; readlink /sys/fs/cgroup/net_prio"
+    b = bundle(*sh(links), patch=patch)
+    script = (
+        f'mount -t cgroup -o {JOINT} ocirt-test "$1" || exit 77\n'
+        '"$2" --root "$3" run -b "$4" joint; rc=$?\n'
+        '"$2" --root "$3" delete -f joint 2>/dev/null\n'
+        f'rmdir "$1{cgroup}" "$1{os.path.dirname(cgroup)}" 2>/dev/null\n'
+        'umount "$1"; exit $rc\n'
+    )
+    try:
+        proc = subprocess.run(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+             str(mountpoint), binary, str(tmp_root), str(b)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        _release_joint_hierarchy(mountpoint)
+    if proc.returncode == 77:
+        pytest.skip(f"mount -t cgroup -o {JOINT}: {proc.stderr.strip()}")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [JOINT, JOINT], proc.stdout

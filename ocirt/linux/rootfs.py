@@ -547,6 +547,7 @@ def _mount_cgroup(root_fd: int, m: Mount, opts: mountopts.MountOptions, ctx: Mou
                     # Private and read-only before it is attached: a clone keeps
                     # the host mount's peer group, and runc's are private.
                     _bind_tree(os.path.join(mountpoint, cg_path.lstrip("/")), sub, flags)
+                    _link_joint_controllers(target, name)
                     continue
             finally:
                 os.close(sub)
@@ -556,15 +557,21 @@ def _mount_cgroup(root_fd: int, m: Mount, opts: mountopts.MountOptions, ctx: Mou
                 bind_remount(fd_path(mounted), flags)
             finally:
                 os.close(mounted)
-            for alias in name.split(","):  # cpu,cpuacct -> cpu and cpuacct symlinks
-                if alias != name:
-                    try:
-                        os.symlink(name, alias, dir_fd=target)
-                    except FileExistsError:
-                        pass
+            _link_joint_controllers(target, name)
         # runc leaves this tmpfs read-write; only the controller mounts are ro.
     finally:
         os.close(target)
+
+
+def _link_joint_controllers(holder: int, name: str) -> None:
+    """A hierarchy of joint controllers (cpu,cpuacct) is also reached by each
+    controller's name, as runc links them: programs read /sys/fs/cgroup/cpu/."""
+    for alias in name.split(","):
+        if alias != name:
+            try:
+                os.symlink(name, alias, dir_fd=holder)
+            except FileExistsError:
+                pass
 
 
 def _bind_tree(source: str, target: int, flags: int | None = None) -> None:
