@@ -378,7 +378,8 @@ def test_joint_v1_controllers_are_linked_by_name(
     binary = {"ocirt": ocirt_bin, "runc": runc_bin}[runtime]
     mountpoint = tmp_path / "hierarchies" / JOINT
     mountpoint.mkdir(parents=True)
-    cgroup = f"/ocirt-test-joint-{uuid.uuid4().hex[:8]}/{runtime}"
+    # One level: runc's delete removes its leaf, not the parents it made.
+    cgroup = f"/ocirt-test-joint-{uuid.uuid4().hex[:8]}-{runtime}"
 
     def patch(config: dict[str, Any]) -> None:
         config["linux"]["cgroupsPath"] = cgroup
@@ -389,7 +390,7 @@ def test_joint_v1_controllers_are_linked_by_name(
         f'mount -t cgroup -o {JOINT} ocirt-test "$1" || exit 77\n'
         '"$2" --root "$3" run -b "$4" joint; rc=$?\n'
         '"$2" --root "$3" delete -f joint 2>/dev/null\n'
-        f'rmdir "$1{cgroup}" "$1{os.path.dirname(cgroup)}" 2>/dev/null\n'
+        f'rmdir "$1{cgroup}" 2>/dev/null\n'
         'umount "$1"; exit $rc\n'
     )
     try:
