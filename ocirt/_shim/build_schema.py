@@ -198,7 +198,7 @@ def _generate_one(schemas: Path, root: str, out: Path) -> None:
 
     document = draft7_document(schemas, root)
     code = fastjsonschema.compile_to_code(document, detailed_exceptions=False)
-    code = _plain_pattern_tests(_strict_integers(_own_imports(code)))
+    code = _verdict_only(_plain_pattern_tests(_strict_integers(_own_imports(code))))
     text = HEADER.replace("{stamp!r}", repr(schema_stamp(schemas))) + code
     tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
     tmp.write_text(text)
@@ -229,6 +229,34 @@ def _plain_pattern_tests(code: str) -> str:
     if "re.compile(" not in code:
         code = re.sub(r"(?m)^import re\n", "", code, count=1)
     return code
+
+
+class _DropErrorWords(ast.NodeTransformer):
+    """What fastjsonschema computes only for its error's words, which nobody
+    reads (see HEADER): each check's message and the JSON path it passes down
+    (a ``str.format(**locals())`` per array item).  Measured in create (CPU
+    marks, 15 creates): the module 133 -> 103 kB of marshalled code, its load
+    0.57 -> 0.51 ms, the check of a config 0.23 -> 0.11 ms."""
+
+    def visit_Raise(self, node: ast.Raise) -> ast.Raise:
+        exc = node.exc
+        named = isinstance(exc, ast.Call) and isinstance(exc.func, ast.Name)
+        if named and exc.func.id in ("JsonSchemaValueException", "JsonSchemaValuesException"):
+            node.exc = ast.Name(exc.func.id, ast.Load())  # raised without words
+        return node
+
+    def visit_Call(self, node: ast.Call) -> ast.Call:
+        self.generic_visit(node)
+        named = isinstance(node.func, ast.Name) and node.func.id.startswith("validate")
+        if named and len(node.args) == 3:
+            node.args = node.args[:2]  # the check's path: name_prefix stays None
+        return node
+
+
+def _verdict_only(code: str) -> str:
+    """The generated code without what only its error messages need (_DropErrorWords)."""
+    tree = _DropErrorWords().visit(ast.parse(code))
+    return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
 
 
 def _strict_integers(code: str) -> str:
