@@ -69,6 +69,21 @@ def test_each_profile_has_its_own_entry(tmp_path: Path) -> None:
     assert len(os.listdir(tmp_path)) == 2
 
 
+def test_the_listener_fields_do_not_split_entries(tmp_path: Path) -> None:
+    """listenerPath and listenerMetadata only say where the runtime sends the
+    listener: a profile compiles to the same program whatever they are."""
+    notify = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}],
+    }
+    one = {**notify, "listenerPath": "/run/a.sock", "listenerMetadata": "pod-a"}
+    two = {**notify, "listenerPath": "/run/b.sock", "listenerMetadata": "pod-b"}
+    assert entry(tmp_path, one) == entry(tmp_path, two)
+    assert seccomp.compile_filter(one).program == seccomp.compile_filter(two).program
+    assert seccomp_cache.compile_filter(one, str(tmp_path)).flags == seccomp.FLAG_NEW_LISTENER
+    assert entry(tmp_path, deny_mkdir()) != entry(tmp_path, one)
+
+
 def plant(tmp_path: Path, profile: dict[str, Any], other: dict[str, Any]) -> bytes:
     """Put OTHER's program in PROFILE's entry; returns it."""
     seccomp_cache.compile_filter(other, str(tmp_path))

@@ -37,6 +37,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+# Fields of linux.seccomp the program does not depend on: where and with what
+# the runtime sends a notify listener (per container, for some managers).
+NOT_COMPILED = frozenset({"listenerPath", "listenerMetadata"})
 # Bump when the file format or the meaning of a key changes.
 FORMAT = b"ocirt-seccomp-program 1\n"
 _HEADER = struct.Struct("=I")  # the load flags, then the program
@@ -71,7 +74,8 @@ def _key(config: dict[str, Any]) -> str:
     digest = sha256(FORMAT)
     digest.update(b"%d\0" % lib.ocirt_scmp_version())
     digest.update(_compiler_stamp())
-    digest.update(_fastjson.dumps(config, compact=True).encode())
+    program_fields = {k: v for k, v in config.items() if k not in NOT_COMPILED}
+    digest.update(_fastjson.dumps(program_fields, compact=True).encode())
     return digest.hexdigest()
 
 
