@@ -10,8 +10,6 @@ stay raw dicts here and get their own typed view in that layer.
 
 from __future__ import annotations
 
-import os
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -414,12 +412,14 @@ class Spec(_Record):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], bundle: str) -> Spec:
+        import posixpath  # imports os: create's, not exec's
+
         root = d.get("root") or {}
-        root_path = os.path.join(bundle, root.get("path") or "rootfs")
+        root_path = posixpath.join(bundle, root.get("path") or "rootfs")
         hooks = d.get("hooks") or {}
         return cls(
             oci_version=d.get("ociVersion", ""),
-            root_path=os.path.normpath(root_path),
+            root_path=posixpath.normpath(root_path),
             root_readonly=bool(root.get("readonly", False)),
             process=Process.from_dict(d["process"]) if d.get("process") else None,
             hostname=d.get("hostname") or "",

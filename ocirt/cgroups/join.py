@@ -17,7 +17,7 @@ and the cgroup mounts (``ocirt.linux.mountinfo``).
 from __future__ import annotations
 
 import errno
-import os
+import posix  # not os: exec, a probe, imports none of it (~1.5 ms)
 
 from ocirt.cgroups import cgroup_mounts
 from ocirt.errors import ExecError, lower_first
@@ -85,23 +85,28 @@ def open_for_exec(
         out.lenient = rootless and not fs.get("explicit")
     else:
         targets = sorted(set(_init_cgroup_dirs(record["pid"], sub)))
-        rootless = os.geteuid() != 0
+        rootless = posix.geteuid() != 0
     files: list[tuple[int, str]] = []
     for directory, is_v2 in targets:
         if rootless:
             out.left.append(directory)
         elif is_v2:
-            out.clone_into = keep(_open(directory, os.O_PATH | os.O_DIRECTORY))
+            out.clone_into = keep(_open(directory, posix.O_PATH | posix.O_DIRECTORY))
         else:
             # For the child to write "0" to (open_tasks_file: by the opener's rights).
-            files.append((keep(_open(os.path.join(directory, "tasks"), os.O_WRONLY)), directory))
+            files.append((keep(_open(_join(directory, "tasks"), posix.O_WRONLY)), directory))
     out.tasks_files = tuple(files)
     return out
 
 
+def _join(directory: str, name: str) -> str:
+    """os.path.join(DIRECTORY, NAME) for a plain NAME, without os."""
+    return f"{directory.rstrip('/')}/{name}"
+
+
 def _open(path: str, flags: int) -> int:
     try:
-        return os.open(path, flags | os.O_CLOEXEC)
+        return posix.open(path, flags | posix.O_CLOEXEC)
     except OSError as e:
         raise ExecError(f"{ADD_FAILED}: open {path}: {lower_first(e.strerror)}") from None
 
@@ -109,6 +114,8 @@ def _open(path: str, flags: int) -> int:
 def _init_cgroup_dirs(init_pid: int, sub: dict[str, str]) -> Iterator[tuple[str, bool]]:
     """Each hierarchy's directory of the init (+ --cgroup sub-path) we are not in,
     and whether it is the cgroup2 one."""
+    import posixpath  # imports os: only here (a container without cgroups of its own)
+
     own = cgroup_paths("self")
     mounts = cgroup_mounts()
     for controllers, path in cgroup_paths(init_pid).items():
@@ -120,17 +127,19 @@ def _init_cgroup_dirs(init_pid: int, sub: dict[str, str]) -> Iterator[tuple[str,
         mount = _find_mount(mounts, names)
         if mount is None:
             continue
-        rel = os.path.relpath(target, mount.root)
+        rel = posixpath.relpath(target, mount.root)
         if rel.startswith(".."):
             continue  # outside what this mount shows
-        yield os.path.normpath(os.path.join(mount.point, rel)), not names
+        yield posixpath.normpath(posixpath.join(mount.point, rel)), not names
 
 
 def _sub_cgroup(path: str, sub: str) -> str:
     """PATH/SUB, which must stay inside PATH (runc: a leading "/" is still relative
     to it, and ".." may not leave it): the process goes into the container's
     cgroup or below, never elsewhere in the hierarchy."""
-    target = os.path.normpath(f"{path}/{sub}")
+    import posixpath  # imports os: only with --cgroup
+
+    target = posixpath.normpath(f"{path}/{sub}")
     if target != path and not target.startswith(path.rstrip("/") + "/"):
         raise ExecError(f"unable to create new parent process: {sub} is not a sub cgroup path")
     return target
@@ -150,13 +159,13 @@ def _find_mount(mounts: list[MountEntry], names: list[str]) -> MountEntry | None
 def enter(directory: str, pid: int, lenient: bool) -> None:
     """Move PID into the cgroup DIRECTORY (cgroup.procs); LENIENT: a refusal
     (rootless without a cgroupsPath) leaves it where it is, as runc does."""
-    procs = os.path.join(directory, "cgroup.procs")
+    procs = _join(directory, "cgroup.procs")
     try:
-        fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+        fd = posix.open(procs, posix.O_WRONLY | posix.O_CLOEXEC)
         try:
-            os.write(fd, str(pid).encode())
+            posix.write(fd, str(pid).encode())
         finally:
-            os.close(fd)
+            posix.close(fd)
     except OSError as e:
         if lenient and e.errno in (errno.EPERM, errno.EACCES, errno.EROFS):
             return

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import _thread
-import os
+import posix  # not os: see ocirt/linux/syscalls.py
 
 from ocirt.errors import OcirtError
 from ocirt.linux import network, procfs
@@ -71,14 +71,14 @@ class NetnsMaker:
     def start_for(cls, linux: Linux, rootless: bool) -> NetnsMaker | None:
         """A maker if LINUX's network namespace can be made this way, else None."""
         wanted = linux.has_new_namespace("network") and linux.namespace("user") is None
-        if not wanted or rootless or linux.net_devices or os.geteuid() != 0:
+        if not wanted or rootless or linux.net_devices or posix.geteuid() != 0:
             return None
         return cls()
 
     def _make(self) -> None:
         try:
             sc.unshare(sc.CLONE_NEWNET)  # this thread's only
-            self._fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            self._fd = posix.open("/proc/thread-self/ns/net", posix.O_RDONLY | posix.O_CLOEXEC)
             network.bring_up_loopback()  # off the init's path too (it checks again)
         except OSError:
             pass  # clone() makes it after all (result() is -1), or the init brings lo up
@@ -94,17 +94,17 @@ class NetnsMaker:
         """
         self._done.acquire()
         while _task_count() > self._tasks:
-            os.sched_yield()
+            posix.sched_yield()
         return self._fd
 
     def discard(self) -> None:
         fd = self.result()
         if fd >= 0:
-            os.close(fd)
+            posix.close(fd)
 
 
 def _task_count() -> int:
-    return len(os.listdir("/proc/self/task"))
+    return len(posix.listdir("/proc/self/task"))
 
 
 def open_paths(linux: Linux) -> dict[str, int]:
@@ -114,7 +114,7 @@ def open_paths(linux: Linux) -> dict[str, int]:
         for ns in linux.namespaces:
             if ns.path:
                 try:
-                    fds[ns.type] = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
+                    fds[ns.type] = posix.open(ns.path, posix.O_RDONLY | posix.O_CLOEXEC)
                 except OSError as e:
                     raise OcirtError(
                         f"config.json: linux.namespaces: cannot open {ns.type} namespace"
@@ -122,7 +122,7 @@ def open_paths(linux: Linux) -> dict[str, int]:
                     ) from e
     except BaseException:
         for fd in fds.values():
-            os.close(fd)
+            posix.close(fd)
         raise
     return fds
 

@@ -31,7 +31,7 @@ or information the container could fake anyway.
 from __future__ import annotations
 
 import errno
-import os
+import posix  # not os: see ocirt/linux/syscalls.py
 
 PROC_SUPER_MAGIC = 0x9FA0
 SYSFS_MAGIC = 0x62656572
@@ -47,11 +47,11 @@ def read_text(path: str) -> str:
 
 def write_text(path: str, text: str) -> None:
     """Write TEXT to PATH, a file under /proc or /sys, checked (see above)."""
-    fd = open_checked(path, os.O_WRONLY)
+    fd = open_checked(path, posix.O_WRONLY)
     try:
-        os.write(fd, text.encode())
+        posix.write(fd, text.encode())
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def open_checked(path: str, flags: int) -> int:
@@ -61,7 +61,7 @@ def open_checked(path: str, flags: int) -> int:
     try:
         return open_beneath(root, relative, flags, path)
     finally:
-        os.close(root)
+        posix.close(root)
 
 
 def split_root(path: str) -> tuple[str, str]:
@@ -77,10 +77,10 @@ def open_root(root_path: str) -> int:
     that filesystem; OSError(EXDEV) if it is not."""
     from ocirt.linux import syscalls as sc  # loaded: the init and exec's child use it first
 
-    fd = os.open(root_path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = posix.open(root_path, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
     try:
         magic = sc.fstatfs_type(fd)
-        inode = os.fstat(fd).st_ino
+        inode = posix.fstat(fd).st_ino
         if magic != MAGIC_OF_ROOT[root_path] or inode != FS_ROOT_INO:
             raise OSError(
                 errno.EXDEV,
@@ -88,7 +88,7 @@ def open_root(root_path: str) -> int:
                 f" (magic {magic:#x}, inode {inode}): refusing to write through it",
             )
     except BaseException:
-        os.close(fd)
+        posix.close(fd)
         raise
     return fd
 
@@ -99,7 +99,7 @@ def open_beneath(root: int, relative: str, flags: int, shown: str = "") -> int:
 
     resolve = sc.RESOLVE_BENEATH | sc.RESOLVE_NO_XDEV | sc.RESOLVE_NO_MAGICLINKS
     try:
-        return sc.openat2(root, relative, flags | os.O_CLOEXEC, 0, resolve)
+        return sc.openat2(root, relative, flags | posix.O_CLOEXEC, 0, resolve)
     except OSError as e:
         if e.errno != errno.EXDEV:
             raise

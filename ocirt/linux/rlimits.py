@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import posix  # not os: see ocirt/linux/syscalls.py
 
 from ocirt.errors import lower_first
 from ocirt.linux import syscalls as sc
@@ -42,5 +42,5 @@ def apply(rlimits: tuple[Rlimit, ...]) -> None:
             raise OSError(
                 e.errno,
                 f"error setting rlimit type {rl.type} to soft={rl.soft} hard={rl.hard}:"
-                f" {lower_first(os.strerror(e.errno))}",
+                f" {lower_first(posix.strerror(e.errno))}",
             ) from e

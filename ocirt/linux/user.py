@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import posix  # not os: see ocirt/linux/syscalls.py
 
 from ocirt.linux.procfs import write_text
 from ocirt.spec import User
@@ -13,13 +13,13 @@ def switch(user: User, in_user_ns: bool = False) -> None:
     # In a user namespace without a gid map writable setgroups, setgroups fails
     # with EPERM when /proc/self/setgroups says "deny"; skip empty lists then.
     if user.additional_gids or not in_user_ns:
-        os.setgroups(list(user.additional_gids))
-    os.setresgid(user.gid, user.gid, user.gid)
-    os.setresuid(user.uid, user.uid, user.uid)
+        posix.setgroups(list(user.additional_gids))
+    posix.setresgid(user.gid, user.gid, user.gid)
+    posix.setresuid(user.uid, user.uid, user.uid)
 
 
 def set_umask(user: User) -> None:
-    os.umask(user.umask if user.umask is not None else 0o022)
+    posix.umask(user.umask if user.umask is not None else 0o022)
 
 
 def set_oom_score_adj(value: int | None) -> None:
