@@ -23,13 +23,30 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import os
-import posixpath
+import posix
 import stat
 from _collections import deque
 
 from ocirt import _fastjson, debug
 from ocirt.errors import ConfigError
+
+
+class _ImportedOnUse:
+    """A module imported when first used: os and posixpath cost ~1.5 ms of
+    imports (_collections_abc...), which `exec --process FILE` (the shims',
+    an exec probe's) does without; create, which checks a config, uses them."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        module = __import__(self._name)
+        globals()[self._name] = module  # from now on the module itself
+        return getattr(module, attr)
+
+
+os: Any = _ImportedOnUse("os")
+posixpath: Any = _ImportedOnUse("posixpath")
 
 # json, re, logging, pathlib and typing are imported where used: together they
 # cost ~25 ms, and this module runs on every `create`.
@@ -427,8 +444,8 @@ def _fast_schema_accepts(instance: Any, module: str = "_schema_fast") -> bool:
         generated = __import__(f"ocirt.{module}", fromlist=["validate"])
     except ImportError:
         return False
-    checkout = os.path.join(os.path.dirname(os.path.dirname(__file__)), "schemas")
-    if os.path.isdir(checkout) and _schemas_stamp(checkout) != generated.SCHEMA_STAMP:
+    checkout = __file__.rpartition("/")[0].rpartition("/")[0] + "/schemas"  # posix: see os above
+    if _is_dir(checkout) and _schemas_stamp(checkout) != generated.SCHEMA_STAMP:
         return False
     try:
         generated.validate(instance)
@@ -440,10 +457,17 @@ def _fast_schema_accepts(instance: Any, module: str = "_schema_fast") -> bool:
 def _schemas_stamp(directory: str) -> str:
     """build_schema.schema_stamp's: name, size and mtime of each schema file."""
     parts = []
-    for name in sorted(n for n in os.listdir(directory) if n.endswith(".json")):
-        st = os.stat(os.path.join(directory, name))
+    for name in sorted(n for n in posix.listdir(directory) if n.endswith(".json")):
+        st = posix.stat(f"{directory}/{name}")
         parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
     return ";".join(parts)
+
+
+def _is_dir(path: str) -> bool:
+    try:
+        return stat.S_ISDIR(posix.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _get_validator(ref: str) -> Any:

@@ -271,7 +271,11 @@ def test_exec_imports_need_no_main_phase() -> None:
     assert "ocirt.process.exec" in loaded and not outside, outside
 
 
-EXEC_MODULES = "ocirt.fastcli, ocirt.container, ocirt.foreground, ocirt.process.exec"
+# exec's, with --process (the shims': validate) and a seccomp profile's.
+EXEC_MODULES = (
+    "ocirt.fastcli, ocirt.container, ocirt.foreground, ocirt.process.exec, ocirt.validate,"
+    " ocirt.linux.seccomp, ocirt.linux.seccomp_cache"
+)
 
 
 def test_exec_imports_no_os() -> None:

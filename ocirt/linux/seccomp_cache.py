@@ -27,7 +27,7 @@ needs the program, and its paths are then the container's).
 from __future__ import annotations
 
 import _struct as struct  # C: struct.py, not in the code bundle, would finish the start
-import os
+import posix  # not os (~1.5 ms of imports that exec, a probe, does without)
 import stat
 
 from ocirt import _fastjson
@@ -46,8 +46,10 @@ _HEADER = struct.Struct("=I")  # the load flags, then the program
 
 
 def cache_dir() -> str:
-    if os.geteuid() == 0:
+    if posix.geteuid() == 0:
         return "/var/cache/ocirt/seccomp"
+    import os  # rootless: the environment, ~
+
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "ocirt", "seccomp")
 
@@ -58,7 +60,7 @@ def compile_filter(config: dict[str, Any], directory: str | None = None) -> secc
     A profile that does not compile raises as ``seccomp.compile_filter`` does
     (and is not cached).
     """
-    path = os.path.join(directory or cache_dir(), _key(config))
+    path = f"{(directory or cache_dir()).rstrip('/')}/{_key(config)}"
     compiled = _read(path)
     if compiled is None:
         compiled = seccomp.compile_filter(config)
@@ -82,7 +84,7 @@ def _key(config: dict[str, Any]) -> str:
 def _compiler_stamp() -> bytes:
     """The compiler's identity: its source file's size and mtime."""
     try:
-        st = os.stat(seccomp.__file__ or "")
+        st = posix.stat(seccomp.__file__ or "")
     except (OSError, TypeError):
         return b"unknown\0"
     return b"%d:%d\0" % (st.st_size, st.st_mtime_ns)
@@ -90,24 +92,24 @@ def _compiler_stamp() -> bytes:
 
 def _read(path: str) -> seccomp.CompiledFilter | None:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_CLOEXEC)
     except OSError:
         return None
     try:
-        st = os.fstat(fd)
+        st = posix.fstat(fd)
         if not _trusted(st):
             return None
-        data = os.read(fd, st.st_size + 1)
+        data = posix.read(fd, st.st_size + 1)
     except OSError:
         return None
     finally:
-        os.close(fd)
+        posix.close(fd)
     return _decode(data)
 
 
-def _trusted(st: os.stat_result) -> bool:
+def _trusted(st: posix.stat_result) -> bool:
     """A regular file of ours that only we may write."""
-    return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
+    return stat.S_ISREG(st.st_mode) and st.st_uid == posix.geteuid() and not st.st_mode & 0o022
 
 
 def _decode(data: bytes) -> seccomp.CompiledFilter | None:
@@ -121,6 +123,8 @@ def _decode(data: bytes) -> seccomp.CompiledFilter | None:
 
 def _write(path: str, compiled: seccomp.CompiledFilter) -> None:
     """Store COMPILED at PATH (whole, then renamed into place); errors are ignored."""
+    import os  # makedirs: only when a program was compiled (not on the way of a hit)
+
     # A random part: two runtimes in different pid namespaces share pids.
     tmp = f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
     try:
