@@ -383,7 +383,7 @@ class Container:
             manager_from_record(self.record).thaw()
 
     def _signal_init(self, sig: int) -> None:
-        import _signal
+        from ocirt.linux.syscalls import pidfd_send_signal
 
         try:
             pidfd = posix.pidfd_open(self.pid)
@@ -394,7 +394,7 @@ class Container:
             # start time: the pid may be a new process's), then signal.
             if not init_is_alive(self.record):
                 raise ContainerNotRunning()
-            _signal.pidfd_send_signal(pidfd, sig)
+            pidfd_send_signal(pidfd, sig)
         except ProcessLookupError:
             raise ContainerNotRunning() from None
         except OSError as e:
@@ -622,7 +622,7 @@ def signal_members(members: "Callable[[], Iterable[int]]", sig: int) -> None:
     pinned process is then the member: a pid names one process at a time;
     if it exits after that, the pidfd's signal fails with ESRCH).
     """
-    import _signal
+    from ocirt.linux.syscalls import pidfd_send_signal
 
     pidfds: dict[int, int] = {}
     try:
@@ -636,7 +636,7 @@ def signal_members(members: "Callable[[], Iterable[int]]", sig: int) -> None:
             if pid not in still:
                 continue
             try:
-                _signal.pidfd_send_signal(pidfd, sig)
+                pidfd_send_signal(pidfd, sig)
             except ProcessLookupError:
                 continue
             except OSError as e:

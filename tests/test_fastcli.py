@@ -481,6 +481,35 @@ def test_delete_of_a_stopped_container_removes_its_cgroups_lean(
     assert not (tmp_root / "lean1").exists()
 
 
+def test_kill_signals_without_the_signal_module(ocirt_bin: str, tmp_root: Path, bundle) -> None:
+    """kill (containerd's shim sends one for every stop) signals through the
+    shim's pidfd_send_signal: importing `_signal` would make the launcher
+    finish the interpreter's start (~2 ms).  Here `_signal` cannot be
+    imported at all, as before that phase: the init must still get SIGTERM
+    (sh as PID 1 ignores it, so TERM is trapped into an exit)."""
+    b = bundle("sh", "-c", "trap 'exit 7' TERM; while :; do sleep 0.05; done")
+    ok(call_runtime(ocirt_bin, tmp_root, "run", "-d", "-b", str(b), "k1"))
+    try:
+        code = (
+            f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
+            "class NoSignal:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == '_signal': raise ImportError('no _signal in the core phase')\n"
+            "sys.modules.pop('_signal', None); sys.meta_path.insert(0, NoSignal())\n"
+            "from ocirt import fastcli\n"
+            f"print(fastcli.run(['--root', {str(tmp_root)!r}, 'kill', 'k1', 'TERM']))\n"
+        )
+        import sysconfig
+
+        site = sysconfig.get_paths()["purelib"]  # _cffi_backend, for the shim
+        code = f"import sys; sys.path.append({site!r})\n" + code
+        out = run_isolated(code)
+        assert out.stdout.strip() == "0", out.stderr
+        _wait_stopped(ocirt_bin, tmp_root, "k1")
+    finally:
+        call_runtime(ocirt_bin, tmp_root, "delete", "-f", "k1")
+
+
 @pytest.fixture
 def own_cgroup() -> Iterator[tuple[str, str]]:
     """(driver, a directory of ours) in the pids hierarchy (v1) or the cgroup2 root."""

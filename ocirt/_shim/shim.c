@@ -203,6 +203,14 @@ int ocirt_pidfd_getfd(int pidfd, int target_fd, unsigned int flags)
     return (int)syscall(SYS_pidfd_getfd, pidfd, target_fd, flags);
 }
 
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+int ocirt_pidfd_send_signal(int pidfd, int sig)
+{
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
 int ocirt_close_range(unsigned int first, unsigned int last, unsigned int flags)
 {
     return (int)syscall(SYS_close_range, first, last, flags);

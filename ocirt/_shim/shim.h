@@ -35,6 +35,10 @@ int ocirt_close_range(unsigned int first, unsigned int last, unsigned int flags)
 /* pidfd_getfd(2): our own copy (close-on-exec) of fd TARGET_FD of the
  * process PIDFD refers to; needs ptrace rights over it (Linux 5.6+).      */
 int ocirt_pidfd_getfd(int pidfd, int target_fd, unsigned int flags);
+/* pidfd_send_signal(2): SIG to the process PIDFD pins.  kill and delete signal
+ * through it (a pid may be a new process's by the time a kill(2) lands);
+ * CPython's `_signal.pidfd_send_signal` needs the launcher's main phase (~2 ms). */
+int ocirt_pidfd_send_signal(int pidfd, int sig);
 int ocirt_ioprio_set(int which, int who, int ioprio);
 /* setrlimit(2) of RESOURCE, by number (the resource module is a shared
  * library of its own, ~0.2 ms to load).  UINT64_MAX is RLIM_INFINITY.     */
