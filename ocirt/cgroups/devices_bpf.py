@@ -14,9 +14,9 @@ lazily so that v1 hosts and the short commands never load it.
 
 from __future__ import annotations
 
+import _struct as struct  # not struct.py: not in the code bundle, it finishes the start
 import errno
 import os
-import struct
 
 from ocirt.cgroups import CgroupError
 from ocirt.cgroups.devrules import Emulator, Rule, rules_from_spec  # noqa: F401 (re-exported)
