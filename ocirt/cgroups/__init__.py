@@ -303,6 +303,9 @@ class Manager:
     """What the create path and the commands use; see v1.py / v2.py."""
 
     driver = ""
+    # The cgroup is made by apply(pid) (systemd's scope), not by create(): its
+    # limits can only be written after the init is there.
+    made_by_apply = False
 
     def create(self) -> None:
         raise NotImplementedError

@@ -400,6 +400,7 @@ class SystemdManager(Manager):
     """A transient scope over D-Bus, with the cgroupfs driver for the files."""
 
     driver = "systemd"
+    made_by_apply = True  # the transient scope is started with the init's pid
 
     def __init__(
         self,

@@ -89,6 +89,10 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
         cgroup.create()
         record["cgroup"] = cgroup.to_record()
         debug.log(f"cgroup ({cgroup.driver}): {_paths_text(cgroup.paths())}")
+        limits, deferred = _limits(spec)
+        if not cgroup.made_by_apply:
+            _set_limits(cgroup, limits)  # before the init exists: see _set_limits
+            limits = {}
         host_rootfs = _record_host_mounts(spec, state_dir)
         made_netns = netns.result() if netns is not None else -1  # now _start_init's
         netns = None
@@ -101,7 +105,16 @@ def create(root: str, container_id: str, opts: CreateOptions) -> tuple[dict[str,
             state_dir.stage(record)
 
         child_pid = _start_init(
-            state_dir, spec, bundle, container_id, record, opts, cgroup, stage_record, made_netns
+            state_dir,
+            spec,
+            bundle,
+            container_id,
+            record,
+            opts,
+            cgroup,
+            stage_record,
+            made_netns,
+            (limits, deferred),
         )
         if opts.pid_file:  # step 7
             write_pid_file(opts.pid_file, child_pid)
@@ -250,9 +263,11 @@ def _start_init(
     cgroup: cgroups.Manager,
     stage_record: Callable[[int], None],
     made_netns: int,
+    limits: tuple[dict[str, Any], dict[str, Any]],
 ) -> int:
     """Steps 3-6; MADE_NETNS (an fd or -1) is the init's network namespace if
-    made already (namespaces.NetnsMaker): taken over, closed here."""
+    made already (namespaces.NetnsMaker): taken over, closed here.  LIMITS:
+    what _converse writes (see _limits)."""
     floor = 3 + opts.preserve_fds
     ns_fds = {"network": high_fd(made_netns, floor)} if made_netns >= 0 else {}
     listen = _start_socket(state_dir, floor)  # step 3
@@ -289,7 +304,7 @@ def _start_init(
             # The init has joined what it could by itself: the cgroup it was
             # cloned into (v2, hybrid's cgroup2) and the v1 ones (cgroup_files).
             placed = {"cloned_into": cloned_into, "self_joined": bool(cgroup_files)}
-            _converse(parent_end, pid, spec, record, cgroup, placed, stage_record)  # steps 5-6
+            _converse(parent_end, pid, spec, record, cgroup, placed, stage_record, limits)
         except BaseException:
             kill_and_reap(pid)
             raise
@@ -388,12 +403,11 @@ def _converse(
     cgroup: cgroups.Manager,
     placed: dict[str, bool],
     stage_record: Callable[[int], None],
+    limits: tuple[dict[str, Any], dict[str, Any]],
 ) -> None:
-    resources = _resources(spec)
-    # The memory limit waits until the Python stage has exec'd stage 2: its
-    # pages would otherwise count against a small limit (and "unified" may
-    # hold memory.* keys, and must be written last anyway).
-    deferred = {k: resources.pop(k) for k in DEFERRED_RESOURCES if k in resources}
+    """Steps 5-6.  LIMITS: (what to write once the init is in its cgroup, what
+    once it is stage 2); the first is empty when create wrote it already."""
+    resources, deferred = limits
     try:
         if spec.linux.has_new_namespace("user"):
             channel.expect(Msg.NEED_ID_MAPS)
@@ -412,16 +426,11 @@ def _converse(
             proceed["state"] = _hook_state_json(record, pid).decode()
         channel.send(Msg.PROCEED, proceed)
         cgroup.apply(pid, **placed)
-        if _wants_realtime(spec):
-            # SCHED_FIFO/RR in the init needs cpu.rt_runtime_us in place (cgroup v1).
-            resources.update(deferred)
-            deferred = {}
-        # The other limits now, while the init works, not after it (as runc,
-        # which sets them while its init waits): before CGROUP_READY because
-        # a v1 device list is rewritten from "deny all", and the init's mknod
-        # of /dev nodes must not fall in that gap.
-        cgroup.set(resources)
-        debug.log(f"init {pid}: in its cgroup; limits written: {', '.join(resources) or 'none'}")
+        if resources:  # the systemd driver's: its scope is made by apply(pid)
+            # Before CGROUP_READY: a v1 device list is rewritten from "deny
+            # all", and the init's mknod of /dev nodes must not fall in that gap.
+            _set_limits(cgroup, resources)
+        debug.log(f"init {pid}: in its cgroup")
         # Before CGROUP_READY, which the init waits for before it can become
         # stage 2 (and stop dying with us: PR_SET_PDEATHSIG until READY): an
         # init that outlives a killed create is one `delete --force` finds
@@ -472,8 +481,40 @@ def _forward_listener(fd_number: Any, record: dict[str, Any], pid: int) -> None:
 
 
 # Written once the init is stage 2 (see _converse); the rest of
-# linux.resources is written while the init sets up.
+# linux.resources before (see _limits).
 DEFERRED_RESOURCES = ("memory", "unified")
+
+
+def _limits(spec: Spec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """linux.resources as (written before the init runs its Python stage,
+    written once it is stage 2).
+
+    The memory limit waits until the Python stage has exec'd stage 2: its
+    pages would otherwise count against a small limit (and "unified" may hold
+    memory.* keys, and must be written last anyway); unless the init asks for
+    a realtime scheduler, which needs cpu.rt_runtime_us (cgroup v1) in place.
+    """
+    resources = _resources(spec)
+    if _wants_realtime(spec):
+        return resources, {}
+    deferred = {k: resources.pop(k) for k in DEFERRED_RESOURCES if k in resources}
+    return resources, deferred
+
+
+def _set_limits(cgroup: cgroups.Manager, resources: dict[str, Any]) -> None:
+    """Write RESOURCES (all but the deferred ones) to the container's cgroup.
+
+    Where the cgroup is there before the init (fs and fs2 drivers: not
+    systemd's scope), create writes them before clone(): the init is confined
+    from its first instruction, and the work is not done after the fork,
+    where every page the parent's Python touches is a copy-on-write fault
+    (~200 for this step, the device rules' module imported with them).
+    Measured: create's CPU (perf stat of the parent, 40x15 interleaved
+    creates in rotated order) -0.5 ms, lower in 27 of 40 rounds (an
+    identical build: -0.05 ms, 21 of 40).
+    """
+    cgroup.set(resources)
+    debug.log(f"cgroup limits written: {', '.join(resources) or 'none'}")
 
 
 def _wants_realtime(spec: Spec) -> bool:
