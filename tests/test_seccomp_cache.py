@@ -69,6 +69,21 @@ def test_each_profile_has_its_own_entry(tmp_path: Path) -> None:
     assert len(os.listdir(tmp_path)) == 2
 
 
+def test_the_cache_keeps_only_the_newest_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every distinct profile adds an entry: past MAX_ENTRIES the oldest go, so
+    the cache cannot grow without bound (a fuzzing run made 300 here)."""
+    monkeypatch.setattr(seccomp_cache, "MAX_ENTRIES", 3)
+    profiles = [deny_mkdir(errno_ret) for errno_ret in range(1, 6)]
+    for profile in profiles:
+        seccomp_cache.compile_filter(profile, str(tmp_path))
+        # mtime order must not depend on the file system's timestamp granularity
+        path = entry(tmp_path, profile)
+        os.utime(path, ns=(path.stat().st_mtime_ns, len(os.listdir(tmp_path)) * 10**9))
+    assert sorted(os.listdir(tmp_path)) == sorted(entry(tmp_path, p).name for p in profiles[2:])
+
+
 def test_the_listener_fields_do_not_split_entries(tmp_path: Path) -> None:
     """listenerPath and listenerMetadata only say where the runtime sends the
     listener: a profile compiles to the same program whatever they are."""

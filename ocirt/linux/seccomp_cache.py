@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 # Fields of linux.seccomp the program does not depend on: where and with what
 # the runtime sends a notify listener (per container, for some managers).
 NOT_COMPILED = frozenset({"listenerPath", "listenerMetadata"})
+# Entries kept: a node runs a few profiles over and over, but every distinct
+# profile (a fuzzer's, a pod's own) adds one (~3 kB for docker's): past this
+# many, the oldest written go (they are compiled again if they come back).
+MAX_ENTRIES = 64
 # Bump when the file format or the meaning of a key changes.
 FORMAT = b"ocirt-seccomp-program 1\n"
 _HEADER = struct.Struct("=I")  # the load flags, then the program
@@ -141,8 +145,32 @@ def _write(path: str, compiled: seccomp.CompiledFilter) -> None:
         finally:
             os.close(fd)
         os.rename(tmp, path)
+        _evict_oldest(os.path.dirname(path), MAX_ENTRIES)
     except OSError:
         try:
             os.unlink(tmp)  # ours: made above with O_EXCL
+        except OSError:
+            pass
+
+
+def _evict_oldest(directory: str, keep: int) -> None:
+    """Remove all but the KEEP most recently written entries of DIRECTORY
+    (a cache miss's cost: the hit's path does not list the directory)."""
+    import os
+
+    entries = []
+    for name in os.listdir(directory):
+        if len(name) != 64 or name.endswith(".tmp"):  # a writer's temporary file, not an entry
+            continue
+        try:
+            entries.append(
+                (os.stat(f"{directory}/{name}", follow_symlinks=False).st_mtime_ns, name)
+            )
+        except OSError:
+            continue  # removed meanwhile by another runtime
+    entries.sort(reverse=True)
+    for _, name in entries[keep:]:
+        try:
+            os.unlink(f"{directory}/{name}")
         except OSError:
             pass
