@@ -15,6 +15,7 @@
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <linux/capability.h>
 #include <linux/sched.h>
@@ -61,6 +62,90 @@ long ocirt_fork(uint64_t flags, int cgroup_fd)
         PyOS_AfterFork_Parent();
     }
     PyGILState_Release(gil);
+    errno = saved;
+    return pid;
+}
+
+struct spawn_request {
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    int error; /* the child's execve errno, read by the parent (shared memory) */
+};
+
+/* The child: only raw syscalls, on its own stack, in memory it shares with
+ * the parent (which is suspended until the execve or the exit).           */
+static void __attribute__((noreturn, used)) spawn_child(struct spawn_request *req)
+{
+    long rc = syscall(SYS_execve, req->path, req->argv, req->envp);
+    req->error = rc < 0 ? errno : EINVAL;
+    for (;;)
+        syscall(SYS_exit, 127);
+}
+
+/* STACK: memory of our (suspended) frame the child may use as its stack. */
+static long spawn_clone(struct ocirt_clone_args *args, struct spawn_request *req, char *stack,
+                        size_t stack_size)
+{
+#if defined(__x86_64__)
+    /* CLONE_VM: the child starts on STACK with our registers, but rax (0)
+     * and rsp; it calls spawn_child(req) from there and never returns.   */
+    args->flags |= CLONE_VM;
+    args->stack = (uint64_t)(uintptr_t)stack;
+    args->stack_size = stack_size;
+    register struct spawn_request *r12 __asm__("r12") = req;
+    register void (*r13)(struct spawn_request *) __asm__("r13") = spawn_child;
+    long ret;
+    __asm__ volatile("syscall\n\t"
+                     "test %%rax, %%rax\n\t"
+                     "jnz 1f\n\t"
+                     "mov %%r12, %%rdi\n\t"
+                     "call *%%r13\n\t"
+                     "hlt\n"
+                     "1:\n\t"
+                     : "=a"(ret)
+                     : "a"((long)SYS_clone3), "D"(args), "S"(sizeof(*args)), "r"(r12), "r"(r13)
+                     : "rcx", "r11", "memory");
+    if (ret < 0) {
+        errno = (int)-ret;
+        return -1;
+    }
+    return ret;
+#else
+    (void)stack;
+    (void)stack_size;
+    long pid = syscall(SYS_clone3, args, sizeof(*args));
+    if (pid == 0)
+        spawn_child(req); /* a copy of our memory: its error reaches us as EINVAL */
+    return pid;
+#endif
+}
+
+long ocirt_spawn(const char *path, char *const argv[], char *const envp[], int cgroup_fd)
+{
+    struct spawn_request req = {path, argv, envp, 0};
+    char stack[32768] __attribute__((aligned(16)));
+    struct ocirt_clone_args args;
+    memset(&args, 0, sizeof(args));
+    args.flags = CLONE_VFORK;
+    args.exit_signal = SIGCHLD;
+    if (cgroup_fd >= 0) {
+        args.flags |= 0x200000000ULL; /* CLONE_INTO_CGROUP */
+        args.cgroup = (uint64_t)cgroup_fd;
+    }
+    /* No handler of ours may run in the child (it shares our memory). */
+    uint64_t all = ~0ULL, old = 0;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof(all));
+    long pid = spawn_clone(&args, &req, stack, sizeof(stack));
+    int saved = errno;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof(old));
+    if (pid > 0 && req.error != 0) {
+        int status;
+        while (waitpid((pid_t)pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        errno = req.error;
+        return -1;
+    }
     errno = saved;
     return pid;
 }

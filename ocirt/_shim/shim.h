@@ -8,6 +8,15 @@
  * own before/after-fork handlers exactly as os.fork() does.               */
 long ocirt_fork(uint64_t flags, int cgroup_fd);
 
+/* vfork+execve of PATH (no Python in the child): clone3 with CLONE_VFORK,
+ * CLONE_VM where this file knows how to give the child its own stack
+ * (x86-64; elsewhere the page tables are copied), and CLONE_INTO_CGROUP
+ * when CGROUP_FD >= 0.  Every signal is blocked across it: the child execs
+ * with all of them blocked (stage 2, ocirt/process/exec_stage2.py, empties
+ * the mask before its own execve).  Returns the pid once the child has
+ * exec'd; -1 with errno (the clone's or the execve's; the child reaped).   */
+long ocirt_spawn(const char *path, char *const argv[], char *const envp[], int cgroup_fd);
+
 int ocirt_unshare(int flags);
 int ocirt_setns(int fd, int nstype);
 int ocirt_pivot_root(const char *new_root, const char *put_old);

@@ -9,6 +9,8 @@
  *   argv: ocirt-init LISTEN_FD SECCOMP HOOKS_FD PATH ARG0 [ARG...]
  *   envp: the container process's environment
  *
+ * (`ocirt exec` runs it too, as "ocirt-init exec ...": see exec_main below.)
+ *
  * It blocks in accept() on LISTEN_FD, a unix socket bound in the state dir.
  * `ocirt start` connects and sends the state JSON ended by a NUL byte.
  * Then it loads the seccomp filter, runs the startContainer hooks (HOOKS_FD,
@@ -45,15 +47,21 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -302,8 +310,466 @@ static void apply_seccomp(int conn, const char *arg)
         hand_over_listener(conn, listener);
 }
 
+/* ---- exec: the process `ocirt exec` starts (ocirt/process/exec_stage2.py) ----
+ *
+ *   argv: ocirt-init exec CHANNEL STDIN STDOUT STDERR [TASKS_FD DIR]...
+ *
+ * `ocirt exec` spawns us (vfork and execve: no forked interpreter) in the
+ * container's pid namespace and cgroup v2 directory (CLONE_INTO_CGROUP),
+ * from a sealed execute-only memfd, with every signal blocked and the fds
+ * named here inherited: CHANNEL its SOCK_SEQPACKET end (ocirt.process.channel),
+ * the fds to become 0, 1, 2 (-1: ours), and the cgroup v1 tasks files to
+ * write "0" to, each with its directory (for the error).  Then we wait for PROCEED, whose body is
+ * the plan (exec_stage2.encode_plan: NUL-ended fields), and do what the
+ * Python child did (ocirt.process.exec._child, _setup), in its order and with
+ * its checks.  A failure goes back as ERROR {errno, message}; in MESSAGE,
+ * \u0001 stands for the errno's text and \u0002 for it with a lowercase
+ * first letter (\u0003: all lowercase), which `exec` fills in with the
+ * host's (glibc's) wording: this program may be built with musl.           */
+
+#define MSG_PROCEED 3
+#define MSG_ERROR 7
+#define ERRNO_TEXT "\\u0001"
+#define ERRNO_TEXT_LOWER "\\u0002"
+#define ERRNO_TEXT_ALL_LOWER "\\u0003"
+#define NGROUPS_MAX_LOCAL 65536
+
+static int exec_channel = -1;
+
+/* S as the inside of a JSON string. */
+static size_t json_quote(char *out, size_t room, const char *s)
+{
+    size_t used = 0;
+    for (; *s && used + 7 < room; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            out[used++] = '\\';
+            out[used++] = (char)c;
+        } else if (c < 0x20) {
+            used += (size_t)snprintf(out + used, room - used, "\\u%04x", c);
+        } else {
+            out[used++] = (char)c;
+        }
+    }
+    out[used] = '\0';
+    return used;
+}
+
+/* ERROR {errno: ERR, message: BEFORE ARG AFTER}, ARG quoted; then exit.
+ * BEFORE and AFTER are JSON already (they may hold the errno markers).    */
+static void exec_fail3(int err, const char *before, const char *arg, const char *after)
+{
+    static char msg[16384];
+    char quoted[8192];
+    json_quote(quoted, sizeof(quoted), arg ? arg : "");
+    int len = snprintf(msg, sizeof(msg), "%c{\"errno\": %d, \"message\": \"%s%s%s\"}",
+                       MSG_ERROR, err, before, quoted, after ? after : "");
+    if (len > 0)
+        send(exec_channel, msg, (size_t)len < sizeof(msg) ? (size_t)len : sizeof(msg) - 1,
+             MSG_NOSIGNAL);
+    _exit(1);
+}
+
+static void exec_fail(int err, const char *message) { exec_fail3(err, message, NULL, NULL); }
+
+static char *plan_cursor, *plan_end;
+
+/* The plan's next field ("" past the end: a short plan fails its checks). */
+static char *plan_field(void)
+{
+    if (plan_cursor >= plan_end)
+        return "";
+    char *field = plan_cursor;
+    plan_cursor += strlen(field) + 1;
+    return field;
+}
+
+static long long plan_number(void) { return strtoll(plan_field(), NULL, 10); }
+
+/* "0" to each tasks file: "0" names the writing thread, i.e. all of us. */
+static void join_cgroups(char **tasks)
+{
+    for (; tasks[0] != NULL && tasks[1] != NULL; tasks += 2) {
+        int fd = atoi(tasks[0]);
+        if (write(fd, "0", 1) != 1)
+            exec_fail3(errno, "unable to start container process: error adding pid to cgroups:"
+                       " failed to write 0 to ", tasks[1], "/tasks: " ERRNO_TEXT_LOWER);
+        close(fd);
+    }
+}
+
+/* COUNT, then NAME RESOURCE SOFT HARD each (exec_stage2: the name for the error). */
+static void apply_rlimits(void)
+{
+    int count = (int)plan_number();
+    for (int i = 0; i < count; i++) {
+        char *name = plan_field();
+        int resource = (int)plan_number();
+        struct rlimit rl = {strtoull(plan_field(), NULL, 10), strtoull(plan_field(), NULL, 10)};
+        if (setrlimit(resource, &rl) < 0) {
+            char what[512];
+            snprintf(what, sizeof(what), "error setting rlimit type %s to soft=%llu hard=%llu: ",
+                     name, (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+            exec_fail3(errno, "", what, ERRNO_TEXT_LOWER);
+        }
+    }
+}
+
+/* Host privileges still: lowering it needs CAP_SYS_RESOURCE.  The file is
+ * checked to be procfs's (a mount over it must not take the value elsewhere). */
+static void set_oom_score_adj(const char *value)
+{
+    if (!*value)
+        return;
+    int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct statfs fs;
+    if (fd >= 0 && (fstatfs(fd, &fs) < 0 || fs.f_type != 0x9fa0 /* PROC_SUPER_MAGIC */)) {
+        close(fd);
+        fd = -1;
+        errno = EXDEV;
+    }
+    if (fd < 0 || write(fd, value, strlen(value)) < 0)
+        exec_fail(errno, "failed to update /proc/self/oom_score_adj: " ERRNO_TEXT);
+    close(fd);
+}
+
+/* "TYPE FD" pairs in join order: user first (its rights), mount last (it
+ * moves our root and cwd to the container's).                              */
+static void join_namespaces(void)
+{
+    int count = (int)plan_number();
+    for (int i = 0; i < count; i++) {
+        char *type = plan_field();
+        int fd = (int)plan_number();
+        if (setns(fd, 0) < 0)
+            exec_fail3(errno, "failed to join ", type, " namespace: " ERRNO_TEXT);
+        close(fd);
+    }
+}
+
+/* Only 0-2 reach the process, and of ours only the channel stays open until
+ * execve: closed, not merely close-on-exec, before the cwd is entered (a host
+ * directory fd would be reachable as /proc/self/fd/N: CVE-2024-21626).      */
+static void close_our_fds(void)
+{
+    if (exec_channel > 3 && syscall(SYS_close_range, 3U, (unsigned)exec_channel - 1, 0U) < 0)
+        exec_fail(errno, "close_range: " ERRNO_TEXT);
+    if (syscall(SYS_close_range, (unsigned)exec_channel + 1, ~0U, 0U) < 0)
+        exec_fail(errno, "close_range: " ERRNO_TEXT);
+}
+
+/* HOME of UID in the container's /etc/passwd, else "/" (runc's default).
+ * read(2), not stdio: what a created container costs is this program's size. */
+static char *home_of(long long uid)
+{
+    static char home[4096 + 6]; /* not initialized: no 4 KiB in the file */
+    snprintf(home, sizeof(home), "HOME=/");
+    size_t len = 0;
+    int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+    char *text = fd >= 0 ? slurp(fd, &len, 0) : NULL;
+    if (fd >= 0)
+        close(fd);
+    if (text == NULL)
+        return home;
+    char wanted[32];
+    snprintf(wanted, sizeof(wanted), "%lld", uid);
+    for (char *line = text, *next; line < text + len; line = next) {
+        next = line + strcspn(line, "\n");
+        if (*next)
+            *next++ = '\0';
+        char *fields[7] = {0};
+        int n = 0;
+        for (char *p = line; n < 7 && p != NULL; n++) {
+            fields[n] = p;
+            p = strchr(p, ':');
+            if (p != NULL)
+                *p++ = '\0';
+        }
+        if (n >= 6 && strcmp(fields[2], wanted) == 0) {
+            snprintf(home, sizeof(home), "HOME=%s", *fields[5] ? fields[5] : "/");
+            break;
+        }
+    }
+    free(text);
+    return home;
+}
+
+/* The cwd must lie under our root: getcwd fails with ENOENT for a path the
+ * root cannot reach ("(unreachable)"), e.g. a /proc/self/fd/N to a host dir. */
+static void check_cwd_inside_root(void)
+{
+    static char path[4096 + 1];
+    if (syscall(SYS_getcwd, path, sizeof(path)) < 0) {
+        if (errno != ENOENT)
+            return; /* getcwd denied (a seccomp profile): the fds were closed before */
+    } else if (path[0] == '/') {
+        return;
+    }
+    exec_fail(0, "current working directory is outside of container mount namespace root"
+                 " -- possible container breakout detected");
+}
+
+static int is_executable(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111);
+}
+
+/* Go's exec.LookPath inside the container, with runc's wording on errors. */
+static const char *look_path(const char *arg0, const char *path_env, char *buf, size_t room)
+{
+    if (strchr(arg0, '/')) {
+        if (is_executable(arg0))
+            return arg0;
+        struct stat st;
+        if (stat(arg0, &st) < 0) {
+            char before[8192 + 32];
+            char quoted[8192];
+            json_quote(quoted, sizeof(quoted), arg0);
+            snprintf(before, sizeof(before), "exec: \\\"%s\\\": stat ", quoted);
+            exec_fail3(errno, before, arg0, ": " ERRNO_TEXT_LOWER);
+        }
+        exec_fail3(EACCES, "exec: \\\"", arg0, "\\\": permission denied");
+    }
+    for (const char *dir = path_env; path_env && *path_env;) {
+        const char *colon = strchrnul(dir, ':');
+        int len = (int)(colon - dir);
+        if (len == 0)
+            snprintf(buf, room, "./%s", arg0);
+        else if (dir[len - 1] == '/')
+            snprintf(buf, room, "%.*s%s", len, dir, arg0);
+        else
+            snprintf(buf, room, "%.*s/%s", len, dir, arg0);
+        if (is_executable(buf))
+            return buf;
+        if (!*colon)
+            break;
+        dir = colon + 1;
+    }
+    exec_fail3(ENOENT, "exec: \\\"", arg0, "\\\": executable file not found in $PATH");
+    return NULL;
+}
+
+struct exec_caps {
+    int set; /* 0: capabilities untouched (absent in the process) */
+    unsigned long long bounding, effective, permitted, inheritable;
+    char *ambient; /* "N,N" */
+};
+
+static void drop_bounding(const struct exec_caps *caps, int last_cap)
+{
+    for (int number = 0; number <= last_cap; number++) {
+        if (caps->bounding & (1ULL << number))
+            continue;
+        if (prctl(PR_CAPBSET_DROP, number, 0, 0, 0) < 0 && errno != EINVAL) {
+            char what[64];
+            snprintf(what, sizeof(what), "prctl(%d, %d): ", PR_CAPBSET_DROP, number);
+            exec_fail3(errno, "", what, ERRNO_TEXT);
+        }
+    }
+}
+
+static void apply_cap_sets(const struct exec_caps *caps)
+{
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    unsigned long long sets[3] = {caps->effective, caps->permitted, caps->inheritable};
+    for (int i = 0; i < 2; i++) {
+        data[i].effective = (unsigned)(sets[0] >> (32 * i));
+        data[i].permitted = (unsigned)(sets[1] >> (32 * i));
+        data[i].inheritable = (unsigned)(sets[2] >> (32 * i));
+    }
+    if (syscall(SYS_capset, &header, data) < 0)
+        exec_fail(errno, "capset: " ERRNO_TEXT);
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+        exec_fail(errno, "prctl(47, 4): " ERRNO_TEXT);
+    for (char *p = caps->ambient; *p;) {
+        int number = (int)strtol(p, &p, 10);
+        /* runc ignores ambient caps that are not also permitted+inheritable */
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, number, 0, 0) < 0 && errno != EPERM)
+            exec_fail(errno, "prctl(47, 2): " ERRNO_TEXT);
+        if (*p == ',')
+            p++;
+    }
+}
+
+/* Groups first, uid last (it needs CAP_SETUID); errors as the posix module's. */
+static void switch_user(long long uid, long long gid, char *groups)
+{
+    static gid_t list[NGROUPS_MAX_LOCAL];
+    int count = 0;
+    for (char *p = groups; *p && count < NGROUPS_MAX_LOCAL;) {
+        list[count++] = (gid_t)strtoul(p, &p, 10);
+        if (*p == ',')
+            p++;
+    }
+    if (setgroups((size_t)count, list) < 0 || setresgid((gid_t)gid, (gid_t)gid, (gid_t)gid) < 0 ||
+        setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) < 0)
+        exec_fail(errno, ERRNO_TEXT);
+}
+
+/* Ignored signals survive execve (the runtime ignores SIGPIPE, SIGXFSZ): all
+ * to SIG_DFL, as runc's process starts; then an empty mask (exec blocks the
+ * signals it forwards).  Raw syscalls: libc refuses its own reserved ones.  */
+static void reset_signals(void)
+{
+    struct {
+        void (*handler)(int);
+        unsigned long flags;
+        void (*restorer)(void);
+        unsigned long long mask;
+    } dfl = {SIG_DFL, 0, NULL, 0};
+    for (int sig = 1; sig <= 64; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            syscall(SYS_rt_sigaction, sig, &dfl, NULL, 8);
+    unsigned long long none = 0;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, 8);
+}
+
+/* The plan's seccomp program: "FD,FLAGS" (a memfd, read before our fds are
+ * closed) or "-1".  Loaded later by load_exec_seccomp.                      */
+static struct sock_filter exec_program[BPF_MAXINSNS];
+static struct sock_fprog exec_filter = {0, exec_program};
+static unsigned long exec_seccomp_flags;
+
+static void read_exec_seccomp(const char *arg)
+{
+    int fd = atoi(arg);
+    if (fd < 0)
+        return;
+    const char *comma = strchr(arg, ',');
+    exec_seccomp_flags = comma ? strtoul(comma + 1, NULL, 10) : 0;
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = pread(fd, (char *)exec_program + got, sizeof(exec_program) - got, (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            exec_fail(errno, "seccomp program: " ERRNO_TEXT);
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    exec_filter.len = (unsigned short)(got / sizeof(exec_program[0]));
+}
+
+static void load_exec_seccomp(void)
+{
+    if (exec_filter.len == 0)
+        return;
+    long rc = exec_seccomp_flags == 0
+                  ? prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &exec_filter, 0, 0)
+                  : syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, exec_seccomp_flags, &exec_filter);
+    if (rc < 0)
+        exec_fail(errno, "unable to init seccomp: error loading seccomp filter into kernel: "
+                  ERRNO_TEXT_ALL_LOWER);
+    exec_filter.len = 0;
+}
+
+static int exec_main(char **argv)
+{
+    /* Not dumpable (CVE-2016-9962), and dead with `ocirt exec` until execve. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    exec_channel = atoi(argv[2]);
+    /* Inherited: close-on-exec again, for its EOF to tell `exec` that execve worked. */
+    fcntl(exec_channel, F_SETFD, FD_CLOEXEC);
+    for (int target = 0; target < 3; target++) {
+        int fd = atoi(argv[3 + target]);
+        if (fd >= 0 && dup2(fd, target) < 0)
+            exec_fail(errno, "dup2: " ERRNO_TEXT);
+    }
+    join_cgroups(argv + 6);
+
+    static char plan[65536];
+    ssize_t got;
+    do
+        got = recv(exec_channel, plan, sizeof(plan) - 1, 0);
+    while (got < 0 && errno == EINTR);
+    if (got < 1 || plan[0] != MSG_PROCEED)
+        _exit(1); /* `exec` is gone (EOF) or failed: it says why */
+    plan[got] = '\0';
+    plan_cursor = plan + 1;
+    plan_end = plan + got;
+
+    read_exec_seccomp(plan_field());
+    int seccomp_early = (int)plan_number();
+    apply_rlimits();
+    set_oom_score_adj(plan_field());
+    join_namespaces();
+    close_our_fds();
+    long long uid = plan_number(), gid = plan_number();
+    char *groups = plan_field();
+    mode_t mask = (mode_t)plan_number();
+    char *cwd = plan_field();
+    int need_home = (int)plan_number();
+    int envc = (int)plan_number();
+    char **env = calloc((size_t)envc + 2, sizeof(char *));
+    const char *path_env = "";
+    for (int i = 0; env && i < envc; i++) {
+        env[i] = plan_field();
+        if (strncmp(env[i], "PATH=", 5) == 0)
+            path_env = env[i] + 5;
+    }
+    struct exec_caps caps = {0};
+    caps.set = (int)plan_number();
+    caps.bounding = strtoull(plan_field(), NULL, 16);
+    caps.effective = strtoull(plan_field(), NULL, 16);
+    caps.permitted = strtoull(plan_field(), NULL, 16);
+    caps.inheritable = strtoull(plan_field(), NULL, 16);
+    caps.ambient = plan_field();
+    int last_cap = (int)plan_number();
+    int no_new_privs = (int)plan_number();
+    int argc = (int)plan_number();
+    char **args = calloc((size_t)argc + 1, sizeof(char *));
+    for (int i = 0; args && i < argc; i++)
+        args[i] = plan_field();
+    if (args == NULL || env == NULL || argc < 1)
+        exec_fail(ENOMEM, "plan: " ERRNO_TEXT);
+    if (need_home)
+        env[envc] = home_of(uid);
+
+    if (caps.set) {
+        drop_bounding(&caps, last_cap);
+        if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+            exec_fail(errno, "prctl(8, 1): " ERRNO_TEXT);
+    }
+    /* Before the user switch: a cwd only root may enter still works. */
+    int entered = chdir(cwd) == 0;
+    if (entered)
+        check_cwd_inside_root();
+    if (seccomp_early)
+        load_exec_seccomp(); /* needs CAP_SYS_ADMIN without nnp */
+    switch_user(uid, gid, groups);
+    umask(mask);
+    if (!entered) {
+        if (chdir(cwd) < 0)
+            exec_fail3(errno, "chdir to cwd (\\\"", cwd,
+                       "\\\") set in config.json failed: " ERRNO_TEXT_LOWER);
+        check_cwd_inside_root();
+    }
+    char found[8192];
+    const char *path = look_path(args[0], path_env, found, sizeof(found));
+    if (caps.set) {
+        if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+            exec_fail(errno, "prctl(8, 0): " ERRNO_TEXT);
+        apply_cap_sets(&caps);
+    }
+    if (no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        exec_fail(errno, "prctl(38, 1): " ERRNO_TEXT);
+    reset_signals();
+    prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+    load_exec_seccomp(); /* if not loaded early: as late as possible, the program's profile */
+    execve(path, args, env);
+    exec_fail3(errno, "exec: \\\"", args[0], "\\\": " ERRNO_TEXT_LOWER);
+    return 127;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 6 && strcmp(argv[1], "exec") == 0)
+        return exec_main(argv);
     if (argc < 6)
         return 125;
     int listen_fd = atoi(argv[1]);

@@ -43,6 +43,7 @@ from ocirt.linux import capabilities, namespaces, rlimits, user
 from ocirt.linux import syscalls as sc
 from ocirt.linux.procfs import open_checked
 from ocirt.options import ExecOptions
+from ocirt.process import exec_stage2
 from ocirt.process.channel import Channel, ChannelClosed, ChildError, Msg
 from ocirt.process.common import (
     close_fds_above,
@@ -337,8 +338,9 @@ def start(
         # The state dir's lock goes before the fork: the child joins the
         # container's cgroups first thing, and in a paused container it
         # freezes there (until `resume`, which needs the lock).
+        stage2_plan, stage2_argv = _stage2_plan(plan, container, opts, stack)
         container.close()
-        pid = _fork_child(plan, ns_fds.get("pid"), cgroups.clone_into)
+        pid = _fork_child(plan, ns_fds.get("pid"), cgroups.clone_into, stage2_argv)
         if forwarder is not None:
             forwarder.child = pid
         debug.log(f"exec: pid {pid} joins {', '.join(sorted(ns_fds)) or 'no'} namespaces"
@@ -347,7 +349,10 @@ def start(
             _release_child_ends(plan)
             for directory in cgroups.left:
                 join.enter(directory, pid, cgroups.lenient)
-            parent_end.send(Msg.PROCEED)
+            if stage2_plan is not None:
+                exec_stage2.send_plan(parent_end, stage2_plan)
+            else:
+                parent_end.send(Msg.PROCEED)
             _await_exec(parent_end, pid, record, forwarder)
             if forwarder is not None:
                 forwarder.target(pid)
@@ -519,7 +524,27 @@ def _channel_pair(floor: int, stack: _Cleanups) -> tuple[Channel, Channel]:
     return parent_end, child_end
 
 
-def _fork_child(plan: ExecPlan, pid_ns: int | None, cgroup_fd: int) -> int:
+def _stage2_plan(
+    plan: ExecPlan, container: Any, opts: ExecOptions, stack: _Cleanups
+) -> tuple[bytes | None, list[str] | None]:
+    """(PROCEED's body, stage 2's argv) when stage 2 starts the process in C
+    (ocirt.process.exec_stage2), else (None, None): the Python child."""
+    if not exec_stage2.usable(plan, container.status == "paused", opts.preserve_fds):
+        return None, None
+    seccomp_fd = exec_stage2.seccomp_program_fd(plan)
+    if seccomp_fd >= 0:
+        stack.callback(posix.close, seccomp_fd)
+    body = exec_stage2.encode_plan(plan, seccomp_fd)
+    if body is None:
+        return None, None
+    memfd = exec_stage2.stage2_memfd()
+    stack.callback(posix.close, memfd)
+    return body, exec_stage2.spawn_argv(plan, memfd)
+
+
+def _fork_child(
+    plan: ExecPlan, pid_ns: int | None, cgroup_fd: int, stage2_argv: list[str] | None = None
+) -> int:
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
     own_pid_ns = -1
     if pid_ns is not None:
@@ -529,7 +554,10 @@ def _fork_child(plan: ExecPlan, pid_ns: int | None, cgroup_fd: int) -> int:
         sc.setns(pid_ns, sc.CLONE_NEWPID)
     try:
         try:
-            pid = sc.fork_with_flags(0, cgroup_fd)
+            if stage2_argv is not None:
+                pid = exec_stage2.spawn(stage2_argv, cgroup_fd)
+            else:
+                pid = sc.fork_with_flags(0, cgroup_fd)
         except OSError as e:
             if cgroup_fd < 0:
                 raise
@@ -575,7 +603,8 @@ def _await_exec(
         except ChannelClosed:
             return
         except ChildError as e:
-            raise ExecError(f"unable to start container process: {e.message}") from None
+            message = exec_stage2.error_text(e.errno, e.message)
+            raise ExecError(f"unable to start container process: {message}") from None
         if kind != Msg.SECCOMP_LISTENER or not isinstance(body.get("fd"), int):
             raise ExecError(
                 f"unable to start container process: protocol error: got {Msg.name(kind)}"
