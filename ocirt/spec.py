@@ -412,14 +412,14 @@ class Spec(_Record):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], bundle: str) -> Spec:
-        import posixpath  # imports os: create's, not exec's
+        from ocirt.linux import pathnames  # not posixpath, which imports os
 
         root = d.get("root") or {}
-        root_path = posixpath.join(bundle, root.get("path") or "rootfs")
+        root_path = pathnames.join(bundle, root.get("path") or "rootfs")
         hooks = d.get("hooks") or {}
         return cls(
             oci_version=d.get("ociVersion", ""),
-            root_path=posixpath.normpath(root_path),
+            root_path=pathnames.normpath(root_path),
             root_readonly=bool(root.get("readonly", False)),
             process=Process.from_dict(d["process"]) if d.get("process") else None,
             hostname=d.get("hostname") or "",

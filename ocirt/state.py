@@ -128,9 +128,9 @@ class StateDir:
     # -- lifecycle of the directory ------------------------------------
     def create(self) -> None:
         """mkdir + lock; refuses an id in use (mkdir is the atomic test)."""
-        import os  # only create makes directories: the short commands never get here
+        from ocirt.linux import pathnames  # not os: only create makes directories
 
-        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        pathnames.makedirs(self.root, mode=0o700)
         root_fd = posix.open(self.root, _DIR_FLAGS)
         try:
             # Shared: creates of other ids go on side by side.  _open_settled

@@ -29,24 +29,7 @@ from _collections import deque
 
 from ocirt import _fastjson, debug
 from ocirt.errors import ConfigError
-
-
-class _ImportedOnUse:
-    """A module imported when first used: os and posixpath cost ~1.5 ms of
-    imports (_collections_abc...), which `exec --process FILE` (the shims',
-    an exec probe's) does without; create, which checks a config, uses them."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __getattr__(self, attr: str) -> Any:
-        module = __import__(self._name)
-        globals()[self._name] = module  # from now on the module itself
-        return getattr(module, attr)
-
-
-os: Any = _ImportedOnUse("os")
-posixpath: Any = _ImportedOnUse("posixpath")
+from ocirt.linux import pathnames  # not os.path: os costs ~1.2 ms of imports
 
 # json, re, logging, pathlib and typing are imported where used: together they
 # cost ~25 ms, and this module runs on every `create`.
@@ -237,7 +220,7 @@ def load_config(bundle: str, filename: str = "config.json") -> tuple[dict[str, A
 
     The raw bytes are kept because the schema-check cache is keyed on them.
     """
-    path = os.path.join(bundle, filename)
+    path = pathnames.join(bundle, filename)
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -246,12 +229,12 @@ def load_config(bundle: str, filename: str = "config.json") -> tuple[dict[str, A
         raise ConfigError(
             filename,
             "",
-            f"JSON specification file {os.path.abspath(path)} not found",
+            f"JSON specification file {pathnames.abspath(path)} not found",
             "run `ocirt spec` in the bundle directory to create one, or pass --bundle",
         ) from None
     except OSError as e:
         raise ConfigError(
-            filename, "", f"cannot read {os.path.abspath(path)}: {e.strerror}"
+            filename, "", f"cannot read {pathnames.abspath(path)}: {e.strerror}"
         ) from None
     return parse_json_object(raw, filename), raw
 
@@ -328,7 +311,7 @@ def validate_config(
         _check_structure(config, filename)
         if not _fast_schema_accepts(config):  # then jsonschema judges, and words it
             marker = _cache_marker(cache_dir, raw) if cache_dir else None
-            if marker is None or not os.path.exists(marker):
+            if marker is None or not pathnames.exists(marker):
                 _schema_check(config, "config-schema.json", filename, prefix="")
                 if marker is not None:
                     _write_marker(marker)
@@ -381,7 +364,7 @@ def resolve_in_root(root: str, path: str) -> str:
     so the caller's ``stat`` reports the missing file.  Raises ``OSError(ELOOP)``
     after :data:`MAX_SYMLINKS` links.
     """
-    root = os.path.abspath(root)
+    root = pathnames.abspath(root)
     pending: deque[str] = deque(c for c in path.split("/") if c)
     done: list[str] = []
     links = 0
@@ -394,18 +377,18 @@ def resolve_in_root(root: str, path: str) -> str:
                 done.pop()
             continue
         try:
-            target = os.readlink(os.path.join(root, *done, name))
+            target = posix.readlink(pathnames.join(root, *done, name))
         except OSError:
             # Not a symlink (EINVAL) or missing (ENOENT): take it literally.
             done.append(name)
             continue
         links += 1
         if links > MAX_SYMLINKS:
-            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+            raise OSError(errno.ELOOP, posix.strerror(errno.ELOOP), path)
         if target.startswith("/"):
             done = []
         pending.extendleft(reversed([c for c in target.split("/") if c]))
-    return os.path.join(root, *done)
+    return pathnames.join(root, *done)
 
 
 # --------------------------------------------------------------------------
@@ -577,13 +560,15 @@ def _cache_marker(cache_dir: str, raw: bytes) -> str:
     except ImportError:
         from hashlib import sha256
     digest = sha256(raw + b"\0" + SCHEMA_VERSION.encode()).hexdigest()
-    return os.path.join(cache_dir, digest)
+    return pathnames.join(cache_dir, digest)
 
 
 def _write_marker(marker: str) -> None:
     """Record a passed schema check; the cache is an optimisation, so never fail."""
+    import os  # a verdict of jsonschema's only (see ocirt.validate's cache)
+
     try:
-        os.makedirs(os.path.dirname(marker), mode=0o700, exist_ok=True)
+        os.makedirs(pathnames.dirname(marker), mode=0o700, exist_ok=True)
         with open(marker, "wb"):
             pass
     except OSError as e:
@@ -692,7 +677,7 @@ def _check_cgroups_path(linux: dict[str, Any], filename: str) -> None:
     if (
         path.startswith("/")
         and ":" not in path
-        and posixpath.normpath("/" + path.lstrip("/")) == "/"
+        and pathnames.normpath("/" + path.lstrip("/")) == "/"
     ):
         raise ConfigError(
             filename,
@@ -801,9 +786,9 @@ def _check_root(config: dict[str, Any], bundle: str, filename: str) -> str:
             "missing: create and run need a root filesystem",
             'add "root": {"path": "rootfs"}',
         )
-    rootfs = os.path.abspath(os.path.join(bundle, root["path"]))
+    rootfs = pathnames.abspath(pathnames.join(bundle, root["path"]))
     try:
-        st = os.stat(rootfs)
+        st = posix.stat(rootfs)
     except OSError as e:
         raise ConfigError(
             filename,
@@ -995,7 +980,7 @@ def _check_namespace_path(kind: str, path: str, filename: str, json_path: str) -
         )
     proc_name, clone_flag = NAMESPACES[kind]
     try:
-        st = os.stat(path)
+        st = posix.stat(path)
     except FileNotFoundError:
         raise ConfigError(
             filename,
@@ -1010,7 +995,7 @@ def _check_namespace_path(kind: str, path: str, filename: str, json_path: str) -
     # Every namespace file lives on the single nsfs superblock: compare st_dev
     # with one of our own namespace files.
     try:
-        nsfs_dev = os.stat(f"/proc/self/ns/{proc_name}").st_dev
+        nsfs_dev = posix.stat(f"/proc/self/ns/{proc_name}").st_dev
     except OSError:
         return  # kernel without this namespace type or /proc: nothing to compare
     if st.st_dev != nsfs_dev:
@@ -1034,7 +1019,7 @@ def _check_namespace_path(kind: str, path: str, filename: str, json_path: str) -
 def _namespace_type_of(path: str) -> int | None:
     """The CLONE_NEW* flag of a namespace file via NS_GET_NSTYPE; None if unknown."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
     except OSError:
         return None
     try:
@@ -1042,7 +1027,7 @@ def _namespace_type_of(path: str) -> int | None:
     except OSError:
         return None  # kernel < 4.11
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def _is_bind(mount: dict[str, Any]) -> bool:
@@ -1076,12 +1061,12 @@ def _check_mounts(mounts: Sequence[dict[str, Any]], bundle: str, filename: str) 
                     "a bind mount needs a source",
                     "set the host path to bind",
                 )
-            host = os.path.join(bundle, source)  # relative sources are relative to the bundle
-            if not os.path.lexists(host):
+            host = pathnames.join(bundle, source)  # relative sources are relative to the bundle
+            if not pathnames.lexists(host):
                 raise ConfigError(
                     filename,
                     f"mounts[{i}].source",
-                    f"bind mount source {os.path.abspath(host)} does not exist",
+                    f"bind mount source {pathnames.abspath(host)} does not exist",
                     f"create it or fix the mount for {dest}",
                 )
 
@@ -1105,10 +1090,10 @@ def _check_executable(config: dict[str, Any], rootfs: str, bundle: str, filename
     uncertain = _hooks_may_change_rootfs(config)
 
     if "/" in prog:
-        candidates = [posixpath.join(cwd, prog)]
+        candidates = [pathnames.join(cwd, prog)]
     else:
         candidates = [
-            posixpath.join(cwd, d or ".", prog)
+            pathnames.join(cwd, d or ".", prog)
             for d in _env_path(process.get("env") or []).split(":")
         ]
 
@@ -1157,14 +1142,14 @@ def _probe_program(
         host_path = resolve_in_root(rootfs, container_path)
     except OSError as e:
         return f"stat {container_path}: {e.strerror.lower()}"
-    inside = "/" + os.path.relpath(host_path, rootfs) if host_path != rootfs else "/"
+    inside = "/" + pathnames.relpath(host_path, rootfs) if host_path != rootfs else "/"
     mounted = _host_path_via_mounts(inside, mounts, bundle)
     if mounted is False:
         return None  # under a tmpfs or similar: not ours to judge
     if mounted is not None:
         host_path = mounted
     try:
-        st = os.stat(host_path)
+        st = posix.stat(host_path)
     except OSError as e:
         return f"stat {container_path}: {(e.strerror or 'error').lower()}"
     if not stat.S_ISREG(st.st_mode) or not st.st_mode & 0o111:
@@ -1183,13 +1168,13 @@ def _host_path_via_mounts(
     """
     for mount in reversed(mounts):
         # normpath keeps a leading "//" (POSIX allows it to be special): strip it.
-        dest = "/" + posixpath.normpath("/" + mount.get("destination", "")).lstrip("/")
+        dest = "/" + pathnames.normpath("/" + mount.get("destination", "")).lstrip("/")
         if inside != dest and not inside.startswith(dest.rstrip("/") + "/"):
             continue
         if not _is_bind(mount):
             return False
         rest = inside[len(dest) :].lstrip("/")
-        source = os.path.join(bundle, mount.get("source", ""))
+        source = pathnames.join(bundle, mount.get("source", ""))
         return resolve_in_root(source, rest) if rest else source
     return None
 
@@ -1199,7 +1184,7 @@ def _hooks_may_change_rootfs(config: dict[str, Any]) -> bool:
     for name in _ROOTFS_CHANGING_HOOKS:
         for hook in hooks.get(name) or []:
             args = hook.get("args") or [hook.get("path", "")]
-            if os.path.basename(args[0]) not in _HARMLESS_HOOK_NAMES:
+            if pathnames.basename(args[0]) not in _HARMLESS_HOOK_NAMES:
                 return True
     return False
 

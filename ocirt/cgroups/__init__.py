@@ -101,12 +101,12 @@ def clean_path(path: str) -> str:
     """runc's utils.CleanPath: no ".." may climb out of the hierarchy root."""
     if not path:
         return ""
-    import posixpath  # imports os: create's, not exec's
+    from ocirt.linux import pathnames  # not posixpath, which imports os
 
-    cleaned = posixpath.normpath("/" + path)
+    cleaned = pathnames.normpath("/" + path)
     if path.startswith("/"):
         return cleaned
-    return posixpath.relpath(cleaned, "/") if cleaned != "/" else ""
+    return pathnames.relpath(cleaned, "/") if cleaned != "/" else ""
 
 
 def remove_dir(path: str, attempts: int = 10) -> None:
@@ -146,13 +146,13 @@ def _child_dirs(path: str) -> list[str]:
 
 def missing_dirs(path: str) -> list[str]:
     """PATH and those of its parents that are not directories (yet), innermost first."""
-    import posixpath  # imports os: create's, not exec's
+    from ocirt.linux import pathnames  # not posixpath, which imports os
 
     missing: list[str] = []
     probe = path
-    while not posixpath.isdir(probe):
+    while not pathnames.isdir(probe):
         missing.append(probe)
-        probe = posixpath.dirname(probe)
+        probe = pathnames.dirname(probe)
     return missing
 
 

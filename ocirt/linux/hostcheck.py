@@ -10,10 +10,10 @@ runs when its field is present.
 
 from __future__ import annotations
 
-import os
+import posix  # not os (~1.2 ms of imports): ocirt.linux.pathnames has os.path's few uses
 
 from ocirt.errors import ConfigError
-from ocirt.linux import mountinfo
+from ocirt.linux import mountinfo, pathnames
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -162,11 +162,11 @@ def resctrl_mounted() -> bool:
 
 
 def time_namespace_supported() -> bool:
-    return os.path.exists("/proc/self/ns/time")
+    return pathnames.exists("/proc/self/ns/time")
 
 
 def numa_supported() -> bool:
-    return os.path.exists("/sys/devices/system/node")
+    return pathnames.exists("/sys/devices/system/node")
 
 
 def idmapped_mounts_supported() -> bool:
@@ -195,7 +195,7 @@ def _check_net_devices(linux: dict[str, Any], kinds: dict[str, Any], filename: s
             "unable to move network devices without a NET namespace",
             'add {"type": "network"} to linux.namespaces',
         )
-    if os.geteuid() != 0:
+    if posix.geteuid() != 0:
         raise ConfigError(filename, "linux.netDevices", "moving host network devices needs root")
     seen: dict[str, str] = {}
     for host_name, settings in devices.items():
@@ -222,7 +222,7 @@ def _check_devices(linux: dict[str, Any], filename: str) -> None:
             raise ConfigError(
                 filename, f"{where}.path", f"{path!r} is not an absolute path", "start it with /"
             )
-        if os.path.normpath(path) in ("/", "//"):
+        if pathnames.normpath(path) in ("/", "//"):
             raise ConfigError(filename, f"{where}.path", f"{path!r} names the root directory")
         if device.get("type") != "p" and ("major" not in device or "minor" not in device):
             raise ConfigError(
@@ -279,7 +279,7 @@ def _check_idmapped(
         raise ConfigError(
             filename, where, "an idmapped mount needs both uidMappings and gidMappings"
         )
-    if os.geteuid() != 0:
+    if posix.geteuid() != 0:
         raise ConfigError(
             filename,
             f"{where}.options",
@@ -289,7 +289,7 @@ def _check_idmapped(
 
 
 def _check_rootless(kinds: dict[str, Any], filename: str) -> None:
-    if os.geteuid() != 0 and "user" not in kinds:
+    if posix.geteuid() != 0 and "user" not in kinds:
         raise ConfigError(
             filename,
             "linux.namespaces",

@@ -13,12 +13,12 @@ by the runtime itself (``source_trees``).
 from __future__ import annotations
 
 import errno
-import os
+import posix  # not os (~1.2 ms of imports): ocirt.linux.pathnames has os.path's few uses
 import stat
 
 from ocirt import debug
 from ocirt.errors import OcirtError
-from ocirt.linux import devices, mountinfo, mountopts
+from ocirt.linux import devices, mountinfo, mountopts, pathnames
 from ocirt.linux import syscalls as sc
 from ocirt.linux.paths import (
     clean,
@@ -95,7 +95,7 @@ def prepare(
         # propagation are the host's and stay as they are.  Only a read-only
         # root needs a mount of its own to make read-only, not the host's.
         sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
-    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    root_fd = posix.open(rootfs, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
     label = ""
     if spec.linux.mount_label:
         from ocirt.linux import lsm
@@ -152,11 +152,11 @@ def _mount_of(path: str) -> tuple[str, bool]:
 
 def remount_deferred(root_fd: int, destinations: list[str]) -> None:
     for destination in destinations:
-        target = open_in_root(root_fd, destination, os.O_PATH)
+        target = open_in_root(root_fd, destination, posix.O_PATH)
         try:
             bind_remount(fd_path(target), sc.MS_RDONLY | _statvfs_flags(fd_path(target)))
         finally:
-            os.close(target)
+            posix.close(target)
 
 
 def mount_one(root_fd: int, m: Mount, ctx: MountContext, index: int = -1) -> bool:
@@ -184,7 +184,7 @@ def _mount_filesystem(
     if defer_ro:
         flags &= ~sc.MS_RDONLY
     try:
-        dir_mode = stat.S_IMODE(os.fstat(target).st_mode) if keep_mode else 0
+        dir_mode = stat.S_IMODE(posix.fstat(target).st_mode) if keep_mode else 0
         try:
             data = opts.data
             if ctx.mount_label:
@@ -200,18 +200,18 @@ def _mount_filesystem(
             _bind_host_sys(root_fd, target, m.destination)
             return False
         if keep_mode:
-            mounted = open_in_root(root_fd, m.destination, os.O_PATH)  # the new tmpfs
+            mounted = open_in_root(root_fd, m.destination, posix.O_PATH)  # the new tmpfs
             try:
-                os.chmod(fd_path(mounted), dir_mode)
+                posix.chmod(fd_path(mounted), dir_mode)
             finally:
-                os.close(mounted)
+                posix.close(mounted)
         if "tmpcopyup" in opts.extensions:
             # TARGET still names the directory under the new tmpfs: copy it up.
             from ocirt.linux import copyup
 
-            copyup.copy_up(target, open_in_root(root_fd, m.destination, os.O_PATH))
+            copyup.copy_up(target, open_in_root(root_fd, m.destination, posix.O_PATH))
     finally:
-        os.close(target)
+        posix.close(target)
     _apply_after_mount(root_fd, m.destination, opts)
     return defer_ro
 
@@ -222,7 +222,7 @@ def _names_mode(data: str | None) -> bool:
 
 def _exists(root_fd: int, m: Mount) -> bool:
     try:
-        os.close(open_in_root(root_fd, m.destination, os.O_PATH))
+        posix.close(open_in_root(root_fd, m.destination, posix.O_PATH))
     except FileNotFoundError:
         return False
     return True
@@ -230,15 +230,15 @@ def _exists(root_fd: int, m: Mount) -> bool:
 
 def _bind_host_sys(root_fd: int, target: int, destination: str) -> None:
     sc.mount("/sys", fd_path(target), None, sc.MS_BIND | sc.MS_REC)
-    mounted = open_in_root(root_fd, destination, os.O_PATH)  # the bind, not the dir under it
+    mounted = open_in_root(root_fd, destination, posix.O_PATH)  # the bind, not the dir under it
     try:
         bind_remount(fd_path(mounted), sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
     finally:
-        os.close(mounted)
+        posix.close(mounted)
 
 
 def _bind_source(m: Mount, bundle: str) -> str:
-    return m.source if os.path.isabs(m.source) else os.path.join(bundle, m.source)
+    return m.source if pathnames.isabs(m.source) else pathnames.join(bundle, m.source)
 
 
 def _bind_mount(
@@ -258,9 +258,9 @@ def _bind_mount(
     by path would land elsewhere and leave this mount writable)."""
     source = _bind_source(m, bundle)
     if tree is not None:  # the source may be out of our reach (a user namespace)
-        source_is_dir = stat.S_ISDIR(os.fstat(tree).st_mode)
+        source_is_dir = stat.S_ISDIR(posix.fstat(tree).st_mode)
     else:
-        source_is_dir = os.path.isdir(source)
+        source_is_dir = pathnames.isdir(source)
     _refuse_proc_destination(root_fd, m)
     target = (ensure_dir if source_is_dir else ensure_file)(root_fd, m.destination)
     try:
@@ -276,18 +276,18 @@ def _bind_mount(
             )
         finally:
             if own_tree:
-                os.close(tree)
+                posix.close(tree)
     finally:
-        os.close(target)
+        posix.close(target)
     if opts.propagation:
         # Propagation only on the attached mount, reopened: a swap can at
         # worst make some other mount of the container shared or slave.
-        mounted = open_in_root(root_fd, m.destination, os.O_PATH)
+        mounted = open_in_root(root_fd, m.destination, posix.O_PATH)
         try:
             for propagation in opts.propagation:
                 sc.mount(None, fd_path(mounted), None, propagation)
         finally:
-            os.close(mounted)
+            posix.close(mounted)
 
 
 def _set_tree_attrs(tree: int, opts: mountopts.MountOptions) -> None:
@@ -331,7 +331,7 @@ def _filesystem_target(root_fd: int, m: Mount) -> int:
     _refuse_proc_destination(root_fd, m)
     if m.type in ("proc", "sysfs"):
         resolve = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_SYMLINKS
-        flags = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+        flags = posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC
         try:
             return sc.openat2(root_fd, clean(m.destination), flags, 0, resolve)
         except FileNotFoundError:
@@ -346,7 +346,7 @@ def _filesystem_target(root_fd: int, m: Mount) -> int:
     try:
         _refuse_proc_target(root_fd, target, m)
     except BaseException:
-        os.close(target)
+        posix.close(target)
         raise
     return target
 
@@ -365,8 +365,8 @@ def _refuse_proc_target(root_fd: int, target: int, m: Mount) -> None:
     reached procfs through a symlink, or a racing container's swap."""
     if sc.fstatfs_type(target) != PROC_SUPER_MAGIC:
         return
-    where = os.readlink(fd_path(target))  # the host's /proc still: we have not pivoted
-    root = os.readlink(fd_path(root_fd))
+    where = posix.readlink(fd_path(target))  # the host's /proc still: we have not pivoted
+    root = posix.readlink(fd_path(root_fd))
     relative = where[len(root) :].lstrip("/") if where.startswith(root + "/") else where
     # Any procfs mount counts, wherever it is: only the one at /proc has its
     # files named by PROC_FILES_BINDABLE.
@@ -381,7 +381,7 @@ def _judge_in_proc(root_fd: int, relative: str, inside: str, m: Mount) -> None:
         return
     if inside in PROC_FILES_BINDABLE and m.type != "proc":
         return
-    shown = os.path.join(os.readlink(fd_path(root_fd)), relative)
+    shown = pathnames.join(posix.readlink(fd_path(root_fd)), relative)
     if inside == "":
         raise OSError(errno.EPERM, f'"{shown}" cannot be mounted because it is not of type proc')
     raise OSError(errno.EPERM, f'"{shown}" cannot be mounted because it is inside /proc')
@@ -424,7 +424,7 @@ def source_trees(spec: Spec, bundle: str, all_binds: bool = False) -> dict[int, 
             _set_tree_attrs(trees[index], mountopts.parse(m.options))
     except BaseException:
         for fd in trees.values():
-            os.close(fd)
+            posix.close(fd)
         raise
     return trees
 
@@ -454,9 +454,9 @@ def _idmapped_tree(spec: Spec, bundle: str, index: int, m: Mount) -> int:
                 flags = sc.AT_EMPTY_PATH | (sc.AT_RECURSIVE if recursive else 0)
                 sc.mount_setattr(tree, "", flags, sc.MOUNT_ATTR_IDMAP, userns_fd=userns)
             finally:
-                os.close(userns)
+                posix.close(userns)
         except BaseException:
-            os.close(tree)
+            posix.close(tree)
             raise
     except OSError as e:
         raise MountError(
@@ -484,7 +484,7 @@ def bind_remount(path: str, flags: int) -> None:
 
 
 def _statvfs_flags(path: str) -> int:
-    st = os.statvfs(path)
+    st = posix.statvfs(path)
     # statvfs's ST_* values equal the MS_* ones for the flags we keep.
     return st.f_flag & (sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
 
@@ -494,11 +494,11 @@ def _apply_after_mount(root_fd: int, destination: str, opts: mountopts.MountOpti
     fd used to mount refers to the directory underneath it)."""
     if not (opts.rec_set or opts.rec_clear or opts.propagation):
         return
-    target = open_in_root(root_fd, destination, os.O_PATH)
+    target = open_in_root(root_fd, destination, posix.O_PATH)
     try:
         _apply_after(target, opts)
     finally:
-        os.close(target)
+        posix.close(target)
 
 
 def _apply_after(target: int, opts: mountopts.MountOptions) -> None:
@@ -527,11 +527,11 @@ def _mount_cgroup(root_fd: int, m: Mount, opts: mountopts.MountOptions, ctx: Mou
         # runc's flags for it whatever the mount's options (its defaultMountFlags).
         holder_flags = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
         sc.mount("tmpfs", fd_path(target), "tmpfs", holder_flags, "mode=755")
-        os.close(target)
-        target = open_in_root(root_fd, m.destination, os.O_PATH | os.O_DIRECTORY)
+        posix.close(target)
+        target = open_in_root(root_fd, m.destination, posix.O_PATH | posix.O_DIRECTORY)
         flags = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
         for mountpoint, cg_path, key in _v1_hierarchies(cgroup_paths):
-            name = os.path.basename(mountpoint)
+            name = pathnames.basename(mountpoint)
             sub = make_dir_in(target, name)  # in the tmpfs just mounted: nothing is there
             try:
                 if ctx.in_cgroup_ns:
@@ -546,21 +546,21 @@ def _mount_cgroup(root_fd: int, m: Mount, opts: mountopts.MountOptions, ctx: Mou
                 else:
                     # Private and read-only before it is attached: a clone keeps
                     # the host mount's peer group, and runc's are private.
-                    _bind_tree(os.path.join(mountpoint, cg_path.lstrip("/")), sub, flags)
+                    _bind_tree(pathnames.join(mountpoint, cg_path.lstrip("/")), sub, flags)
                     _link_joint_controllers(target, name)
                     continue
             finally:
-                os.close(sub)
-            mounted = open_in_root(root_fd, os.path.join(m.destination, name))
+                posix.close(sub)
+            mounted = open_in_root(root_fd, pathnames.join(m.destination, name))
             try:
                 sc.mount(None, fd_path(mounted), None, sc.MS_PRIVATE)
                 bind_remount(fd_path(mounted), flags)
             finally:
-                os.close(mounted)
+                posix.close(mounted)
             _link_joint_controllers(target, name)
         # runc leaves this tmpfs read-write; only the controller mounts are ro.
     finally:
-        os.close(target)
+        posix.close(target)
 
 
 def _link_joint_controllers(holder: int, name: str) -> None:
@@ -569,7 +569,7 @@ def _link_joint_controllers(holder: int, name: str) -> None:
     for alias in name.split(","):
         if alias != name:
             try:
-                os.symlink(name, alias, dir_fd=holder)
+                posix.symlink(name, alias, dir_fd=holder)
             except FileExistsError:
                 pass
 
@@ -589,7 +589,7 @@ def _bind_tree(source: str, target: int, flags: int | None = None) -> None:
                 sc.mount_setattr(tree, "", sc.AT_EMPTY_PATH, attr_set, 0, sc.MS_PRIVATE)
         sc.move_mount(tree, "", target, "", sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH)
     finally:
-        os.close(tree)
+        posix.close(tree)
 
 
 # mount(2) flags and their mount_setattr(2) attributes.
@@ -645,28 +645,28 @@ def enter(root_fd: int, rootfs: str, no_pivot: bool, new_mount_ns: bool = True) 
     onto "/" would change the root of everything that shares it, the host.
     """
     if not new_mount_ns:
-        os.fchdir(root_fd)
-        os.chroot(".")
-        os.chdir("/")
+        posix.fchdir(root_fd)
+        posix.chroot(".")
+        posix.chdir("/")
         return
     if no_pivot:
-        os.chdir(rootfs)
+        posix.chdir(rootfs)
         sc.mount(rootfs, "/", None, sc.MS_MOVE)
-        os.chroot(".")
-        os.chdir("/")
+        posix.chroot(".")
+        posix.chdir("/")
         return
-    old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    old_root = posix.open("/", posix.O_DIRECTORY | posix.O_RDONLY | posix.O_CLOEXEC)
     try:
-        os.fchdir(root_fd)
+        posix.fchdir(root_fd)
         # pivot_root(".", ".") stacks the old root on top of the new one; we
         # then detach it from under us without ever needing a put_old dir.
         sc.pivot_root(".", ".")
-        os.fchdir(old_root)
+        posix.fchdir(old_root)
         sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
         sc.umount2(".", sc.MNT_DETACH)
     finally:
-        os.close(old_root)
-    os.chdir("/")
+        posix.close(old_root)
+    posix.chdir("/")
 
 
 def finish_propagation(spec: Spec) -> None:
@@ -709,7 +709,7 @@ def _mask(root_fd: int, path: str, fd: int) -> None:
     try:
         devices.bind_fd_over(null, fd)
     finally:
-        os.close(null)
+        posix.close(null)
 
 
 def _mount_empty_tmpfs_over(target: int) -> None:
@@ -724,13 +724,13 @@ def _mount_empty_tmpfs_over(target: int) -> None:
         sc.fsconfig(context, sc.FSCONFIG_CMD_CREATE)
         mount = sc.fsmount(context, sc.MOUNT_ATTR_RDONLY)
     finally:
-        os.close(context)
+        posix.close(context)
     try:
         sc.move_mount(
             mount, "", target, "", sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH
         )
     finally:
-        os.close(mount)
+        posix.close(mount)
 
 
 def _make_readonly(root_fd: int, path: str, fd: int) -> None:
@@ -744,16 +744,16 @@ def _make_readonly(root_fd: int, path: str, fd: int) -> None:
 def _for_each_present(paths: tuple[str, ...], action: Callable[[int, str, int], None]) -> None:
     """ACTION(root fd, path, O_PATH fd of it) for each of PATHS that exists in our
     (pivoted) root, looked up inside it from one fd of it."""
-    root = os.open("/", os.O_PATH | os.O_CLOEXEC)
+    root = posix.open("/", posix.O_PATH | posix.O_CLOEXEC)
     try:
         for path in paths:
             try:
-                fd = open_in_root(root, path, os.O_PATH)
+                fd = open_in_root(root, path, posix.O_PATH)
             except FileNotFoundError:
                 continue
             try:
                 action(root, path, fd)
             finally:
-                os.close(fd)
+                posix.close(fd)
     finally:
-        os.close(root)
+        posix.close(root)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import posix  # not os (~1.2 ms of imports): ocirt.linux.pathnames has os.path's few uses
 
 from ocirt.errors import OcirtError
 from ocirt.linux import procfs
@@ -40,17 +40,17 @@ def apply(values: dict[str, str]) -> None:
         for key, value in values.items():
             _write_one(proc, key, value)
     finally:
-        os.close(proc)
+        posix.close(proc)
 
 
 def _write_one(proc: int, key: str, value: str) -> None:
     relative = "sys/" + key.replace(".", "/")
     try:
-        fd = procfs.open_beneath(proc, relative, os.O_WRONLY, "/proc/" + relative)
+        fd = procfs.open_beneath(proc, relative, posix.O_WRONLY, "/proc/" + relative)
         try:
-            os.write(fd, value.encode())
+            posix.write(fd, value.encode())
         finally:
-            os.close(fd)
+            posix.close(fd)
     except OSError as e:
         raise OcirtError(
             f"config.json: linux.sysctl[{key!r}]: cannot write /proc/{relative}: {e.strerror}"
