@@ -15,6 +15,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,6 +54,47 @@ def test_common_shape_runs_stage2(pair):
     assert STAGE2_EXEC.search(trace), trace
     # Its next execve is the program's, by the same process.
     assert re.search(r'execve\("/bin/true", \["true"\]', trace), trace
+
+
+# What only the Python child needs (its steps, _json for its channel bodies, the
+# user switch; stat, which look_path no longer imports): not loaded for stage 2.
+PYTHON_CHILD_ONLY = ("ocirt.process.exec_child", "ocirt.linux.user", "_json", "stat")
+EXEC_IN_FRESH_INTERPRETER = """
+import sys
+sys.path[:0] = [{repo!r}, {site!r}]  # site-packages: _cffi_backend, for the shim
+before = set(sys.modules)
+from ocirt import fastcli
+status = fastcli.run(["--root", {root!r}, "exec", *{flags!r}, {cid!r}, "true"])
+new = set(sys.modules) - before
+print(status, sorted(name for name in {modules!r} if name in new), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    ("flags", "loaded"),
+    [
+        ((), []),
+        (("--preserve-fds", "0"), []),
+        (("--preserve-fds", "1"), sorted(PYTHON_CHILD_ONLY[:3])),
+    ],
+)
+def test_python_child_modules_load_only_for_it(pair, flags, loaded):
+    """The fast front end's exec with stage 2 imports none of the Python child's
+    modules (exec_child was exec's own code, _json its channel's preload);
+    --preserve-fds keeps the Python child, which gets them all before its fork."""
+    import sysconfig
+
+    ours = pair[0]
+    code = EXEC_IN_FRESH_INTERPRETER.format(
+        repo=str(Path(__file__).resolve().parents[1]), site=sysconfig.get_paths()["purelib"],
+        root=str(ours.root), flags=flags,
+        cid=ours.container, modules=PYTHON_CHILD_ONLY,
+    )  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert out.stderr.strip().splitlines()[-1] == f"0 {loaded}", out.stderr
 
 
 def test_preserve_fds_keeps_the_python_child(pair):

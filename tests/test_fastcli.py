@@ -252,6 +252,7 @@ def test_exec_imports_need_no_main_phase() -> None:
         f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
         "before = set(sys.modules)\n"
         "import ocirt.fastcli, ocirt.container, ocirt.foreground, ocirt.process.exec\n"
+        "import ocirt.process.exec_child\n"  # the Python child's, imported before its fork
         "import ocirt.linux.seccomp, ocirt.linux.seccomp_cache, ocirt.debug\n"
         "new = sorted(set(sys.modules) - before)\n"
         "origins = (getattr(sys.modules[n].__spec__, 'origin', None) for n in new)\n"
@@ -275,7 +276,7 @@ def test_exec_imports_need_no_main_phase() -> None:
 # exec's, with --process (the shims': validate) and a seccomp profile's.
 EXEC_MODULES = (
     "ocirt.fastcli, ocirt.container, ocirt.foreground, ocirt.process.exec, ocirt.validate,"
-    " ocirt.linux.seccomp, ocirt.linux.seccomp_cache"
+    " ocirt.linux.seccomp, ocirt.linux.seccomp_cache, ocirt.process.exec_child"
 )
 
 

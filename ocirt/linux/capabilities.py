@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import posix
 
 from ocirt.linux import syscalls as sc
 from ocirt.spec import Capabilities
@@ -27,9 +28,12 @@ _last_cap: list[int] = []  # read once: the init asks for it with every set it c
 def last_cap() -> int:
     """The highest capability this kernel knows."""
     if not _last_cap:
-        try:
-            with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
-                _last_cap.append(int(f.read()))
+        try:  # posix, not open(): _io costs exec ~0.2 ms to import (ocirt.fastcli)
+            fd = posix.open("/proc/sys/kernel/cap_last_cap", posix.O_RDONLY | posix.O_CLOEXEC)
+            try:
+                _last_cap.append(int(posix.read(fd, 32)))
+            finally:
+                posix.close(fd)
         except OSError:
             _last_cap.append(len(CAP_NAMES) - 1)
     return _last_cap[0]

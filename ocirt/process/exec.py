@@ -36,27 +36,14 @@ import _socket as socket
 import posix  # not os (~1.5 ms of imports: _collections_abc, posixpath...)
 import select
 
-from ocirt import debug
+from ocirt import _fastjson, debug
 from ocirt.cgroups import join
 from ocirt.errors import ExecError, ExecInterrupted, OcirtError, lower_first
-from ocirt.linux import capabilities, namespaces, rlimits, user
 from ocirt.linux import syscalls as sc
-from ocirt.linux.procfs import open_checked
 from ocirt.options import ExecOptions
 from ocirt.process import exec_stage2
 from ocirt.process.channel import Channel, ChannelClosed, ChildError, Msg
-from ocirt.process.common import (
-    close_fds_above,
-    enter_cwd_as_root,
-    enter_cwd_as_user,
-    high_fd,
-    join_cgroups_by_tasks,
-    kill_and_reap,
-    look_path,
-    reset_signals,
-    seal_imports,
-    write_pid_file,
-)
+from ocirt.process.common import high_fd, kill_and_reap, write_pid_file
 from ocirt.spec import _REQUIRED, NS_PROC_NAMES, Process, _Record
 from ocirt.state import init_is_alive
 
@@ -64,7 +51,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import FrameType
-    from typing import Any, NoReturn
+    from typing import Any
 
     from ocirt.linux import seccomp
 
@@ -152,13 +139,25 @@ def load_process_file(path: str) -> dict[str, Any]:
     from ocirt import validate
 
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        raw = _read_file(path)
     except OSError as e:
         raise ExecError(f"open {path}: {lower_first(e.strerror)}") from None
     process = validate.parse_json_object(raw, path)
     validate.validate_process(process, path)
     return process
+
+
+def _read_file(path: str) -> bytes:
+    """PATH's bytes with posix, not open(): importing _io costs the shims' exec
+    ~0.2 ms (a directory fails at the read, EISDIR, as open() says it)."""
+    fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := posix.read(fd, 65536):
+            chunks.append(chunk)
+    finally:
+        posix.close(fd)
+    return b"".join(chunks)
 
 
 def effective_process(process: dict[str, Any], config: dict[str, Any]) -> Process:
@@ -395,7 +394,7 @@ def _compile_seccomp(config: dict[str, Any]) -> seccomp.CompiledFilter | None:
         raise ExecError(f"unable to start container process: {e}") from None
 
 
-def _wants_scheduling(proc: Process) -> bool:
+def wants_scheduling(proc: Process) -> bool:
     return bool(proc.exec_cpu_affinity or proc.scheduler or proc.io_priority)
 
 
@@ -403,7 +402,7 @@ def _preload(proc: Process, config: dict[str, Any]) -> None:
     """Import, before the fork, the modules only some processes need (cf. init.preload)."""
     if proc.terminal:
         from ocirt.linux import console  # noqa: F401
-    if _wants_scheduling(proc):
+    if wants_scheduling(proc):
         from ocirt.linux import scheduling  # noqa: F401
     if (config.get("linux") or {}).get("seccomp"):
         from ocirt.linux import seccomp  # noqa: F401
@@ -517,7 +516,8 @@ def _console_ends(
 
 
 def _channel_pair(floor: int, stack: _Cleanups) -> tuple[Channel, Channel]:
-    parent_end, child_end = Channel.pair()
+    # Stage 2 reads no JSON; a Python child gets _json in _fork_python_child.
+    parent_end, child_end = Channel.pair(child_runs_python=False)
     for ch in (parent_end, child_end):
         ch.sock = _high_socket(ch.sock, floor)
         stack.callback(ch.close)
@@ -557,7 +557,7 @@ def _fork_child(
             if stage2_argv is not None:
                 pid = exec_stage2.spawn(stage2_argv, cgroup_fd)
             else:
-                pid = sc.fork_with_flags(0, cgroup_fd)
+                pid = _fork_python_child(plan, cgroup_fd)
         except OSError as e:
             if cgroup_fd < 0:
                 raise
@@ -565,12 +565,23 @@ def _fork_child(
                 "unable to start container process: error adding pid to cgroups:"
                 f" clone into cgroup: {lower_first(e.strerror)}"
             ) from None
-        if pid == 0:
-            _child(plan)  # never returns
     finally:
         if own_pid_ns >= 0:
             sc.setns(own_pid_ns, sc.CLONE_NEWPID)
             posix.close(own_pid_ns)
+    return pid
+
+
+def _fork_python_child(plan: ExecPlan, cgroup_fd: int) -> int:
+    """The Python child (the shapes stage 2 does not take): its steps
+    (ocirt.process.exec_child) and _json (the channel's bodies) are loaded
+    before the fork, as the child cannot import; only then, not on every exec."""
+    from ocirt.process import exec_child
+
+    _fastjson.preload()
+    pid = sc.fork_with_flags(0, cgroup_fd)
+    if pid == 0:
+        exec_child.run(plan)  # never returns
     return pid
 
 
@@ -803,181 +814,6 @@ def _has_exited(pid: int) -> bool:
         )
     except ChildProcessError:
         return True
-
-
-# -- the child: joins the container and becomes the process -----------------------
-def _child(plan: ExecPlan) -> NoReturn:
-    try:
-        # Only the parent may hold its end: its death (before PDEATHSIG below)
-        # then reaches us as EOF at the next message, not a wait for ever.
-        posix.close(plan.parent_channel_fd)
-        for target, fd in enumerate(plan.stdio):
-            if fd >= 0:
-                posix.dup2(fd, target)  # inheritable; the copy goes with close_fds_above
-        seal_imports()  # after setns(mnt) an import would read the container's files
-        plan.channel.forward_debug()  # our stdio is the process's: lines go to the parent
-        if plan.reset_handlers:  # the parent's forwarding handlers are not ours
-            import _signal  # loaded: the parent installed them
-
-            for sig in FORWARDED:
-                _signal.signal(sig, _signal.SIG_DFL)
-        sc.prctl(sc.PR_SET_PDEATHSIG, SIGKILL)  # until execve
-        join_cgroups_by_tasks(
-            plan.cgroup_files, "unable to start container process: error adding pid to cgroups"
-        )
-        plan.channel.expect(Msg.PROCEED)
-        path, env = _setup(plan)
-        debug.log(f"exec: in the container, uid {plan.process.user.uid}; execve {path}")
-        sc.prctl(sc.PR_SET_PDEATHSIG, 0)
-        if plan.seccomp is not None:
-            _load_seccomp(plan)  # as late as possible: the program's profile
-        _execve(path, list(plan.process.args), env)
-    except BaseException as e:  # whatever it is, the parent must hear of it
-        plan.channel.report(e)
-    posix._exit(1)
-
-
-def _load_seccomp(plan: ExecPlan) -> None:
-    """Load the filter; a notify listener goes to the parent, which forwards it.
-
-    Only its number, written (announce_fd): the parent takes the fd itself.
-    We wait until the agent has it (runc too): if it cannot be reached, the
-    parent fails the exec and kills us before the program has run.  Any
-    syscall of ours the profile notifies meanwhile (the wait's recv) waits
-    for the agent, which answers once it has the fd.
-    """
-    from ocirt.linux import seccomp  # preloaded
-
-    if plan.seccomp is None:
-        return
-    listener = seccomp.load_for_handover(plan.seccomp)
-    if listener >= 0:
-        plan.channel.announce_fd(Msg.SECCOMP_LISTENER, listener)
-        plan.channel.expect(Msg.LISTENER_SENT)
-        seccomp.end_handover()
-        try:
-            posix.close(listener)  # close-on-exec anyway; a notified close may be refused
-        except OSError:
-            pass
-
-
-def _setup(plan: ExecPlan) -> tuple[str, dict[str, str]]:
-    proc = plan.process
-    # Host privileges still: raising a hard limit or lowering oom_score_adj
-    # needs CAP_SYS_RESOURCE in the initial user namespace.
-    rlimits.apply(proc.rlimits)
-    user.set_oom_score_adj(proc.oom_score_adj)
-    # In the container's cgroup now (PROCEED): runc applies these to exec'd
-    # processes too.
-    if _wants_scheduling(proc):
-        from ocirt.linux import scheduling  # preloaded
-
-        scheduling.apply_cpu_affinity(proc.exec_cpu_affinity, "final")
-        scheduling.apply_scheduler(proc.scheduler)
-        scheduling.apply_io_priority(proc.io_priority)
-
-    # user first (it grants the rights for the rest), mount last; setns(mnt)
-    # also resets our root and cwd to the container's root.
-    namespaces.join(plan.ns_fds)
-    for fd in plan.ns_fds.values():
-        posix.close(fd)
-    if plan.root_fd >= 0:
-        posix.fchdir(plan.root_fd)
-        posix.chroot(".")
-        posix.close(plan.root_fd)
-    if "user" in plan.ns_fds:
-        posix.setresgid(0, 0, 0)
-        posix.setresuid(0, 0, 0)
-
-    if proc.terminal:
-        _setup_terminal(plan)
-    _prepare_fds(plan)
-    env = user.process_env(proc.env, proc.user.uid)  # reads the container's /etc/passwd
-    caps = proc.capabilities
-    if caps is not None:
-        capabilities.drop_bounding(caps)
-        capabilities.keep_caps_across_setuid(True)
-    entered = enter_cwd_as_root(proc.cwd)
-    if plan.seccomp is not None:
-        from ocirt.linux import seccomp  # preloaded
-    if plan.seccomp is not None and seccomp.must_load_early(proc):
-        _load_seccomp(plan)  # needs CAP_SYS_ADMIN without nnp: before the switch
-        plan.seccomp = None
-    user.switch(proc.user, plan.in_user_ns)
-    user.set_umask(proc.user)
-    if not entered:
-        enter_cwd_as_user(proc.cwd)
-    path = look_path(proc.args[0], env.get("PATH", ""))
-    if caps is not None:
-        capabilities.keep_caps_across_setuid(False)
-        capabilities.apply_sets(caps)
-    if proc.no_new_privileges:
-        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
-    _apply_lsm(proc)
-    reset_signals()
-    return path, env
-
-
-def _setup_terminal(plan: ExecPlan) -> None:
-    """A pty from the container's own devpts; the master goes out, the slave is our tty."""
-    assert plan.console_sock is not None
-    from ocirt.linux import console  # preloaded
-
-    master, slave_path = console.open_pty()
-    try:
-        console.set_size(master, plan.process.console_size)
-        console.send_master(plan.console_sock, master, slave_path)
-    finally:
-        posix.close(master)
-        plan.console_sock.close()
-        plan.console_sock = None
-    console.become_session_leader_on(slave_path, plan.process.user.uid)
-
-
-def _prepare_fds(plan: ExecPlan) -> None:
-    """Only 0-2 and the preserved fds reach the process; of ours only the channel
-    stays open (see close_fds_above: the cwd is entered next)."""
-    first = 3 + plan.preserve_fds
-    keep = plan.channel.fileno()
-    if keep < first:  # cannot happen (moved high), but never leak it
-        raise OcirtError("internal error: the exec channel is below the preserved fds")
-    close_fds_above(first, (keep,))
-    for fd in range(3, first):
-        try:
-            posix.set_inheritable(fd, True)
-        except OSError:
-            pass
-
-
-def _apply_lsm(proc: Process) -> None:
-    """AppArmor profile / SELinux label for the next execve, as runc writes them."""
-    if proc.apparmor_profile:
-        _write_attr(
-            "/proc/self/attr/exec",
-            f"exec {proc.apparmor_profile}",
-            "apparmor failed to apply profile",
-        )
-    if proc.selinux_label:
-        _write_attr("/proc/self/attr/exec", proc.selinux_label, "failed to set SELinux label")
-
-
-def _write_attr(path: str, value: str, what: str) -> None:
-    try:
-        # Checked: the container may have mounted over its /proc (CVE-2025-52881).
-        fd = open_checked(path, posix.O_WRONLY)
-        try:
-            posix.write(fd, value.encode())
-        finally:
-            posix.close(fd)
-    except OSError as e:
-        raise OSError(e.errno, f"{what}: write {path}: {lower_first(e.strerror)}") from None
-
-
-def _execve(path: str, argv: list[str], env: dict[str, str]) -> NoReturn:
-    try:
-        posix.execve(path, argv, env)
-    except OSError as e:
-        raise OSError(e.errno, f'exec: "{argv[0]}": {lower_first(e.strerror)}') from None
 
 
 __all__ = [

@@ -6,7 +6,7 @@ and its Python: ~2 ms of CPU on every exec probe.  For the common shapes the
 runtime instead spawns stage 2 (ocirt/_shim/stage2.c, the static program
 the container's init ends in) with vfork+execve (``posix_spawn``), from a
 sealed execute-only memfd, and sends it the whole plan, computed here, as
-PROCEED's body; stage 2 performs ``exec._child``/``_setup``'s steps in C, in
+PROCEED's body; stage 2 performs ``exec_child.run``/``_setup``'s steps in C, in
 their order and with their checks and error texts, then execve()s the
 process.  The child is never the host's ocirt binary once in the container's
 namespaces (its /proc/self/exe is the sealed copy: CVE-2019-5736).
