@@ -16,8 +16,8 @@ words; none prints or exits.  Warnings (a failed poststart hook, kernel
 memory settings) are returned where a method has a result to give
 (``start``, ``delete``) and else go to ``ocirt.debug.warn``.
 
-The short commands (state, start, kill, delete, list) import only this
-module, ``ocirt.state``, ``ocirt.record``, ``ocirt.errors``,
+The short commands (start, kill, delete, list; `state` not even this one:
+``ocirt.state.container_state``) import only this module, ``ocirt.state``, ``ocirt.record``, ``ocirt.errors``,
 ``ocirt._fastjson`` and C modules (``posix``, not ``os``: see
 ``ocirt.record``); ``ocirt.cgroups`` is imported when a cgroup must be
 changed or its driver is not one ``ocirt.record`` reads.  ``create``, ``run``,
@@ -30,12 +30,13 @@ import sys
 
 from ocirt import _fastjson
 from ocirt.errors import ContainerNotExist, ContainerNotRunning, OcirtError, lower_first
-from ocirt.record import cgroup_frozen, cgroup_leaves, remove_empty_cgroup
+from ocirt.record import cgroup_leaves, remove_empty_cgroup
 from ocirt.state import (
     START_SOCKET,
     StateDir,
     derive_status,
     init_is_alive,
+    is_frozen,
     list_ids,
     public_state,
 )
@@ -168,7 +169,7 @@ class Container:
 
     @property
     def status(self) -> str:
-        return derive_status(self.record, paused=_is_frozen(self.record))
+        return derive_status(self.record, paused=is_frozen(self.record))
 
     def state(self) -> "dict[str, Any]":
         """runc state's object: ociVersion, id, status, pid, bundle, rootfs,
@@ -372,7 +373,7 @@ class Container:
             signal_members(self.processes, sig)
         else:
             self._signal_init(sig)
-        if sig == SIGKILL and _is_frozen(self.record) and self._dir.lock():
+        if sig == SIGKILL and is_frozen(self.record) and self._dir.lock():
             # A frozen task dies only once thawed.  Under the lock, which
             # `pause` holds while it freezes (it would find its cgroup thawed
             # under it), and only if no `delete` has meanwhile removed the
@@ -644,13 +645,3 @@ def signal_members(members: "Callable[[], Iterable[int]]", sig: int) -> None:
     finally:
         for pidfd in pidfds.values():
             posix.close(pidfd)
-
-
-def _is_frozen(record: "dict[str, Any]") -> bool:
-    """ocirt.cgroups.is_frozen, read without importing ocirt.cgroups when possible."""
-    frozen = cgroup_frozen(record)
-    if frozen is None:  # a driver whose files ocirt.record does not know
-        from ocirt.cgroups import is_frozen
-
-        frozen = is_frozen(record)
-    return frozen

@@ -236,11 +236,9 @@ def _state(ctx: Context, args: list[str]) -> int | None:
     if len(args) != 1 or _is_flag(args[0]):
         return None
     from ocirt import _fastjson
-    from ocirt.container import Container
+    from ocirt.state import container_state  # Container.load(...).state(), without Container
 
-    with Container.load(ctx.root, args[0], lock=False) as c:
-        state = c.state()
-    return _write_stdout(_fastjson.dumps(state, indent=2) + "\n")
+    return _write_stdout(_fastjson.dumps(container_state(ctx.root, args[0]), indent=2) + "\n")
 
 
 def _write_stdout(text: str) -> int:
