@@ -163,8 +163,9 @@ def test_state_json_has_runcs_keys(rt, tmp_root: Path, bundle) -> None:
 
 def test_state_is_the_containers_without_loading_it(ocirt_bin: str, tmp_root: Path, bundle) -> None:
     """`state` reads the record through ocirt.state.container_state, without
-    importing ocirt.container (its load was ~0.3 ms of each state's CPU), and
-    prints what Container.load(...).state() says, in each status."""
+    importing ocirt.container (its load was ~0.3 ms of each state's CPU) or
+    ocirt.errors (~0.13 ms), and prints what Container.load(...).state() says,
+    in each status."""
     from conftest import run_isolated
 
     from ocirt.container import Container
@@ -175,10 +176,10 @@ def test_state_is_the_containers_without_loading_it(ocirt_bin: str, tmp_root: Pa
         f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
         "from ocirt import fastcli\n"
         f"status = fastcli.run(['--root', {str(tmp_root)!r}, 'state', 's1'])\n"
-        "print(status, 'ocirt.container' in sys.modules, file=sys.stderr)\n"
+        "print(status, {'ocirt.container', 'ocirt.errors'} & set(sys.modules), file=sys.stderr)\n"
     )
     out = run_isolated(code)
-    assert out.stderr.strip() == "0 False", out.stderr
+    assert out.stderr.strip() == "0 set()", out.stderr
     seen = []
     try:
         for step in ((), ("start", "s1"), ("pause", "s1"), ("resume", "s1"), ("kill", "s1", "9")):
