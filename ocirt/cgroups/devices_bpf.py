@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import _struct as struct  # not struct.py: not in the code bundle, it finishes the start
 import errno
-import os
+import posix  # not os (~1.2 ms of imports)
 
 from ocirt.cgroups import CgroupError
 from ocirt.cgroups.devrules import Emulator, Rule, rules_from_spec  # noqa: F401 (re-exported)
@@ -114,7 +114,7 @@ def _bpf(cmd: int, attr: bytes, name: str, keep: tuple = ()) -> tuple[int, bytes
     result = lib.ocirt_bpf(cmd, buf, len(attr))
     if result < 0:
         err = ffi.errno
-        raise OSError(err, f"bpf({name}): {os.strerror(err)}")
+        raise OSError(err, f"bpf({name}): {posix.strerror(err)}")
     del keep  # the buffers ATTR points into lived until here
     return result, bytes(ffi.buffer(buf))
 
@@ -177,7 +177,7 @@ def install(cgroup_dir: str, emu: Emulator) -> None:
     The new program is attached (BPF_F_ALLOW_MULTI) before the old ones are
     detached, so the cgroup is never without a filter (runc's fallback path).
     """
-    dirfd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    dirfd = posix.open(cgroup_dir, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
     try:
         old = attached_programs(dirfd)
         prog_fd = load_program(program(emu))
@@ -191,11 +191,11 @@ def install(cgroup_dir: str, emu: Emulator) -> None:
                     e.errno or 0,
                 ) from None
         finally:
-            os.close(prog_fd)  # the attachment holds its own reference
+            posix.close(prog_fd)  # the attachment holds its own reference
         for prog_id in old:
             _detach(dirfd, prog_id)
     finally:
-        os.close(dirfd)
+        posix.close(dirfd)
 
 
 def _detach(dirfd: int, prog_id: int) -> None:
@@ -209,4 +209,4 @@ def _detach(dirfd: int, prog_id: int) -> None:
         attr = struct.pack("<IIIII", dirfd, fd, BPF_CGROUP_DEVICE, 0, 0)
         _bpf(BPF_PROG_DETACH, attr, "BPF_PROG_DETACH")
     finally:
-        os.close(fd)
+        posix.close(fd)
