@@ -184,8 +184,20 @@ def personality(persona: int) -> int:
     return _check(lib.ocirt_personality(persona), "personality", hex(persona))
 
 
+# openat2 says EAGAIN when a rename or a mount anywhere on the host ran while it
+# resolved a ".." under RESOLVE_IN_ROOT or RESOLVE_BENEATH (a busy node renames
+# all the time: ~3% of such look-ups failed beside one renaming loop); the
+# look-up is then simply made again.
+OPENAT2_ATTEMPTS = 128
+
+
 def openat2(dirfd: int, path: str, flags: int, mode: int = 0, resolve: int = 0) -> int:
-    return _check(lib.ocirt_openat2(dirfd, _c(path), flags, mode, resolve), "openat2", path)
+    c_path = _c(path)
+    for _ in range(OPENAT2_ATTEMPTS):
+        result = lib.ocirt_openat2(dirfd, c_path, flags, mode, resolve)
+        if result >= 0 or ffi.errno != _errno.EAGAIN:
+            break
+    return _check(result, "openat2", path)
 
 
 def open_tree(dirfd: int, path: str, flags: int) -> int:
