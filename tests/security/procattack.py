@@ -247,12 +247,17 @@ def attacker(
         victim.delete()
 
 
-def strace_delaying(syscalls: str, seconds: float, path: str = "") -> list[str]:
+def strace_delaying(
+    syscalls: str, seconds: float, path: str = "", detach_on_exec: bool = True
+) -> list[str]:
     """A prefix that runs a command under strace, every call of SYSCALLS held
     at its entry for SECONDS (only those naming PATH, if given): the runtime's
     process stays in the state it execs from, for the attacker to probe.
     (Its tracer is strace, so a ptrace attach fails anyway while it waits:
-    /proc/PID/mem, which needs the same access, is the attacker's test then.)"""
+    /proc/PID/mem, which needs the same access, is the attacker's test then.)
+    DETACH_ON_EXEC=False keeps following a process past its first execve: a
+    runtime whose child execs a helper first (ocirt's exec: stage 2, runc's:
+    runc init) before the program named PATH, which must be held too."""
     strace = shutil.which("strace")
     if strace is None:
         pytest.skip("strace is not installed (it holds the runtime before its execve)")
@@ -262,7 +267,8 @@ def strace_delaying(syscalls: str, seconds: float, path: str = "") -> list[str]:
         argv += ["-P", path]
     # --detach-on=execve: a created container's init outlives the command;
     # strace lets it go once it has exec'd (or it would wait for it).
-    return [*argv, "--detach-on=execve", "-e", f"inject={syscalls}:delay_enter={micros}"]
+    detach = ["--detach-on=execve"] if detach_on_exec else []
+    return [*argv, *detach, "-e", f"inject={syscalls}:delay_enter={micros}"]
 
 
 def victim_in_pid_ns_of(

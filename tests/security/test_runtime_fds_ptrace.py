@@ -98,7 +98,9 @@ def test_exec_child_before_execve_is_out_of_reach(
     """`exec`'s process in the container, held at the execve of the program."""
     argv = runtime_argv(runtime, ocirt_bin)
     with attacker(argv, tmp_root, bundle, procattack_bin) as a:
-        held = strace_delaying("execve,execveat", HOLD, path=PROBE_TARGET)
+        # Followed past stage 2's own execve (ocirt) or runc init's, up to the
+        # program's: a process that exits, so strace ends with it.
+        held = strace_delaying("execve,execveat", HOLD, path=PROBE_TARGET, detach_on_exec=False)
         execd = call([*held, *argv, "--root", str(tmp_root), "exec", a.id, PROBE_TARGET, "noop"])
         findings = a.finish()
     assert execd.returncode == 0, execd.stderr
