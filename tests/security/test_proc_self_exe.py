@@ -140,7 +140,8 @@ def test_exec_child_exe_is_out_of_reach(runtime, ocirt_bin, tmp_root, bundle, pr
     """exec's process runs the runtime's image until its execve: held there."""
     argv = runtime_argv(runtime, ocirt_bin)
     with attacker(argv, tmp_root, bundle, procattack_bin) as a:
-        held = strace_delaying("execve,execveat", HOLD, path=PROBE_TARGET)
+        # Followed past stage 2's or runc init's own execve, up to the program's.
+        held = strace_delaying("execve,execveat", HOLD, path=PROBE_TARGET, detach_on_exec=False)
         execd = call([*held, *argv, "--root", str(tmp_root), "exec", a.id, PROBE_TARGET, "noop"])
         findings = a.finish()
     assert execd.returncode == 0, execd.stderr
