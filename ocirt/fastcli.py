@@ -236,7 +236,7 @@ def _state(ctx: Context, args: list[str]) -> int | None:
     if len(args) != 1 or _is_flag(args[0]):
         return None
     from ocirt import _fastjson
-    from ocirt.state import container_state  # Container.load(...).state(), without Container
+    from ocirt.record import container_state  # Container.load(...).state(), without either
 
     return _write_stdout(_fastjson.dumps(container_state(ctx.root, args[0]), indent=2) + "\n")
 

@@ -36,15 +36,25 @@ from ocirt.record import (  # re-exported: the library's names for them
     OCI_VERSION,
     STAGE2_MEMFD_NAME,
     START_SOCKET,
+    STATE_COPY,
     STATE_FILE,
-    cgroup_frozen,
+    _exists,
+    _file_key,
+    _is_ours,
+    _not_exist,
+    _read_all,
+    _read_copy,
     check_id,
+    container_state,
     derive_status,
     init_is_alive,
     init_is_waiting,
+    is_frozen,
+    join,
     process_start_time,
     process_state_letter,
     public_state,
+    read_record,
 )
 
 # No `os` and no `from __future__` here (see ocirt.record): posix calls, and
@@ -73,8 +83,6 @@ __all__ = [  # ocirt.record's names too, for the library
     "rfc3339_now",
 ]
 
-# state.json's copy in marshal's format, which the short commands read (StateDir.read).
-STATE_COPY = "state.marshal"
 # create's first record, written before it makes anything outside the state
 # directory (StateDir.stage_intent): what `delete --force` undoes when create
 # was killed before state.json was committed (StateDir.open_uncommitted).
@@ -82,28 +90,6 @@ CREATE_INTENT = "create.json"
 
 _DIR_FLAGS = posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC
 _S_IFMT, _S_IFREG = 0o170000, 0o100000
-
-
-def join(directory: str, name: str) -> str:
-    """os.path.join(DIRECTORY, NAME) for a NAME without slashes."""
-    if not directory or directory.endswith("/"):
-        return directory + name
-    return directory + "/" + name
-
-
-def _exists(path: str, dir_fd: int | None = None) -> bool:
-    try:
-        posix.stat(path, dir_fd=dir_fd)
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := posix.read(fd, 65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def rfc3339_now() -> str:
@@ -307,98 +293,14 @@ class StateDir:
             posix.close(fd)
 
     def read(self) -> "dict[str, Any]":
-        record = self._read_copy()
-        if record is None:
-            record = self._read_json()
-        if not _is_ours(record, self.id):
-            # Another runtime's state (runc writes state.json too, and a manager
-            # may point both at one --root): not an ocirt container.  Taking it
-            # for one would make `delete -f` remove its directory and leave its
-            # processes and cgroups behind, out of that runtime's reach.
+        record = read_record(self.path, self.id)
+        if record is None:  # none, or another runtime's (see read_record)
             raise _not_exist(self.id)
         return record
 
-    def _read_json(self) -> "dict[str, Any]":
-        try:
-            fd = posix.open(self.file(STATE_FILE), posix.O_RDONLY | posix.O_CLOEXEC)
-        except FileNotFoundError:
-            raise _not_exist(self.id) from None
-        try:
-            return _fastjson.loads(_read_all(fd))  # type: ignore[return-value]
-        finally:
-            posix.close(fd)
-
     def _read_copy(self) -> "dict[str, Any] | None":
-        """state.json's marshal copy if it was made from the state.json there now.
-
-        The short commands read this: ``marshal`` is built in, while parsing
-        JSON loads ``_json``, a shared library (~0.3 ms).  Anything else -- no
-        copy, one of an older state.json (something rewrote it), a damaged
-        one -- and the caller reads state.json itself.
-        """
-        try:
-            current = posix.stat(self.file(STATE_FILE))
-            fd = posix.open(self.file(STATE_COPY), posix.O_RDONLY | posix.O_CLOEXEC)
-        except OSError:
-            return None
-        try:
-            data = _read_all(fd)
-        finally:
-            posix.close(fd)
-        try:
-            key, record = marshal.loads(data)
-        except (ValueError, EOFError, TypeError):
-            return None
-        return record if key == _file_key(current) else None
-
-
-def container_state(root: str, container_id: str) -> "dict[str, Any]":
-    """runc state's object for the container ID under ROOT, read without its
-    lock (``ContainerNotExist`` if there is none): what
-    ``Container.load(root, id, lock=False).state()`` returns.  `state` calls
-    this rather than load a Container: ``ocirt.container`` is ~40 kB of code,
-    and its load and module body were ~0.3 ms of each `state`'s CPU."""
-    state_dir = StateDir(root, container_id)
-    state_dir.open(lock=False)
-    try:
-        record = state_dir.read()
-    finally:
-        state_dir.close()
-    return public_state(record, derive_status(record, paused=is_frozen(record)))
-
-
-def is_frozen(record: "dict[str, Any]") -> bool:
-    """ocirt.cgroups.is_frozen, read without importing ocirt.cgroups when possible."""
-    frozen = cgroup_frozen(record)
-    if frozen is None:  # a driver whose files ocirt.record does not know
-        from ocirt.cgroups import is_frozen as cgroups_is_frozen
-
-        frozen = cgroups_is_frozen(record)
-    return frozen
-
-
-def _not_exist(container_id: str) -> Exception:
-    """ContainerNotExist(ID), with ocirt.errors imported only for it: `state`
-    imports nothing else of it, and its module body (nine exception classes,
-    ~10 us each to make) was ~0.13 ms of each `state`'s CPU."""
-    from ocirt.errors import ContainerNotExist
-
-    return ContainerNotExist(container_id)
-
-
-def _file_key(st: "posix.stat_result") -> "tuple[int, int, int]":
-    """Which state.json this is: a rewrite is a new inode (rename), an edit changes the rest."""
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-def _is_ours(record: object, container_id: str) -> bool:
-    """A record ocirt wrote: its id, and the init's pid and start time."""
-    return (
-        isinstance(record, dict)
-        and record.get("id") == container_id
-        and "pid" in record
-        and "init_start_time" in record
-    )
+        """state.json's marshal copy, if it was made from the state.json there now."""
+        return _read_copy(self.path)
 
 
 def list_ids(root: str) -> list[str]:
