@@ -17,8 +17,9 @@ memory settings) are returned where a method has a result to give
 (``start``, ``delete``) and else go to ``ocirt.debug.warn``.
 
 The short commands (start, kill, delete, list; `state` not even this one:
-``ocirt.state.container_state``) import only this module, ``ocirt.state``, ``ocirt.record``, ``ocirt.errors``,
-``ocirt._fastjson`` and C modules (``posix``, not ``os``: see
+``ocirt.record.container_state``) import only this module, ``ocirt.state``,
+``ocirt.record``, ``ocirt.errors``, ``ocirt._fastjson`` and C modules
+(``posix``, not ``os``: see
 ``ocirt.record``); ``ocirt.cgroups`` is imported when a cgroup must be
 changed or its driver is not one ``ocirt.record`` reads.  ``create``, ``run``,
 ``exec``, ``update`` and ``events`` pull in the rest (validation, the init,

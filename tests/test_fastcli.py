@@ -682,6 +682,11 @@ def _managers_shape(config: dict) -> None:
     for key in ("seccomp", "sysctl", "maskedPaths", "readonlyPaths"):
         linux[key] = docker["linux"][key]
     linux["resources"] = {"devices": docker["linux"]["resources"]["devices"]}
+    # A profile the seccomp cache has not seen: create compiles it and writes
+    # an entry, and that miss must not import os either (CI's fresh checkout
+    # missed where a used machine hit, and only CI saw os imported).
+    unique = {"names": ["kexec_load"], "action": "SCMP_ACT_ERRNO"}
+    linux["seccomp"]["syscalls"].append({**unique, "errnoRet": 1 + time.time_ns() % 4000})
     config["hooks"] = {"createRuntime": [{"path": "/bin/true", "args": ["true"]}]}
     linux["cgroupsPath"] = f"/ocirt-test-noos-{posix.getpid()}-managers"
 

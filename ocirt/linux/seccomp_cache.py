@@ -126,29 +126,30 @@ def _decode(data: bytes) -> seccomp.CompiledFilter | None:
 
 
 def _write(path: str, compiled: seccomp.CompiledFilter) -> None:
-    """Store COMPILED at PATH (whole, then renamed into place); errors are ignored."""
-    import os  # makedirs: only when a program was compiled (not on the way of a hit)
+    """Store COMPILED at PATH (whole, then renamed into place); errors are ignored.
+    posix, not os, here too: a miss must not cost create the import of os."""
+    from ocirt.linux import pathnames
 
     # A random part: two runtimes in different pid namespaces share pids.
-    tmp = f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    tmp = f"{path}.{posix.getpid()}.{posix.urandom(4).hex()}.tmp"
     try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(tmp, flags, 0o600)
+        pathnames.makedirs(pathnames.dirname(path), 0o700)
+        flags = posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC
+        fd = posix.open(tmp, flags, 0o600)
     except OSError:
         return
     try:
         data = FORMAT + _HEADER.pack(compiled.flags) + compiled.program
         try:
-            if os.write(fd, data) != len(data):
+            if posix.write(fd, data) != len(data):
                 raise OSError("short write")
         finally:
-            os.close(fd)
-        os.rename(tmp, path)
-        _evict_oldest(os.path.dirname(path), MAX_ENTRIES)
+            posix.close(fd)
+        posix.rename(tmp, path)
+        _evict_oldest(pathnames.dirname(path), MAX_ENTRIES)
     except OSError:
         try:
-            os.unlink(tmp)  # ours: made above with O_EXCL
+            posix.unlink(tmp)  # ours: made above with O_EXCL
         except OSError:
             pass
 
@@ -156,21 +157,17 @@ def _write(path: str, compiled: seccomp.CompiledFilter) -> None:
 def _evict_oldest(directory: str, keep: int) -> None:
     """Remove all but the KEEP most recently written entries of DIRECTORY
     (a cache miss's cost: the hit's path does not list the directory)."""
-    import os
-
     entries = []
-    for name in os.listdir(directory):
+    for name in posix.listdir(directory):
         if len(name) != 64 or name.endswith(".tmp"):  # a writer's temporary file, not an entry
             continue
         try:
-            entries.append(
-                (os.stat(f"{directory}/{name}", follow_symlinks=False).st_mtime_ns, name)
-            )
+            entries.append((posix.lstat(f"{directory}/{name}").st_mtime_ns, name))
         except OSError:
             continue  # removed meanwhile by another runtime
     entries.sort(reverse=True)
     for _, name in entries[keep:]:
         try:
-            os.unlink(f"{directory}/{name}")
+            posix.unlink(f"{directory}/{name}")
         except OSError:
             pass
