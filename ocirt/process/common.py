@@ -7,6 +7,7 @@ import posix  # not os (~1.5 ms of imports that exec, a probe, does without)
 import sys
 
 from ocirt.errors import OcirtError, lower_first
+from ocirt.linux import pathnames
 
 
 def high_fd(fd: int, floor: int) -> int:
@@ -39,34 +40,14 @@ def join_cgroups_by_tasks(files: tuple[tuple[int, str], ...], what: str) -> None
 def pid_file_temp(path: str) -> str:
     """The temporary name write_pid_file(PATH) writes first (create records it:
     a create killed before the rename leaves it for `delete --force`)."""
-    path = absolute_path(path)
+    path = pathnames.abspath(path)
     head, name = path[: path.rfind("/") + 1], path[path.rfind("/") + 1 :]
     return f"{head}.{name}.{posix.getpid()}"
 
 
-def absolute_path(path: str) -> str:
-    """os.path.abspath(PATH), without os."""
-    if not path.startswith("/"):
-        path = f"{posix.getcwd()}/{path}"
-    parts: list[str] = []
-    for part in path.split("/"):
-        if part == "..":
-            if parts:
-                parts.pop()
-        elif part and part != ".":
-            parts.append(part)
-    root = "//" if path.startswith("//") and not path.startswith("///") else "/"  # as POSIX
-    return root + "/".join(parts)
-
-
-def join_path(directory: str, name: str) -> str:
-    """os.path.join(DIRECTORY, NAME) for a relative NAME, without os."""
-    return f"{directory}{name}" if directory.endswith("/") else f"{directory}/{name}"
-
-
 def write_pid_file(path: str, pid: int) -> None:
     """Digits only, no newline, replaced atomically (conmon reads it once)."""
-    path = absolute_path(path)
+    path = pathnames.abspath(path)
     tmp = pid_file_temp(path)
     fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, 0o644)
     try:
@@ -189,7 +170,7 @@ def look_path(arg0: str, path_env: str) -> str:
         err = _exec_error(arg0)
         raise OSError(err.errno, f'exec: "{arg0}": {err.strerror}')
     for directory in path_env.split(":") if path_env else ():
-        candidate = join_path(directory or ".", arg0)
+        candidate = pathnames.join(directory or ".", arg0)
         if _is_executable(candidate):
             return candidate
     raise OSError(2, f'exec: "{arg0}": executable file not found in $PATH')
