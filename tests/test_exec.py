@@ -127,10 +127,18 @@ def pair(
         probe_bin,
         {"args": ["sleep", "1000"], "noNewPrivileges": False},
     )
+    yield from running_side_by_side(ocirt_bin, runc_bin, base, bundle, "x")
+
+
+def running_side_by_side(
+    ocirt_bin: str, runc_bin: str, base: Path, bundle: Path, tag: str
+) -> Iterator[tuple[Runtime, Runtime]]:
+    """BUNDLE run detached under ocirt and runc (ids "o<TAG>-..." and "r<TAG>-...",
+    roots under BASE); both deleted and BASE removed afterwards."""
     suffix = uuid.uuid4().hex[:8]
     runtimes = (
-        Runtime("ocirt", ocirt_bin, base / "ocirt-root", f"ox-{suffix}"),
-        Runtime("runc", runc_bin, base / "runc-root", f"rx-{suffix}"),
+        Runtime("ocirt", ocirt_bin, base / "ocirt-root", f"o{tag}-{suffix}"),
+        Runtime("runc", runc_bin, base / "runc-root", f"r{tag}-{suffix}"),
     )
     try:
         for rt in runtimes:

@@ -181,21 +181,7 @@ def seccomp_pair(
     config = json.loads((bundle / "config.json").read_text())
     config["linux"]["seccomp"] = PROFILE
     (bundle / "config.json").write_text(json.dumps(config))
-    suffix = uuid.uuid4().hex[:8]
-    runtimes = (
-        Runtime("ocirt", ocirt_bin, base / "ocirt-root", f"oxs-{suffix}"),
-        Runtime("runc", runc_bin, base / "runc-root", f"rxs-{suffix}"),
-    )
-    try:
-        for rt in runtimes:
-            rt.root.mkdir()
-            code, err = rt.run_leaving_a_process("run", "-d", "-b", str(bundle), rt.container)
-            assert code == 0, f"{rt.name} run -d: {err}"
-        yield runtimes
-    finally:
-        for rt in runtimes:
-            rt.run("delete", "-f", rt.container)
-        shutil.rmtree(base, ignore_errors=True)
+    yield from test_exec.running_side_by_side(ocirt_bin, runc_bin, base, bundle, "xs")
 
 
 @pytest.mark.parametrize("flags", [(), ("--no-new-privs",), ("-u", "1000")])
