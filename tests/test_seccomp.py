@@ -774,10 +774,21 @@ def test_notify_runtime_syscall_run(
     assert state["state"]["status"] == ("created" if nnp else "creating")
     assert seccomp.syscall_number(name) in [n["nr"] for n in notes]  # the probe's call
 
-    runc_agent = agents("runc-agent")
-    theirs = _run_notifying(runc_bin, tmp_root, bundle, probe_bin, runc_agent, name, nnp, "r")
-    print(f"runc 1.1.5, run, {name} notified, nnp={nnp}: {_outcome(theirs)}")
-    assert theirs is not None and theirs.stdout == ours.stdout, _outcome(theirs)
+    # runc 1.1.5 now and then fails its own execve with ENOSYS when execve is
+    # notified without noNewPrivileges ("exec /probe: function not implemented":
+    # once in CI at 06:30 under load, never in 6 runs alone): up to three tries,
+    # each with its own agent; runc must answer as ocirt does in one of them.
+    outcomes = []
+    for attempt in range(3):
+        runc_agent = agents(f"runc-agent-{attempt}")
+        theirs = _run_notifying(
+            runc_bin, tmp_root, bundle, probe_bin, runc_agent, name, nnp, f"r{attempt}"
+        )
+        outcomes.append(_outcome(theirs))
+        if theirs is not None and theirs.stdout == ours.stdout:
+            break
+    print(f"runc 1.1.5, run, {name} notified, nnp={nnp}: {outcomes}")
+    assert theirs is not None and theirs.stdout == ours.stdout, outcomes
 
 
 def _exec_notifying(runtime: str, root: Path, bundle, probe: Path, agents, name: str,
